@@ -1,0 +1,1 @@
+"""Thin Typer commands: options -> config -> one library call -> print where results went."""

@@ -1,0 +1,131 @@
+"""``interp train``, ``interp report`` and ``interp demo``: thin wrappers over library calls."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cli.app import app
+from cli.progress import console, step_bar
+from interp.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
+from interp.errors import ConfigError
+
+
+def default_out(kind: str) -> Path:
+    return Path("runs") / f"{kind}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
+
+
+def parse_options(pairs: list[str] | None) -> dict[str, Any]:
+    """``["length=8", "p=0.5"]`` -> ``{"length": 8, "p": 0.5}`` (JSON values, else strings)."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ConfigError(f"option {pair!r} is not of the form key=value")
+        key, value = pair.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+@app.command()
+def train(
+    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/train-<time>).")] = None,
+    corpus: Annotated[str, typer.Option(help="builtin, builtin:code, builtin:prose, a path, or hf:NAME.")] = "builtin",
+    task: Annotated[str | None, typer.Option(help="Train on a registered synthetic task instead of text.")] = None,
+    task_option: Annotated[list[str] | None, typer.Option("--task-option", "-o", help="Task option key=value.")] = None,
+    layers: Annotated[int, typer.Option(help="Transformer blocks.")] = 2,
+    d_model: Annotated[int, typer.Option(help="Residual width.")] = 64,
+    heads: Annotated[int, typer.Option(help="Attention heads.")] = 4,
+    d_mlp: Annotated[int, typer.Option(help="MLP width (0 = attention-only).")] = 256,
+    ctx: Annotated[int, typer.Option(help="Context length (block length for text).")] = 64,
+    pe: Annotated[str, typer.Option(help="Positional encoding: absolute, sinusoidal, rope, alibi, none.")] = "rope",
+    norm: Annotated[str, typer.Option(help="layernorm, rmsnorm or none.")] = "layernorm",
+    act: Annotated[str, typer.Option(help="gelu, gelu_new, relu or silu.")] = "gelu",
+    tied: Annotated[bool, typer.Option(help="Tie embedding and unembedding.")] = False,
+    tokenizer: Annotated[str, typer.Option(help="byte or bpe (text only).")] = "bpe",
+    bpe_vocab: Annotated[int, typer.Option(help="BPE vocabulary size.")] = 1024,
+    max_chars: Annotated[int, typer.Option(help="Cap on corpus characters.")] = 1_000_000,
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 500,
+    batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 16,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-3,
+    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 0.1,
+    warmup: Annotated[int, typer.Option(help="Warmup steps.")] = 50,
+    eval_every: Annotated[int, typer.Option(help="Evaluate every N steps.")] = 100,
+    checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 100,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run in --out.")] = False,
+    report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
+) -> None:
+    """Train a hooked transformer on text or a synthetic task; writes a run directory."""
+    from interp.report import build_report
+    from interp.train.job import TrainJob, run_training
+
+    if resume and out is None:
+        raise ConfigError("--resume needs --out RUN_DIR")
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite contradict each other")
+    out = out or default_out("train")
+    data = DataConfig(
+        source="task" if task else "corpus", corpus=corpus, task=task, task_options=parse_options(task_option),
+        tokenizer=tokenizer, bpe_vocab_size=bpe_vocab, max_chars=max_chars,
+    )
+    model = ModelConfig(
+        n_layers=layers, d_model=d_model, n_heads=heads, d_mlp=d_mlp, n_ctx=ctx, positional=pe,
+        normalization=norm, act_fn=act, tied_embeddings=tied,
+    )
+    train_cfg = TrainConfig(
+        steps=steps, batch_size=batch_size, eval_every=eval_every, checkpoint_every=checkpoint_every,
+        seed=seed, device=device, optim=OptimConfig(lr=lr, weight_decay=weight_decay, warmup_steps=min(warmup, steps)),
+    )
+    with step_bar("training") as (on_start, on_step):
+        run = run_training(out, TrainJob(model, train_cfg, data), resume=resume, overwrite=overwrite,
+                           on_start=on_start, on_step=on_step)
+    _summarise(run)
+    if report:
+        console.print(f"report: {build_report(run.path)}")
+
+
+def _summarise(run: Any) -> None:
+    rows = run.metrics()
+    val = [r for r in rows if r.get("split") == "val"]
+    if val:
+        last = val[-1]
+        acc = f", accuracy {last['accuracy']:.3f}" if "accuracy" in last else ""
+        console.print(f"step {last['step']}: validation loss {last['loss']:.4f}{acc}")
+    console.print(f"run: {run.path}")
+
+
+@app.command()
+def report(
+    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    out: Annotated[Path | None, typer.Option(help="Output HTML (default RUN/report.html).")] = None,
+) -> None:
+    """(Re)build the interactive HTML report of a run from its saved results."""
+    from interp.report import build_report
+
+    console.print(f"report: {build_report(run, out)}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path | None, typer.Option(help="Run directory (default: the shared cache).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Override the training steps (a different cache entry).")] = None,
+) -> None:
+    """Train (or reuse from the cache) the embedded-default model on the built-in corpus; write its report."""
+    from interp.demo import ensure_demo_model
+    from interp.report import build_report
+
+    with step_bar("demo model") as (on_start, on_step):
+        run, reused = ensure_demo_model(steps=steps, out=out, on_start=on_start, on_step=on_step)
+    if reused:
+        console.print(f"reusing the cached default model in {run.path}")
+    _summarise(run)
+    console.print(f"report: {build_report(run.path)}")

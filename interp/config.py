@@ -1,0 +1,182 @@
+"""Inert, frozen configuration dataclasses: validation only, no side effects.
+
+Every config round-trips through ``to_dict`` / ``from_dict`` (and so through ``config.json``).
+Unknown keys in ``from_dict`` are an error, so a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from interp.errors import ConfigError
+
+T = TypeVar("T", bound="_Config")
+
+ACTIVATIONS = ("gelu", "gelu_new", "relu", "silu")
+NORMALIZATIONS = ("layernorm", "rmsnorm", "none")
+INPUT_KINDS = ("tokens", "vector")
+
+
+class _Config:
+    def to_dict(self) -> dict[str, Any]:
+        out = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            out[f.name] = dict(value) if isinstance(value, Mapping) else value
+        return out
+
+    @classmethod
+    def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{cls.__name__} must be a JSON object, got {type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}")
+        try:
+            return cls(**dict(data))
+        except TypeError as e:
+            raise ConfigError(f"{cls.__name__}: {e}") from e
+
+    def replace(self: T, **changes: Any) -> T:
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Config):
+    """Shape and options of a model of the hooked transformer family."""
+
+    n_layers: int = 2
+    d_model: int = 64
+    n_heads: int = 4
+    d_head: int | None = None  # default d_model // n_heads
+    d_mlp: int = 256  # 0 = attention-only
+    n_ctx: int = 128
+    d_vocab: int = 258  # output size (vocabulary, or regression outputs)
+    act_fn: str = "gelu"
+    normalization: str = "layernorm"
+    positional: str = "rope"
+    positional_options: Mapping[str, Any] = field(default_factory=dict)
+    tied_embeddings: bool = False
+    input_kind: Literal["tokens", "vector"] = "tokens"
+    d_input: int = 1  # feature size when input_kind == "vector"
+    eps: float = 1e-5
+    init_range: float = 0.02
+    use_bias: bool = True  # biases in attention, MLP and unembedding
+
+    def __post_init__(self) -> None:
+        for name in ("n_layers", "d_model", "n_heads", "n_ctx", "d_vocab", "d_input"):
+            value = getattr(self, name)
+            _check(_is_int(value) and value >= 1, f"{name} must be a positive integer, got {value!r}")
+        _check(_is_int(self.d_mlp) and self.d_mlp >= 0, f"d_mlp must be >= 0, got {self.d_mlp!r}")
+        if self.d_head is None:
+            _check(
+                self.d_model % self.n_heads == 0,
+                f"d_model ({self.d_model}) is not divisible by n_heads ({self.n_heads}); "
+                "set d_head explicitly",
+            )
+        else:
+            _check(_is_int(self.d_head) and self.d_head >= 1, f"d_head must be >= 1, got {self.d_head!r}")
+        _check(self.act_fn in ACTIVATIONS, f"unknown activation {self.act_fn!r}; choose from {', '.join(ACTIVATIONS)}")
+        _check(
+            self.normalization in NORMALIZATIONS,
+            f"unknown normalization {self.normalization!r}; choose from {', '.join(NORMALIZATIONS)}",
+        )
+        _check(self.input_kind in INPUT_KINDS, f"unknown input kind {self.input_kind!r}; choose tokens or vector")
+        _check(not (self.tied_embeddings and self.input_kind == "vector"), "tied embeddings need token input")
+        _check(isinstance(self.positional_options, Mapping), "positional_options must be a mapping")
+        _check(self.eps > 0 and self.init_range > 0, "eps and init_range must be positive")
+        from interp.models.positional import build_positional  # validation only (registry lookup)
+
+        build_positional(self)  # unknown name or bad options -> ConfigError
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_head if self.d_head is not None else self.d_model // self.n_heads
+
+
+@dataclass(frozen=True)
+class OptimConfig(_Config):
+    """AdamW with linear warmup and cosine decay."""
+
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 50
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0  # 0 = off
+
+    def __post_init__(self) -> None:
+        _check(self.lr > 0, f"lr must be positive, got {self.lr}")
+        _check(0 <= self.min_lr_ratio <= 1, "min_lr_ratio must be in [0, 1]")
+        _check(_is_int(self.warmup_steps) and self.warmup_steps >= 0, "warmup_steps must be >= 0")
+        _check(self.weight_decay >= 0, "weight_decay must be >= 0")
+        _check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "betas must be in [0, 1)")
+        _check(self.grad_clip >= 0, "grad_clip must be >= 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Config):
+    """The training loop: steps, batch, evaluation and checkpoint cadence, seed."""
+
+    steps: int = 1000
+    batch_size: int = 16
+    eval_every: int = 100
+    eval_batches: int = 8
+    checkpoint_every: int = 200
+    log_every: int = 10
+    seed: int = 0
+    device: str = "cpu"
+    grad_mode: str = "vanilla"
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "eval_every", "eval_batches", "checkpoint_every", "log_every"):
+            value = getattr(self, name)
+            _check(_is_int(value) and value >= 1, f"{name} must be a positive integer, got {value!r}")
+        _check(_is_int(self.seed) and self.seed >= 0, f"seed must be a non-negative integer, got {self.seed!r}")
+        _check(self.grad_mode in ("vanilla",), f"unknown gradient mode {self.grad_mode!r}; choose vanilla")
+        if isinstance(self.optim, Mapping):
+            object.__setattr__(self, "optim", OptimConfig.from_dict(self.optim))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["optim"] = self.optim.to_dict()
+        return out
+
+
+@dataclass(frozen=True)
+class DataConfig(_Config):
+    """Where training data comes from: a text corpus (tokenised) or a registered synthetic task."""
+
+    source: Literal["corpus", "task"] = "corpus"
+    corpus: str = "builtin"
+    max_chars: int | None = 2_000_000
+    tokenizer: str = "bpe"  # byte | bpe
+    bpe_vocab_size: int = 2048
+    val_fraction: float = 0.05
+    task: str | None = None
+    task_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check(self.source in ("corpus", "task"), f"unknown data source {self.source!r}")
+        _check(self.tokenizer in ("byte", "bpe"), f"unknown tokenizer {self.tokenizer!r}; choose byte or bpe")
+        _check(0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        _check(self.max_chars is None or (_is_int(self.max_chars) and self.max_chars > 0), "max_chars must be positive")
+        _check(_is_int(self.bpe_vocab_size) and self.bpe_vocab_size >= 258, "bpe_vocab_size must be >= 258")
+        if self.source == "task":
+            _check(bool(self.task), "a task source needs a task name")
+        _check(isinstance(self.task_options, Mapping), "task_options must be a mapping")

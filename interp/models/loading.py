@@ -1,0 +1,133 @@
+"""One entry point from a model spec to a hooked model.
+
+``load_model(spec)`` accepts, in this order:
+
+1. an interp run directory (``config.json`` with ``"kind": "train"``): the hooked model of the
+   run, with its final weights (or its latest checkpoint) and its tokenizer;
+2. a local Hugging Face directory: GPT-2 checkpoints are imported into the hooked family
+   (logits equal to ``transformers``); other causal LMs boot through TransformerBridge;
+3. a hub name (``gpt2``): the same, downloaded or read from the HF cache.  ``HF_HUB_OFFLINE=1``
+   is honoured: then only the cache is read, and a miss fails at once.
+
+Every failure is one ``LoadError`` line naming the spec and what was tried.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+from interp.errors import InterpError, LoadError
+
+_HF_ERRORS = (OSError, ValueError, KeyError, EnvironmentError)
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _read_json_quiet(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def load_run_model(run_dir: Path, device: str = "cpu") -> Any:
+    """The model of an interp run: final weights if present, else the latest checkpoint."""
+    from interp.models.transformer import HookedTransformer
+    from interp.runs import RunDir
+    from interp.train.checkpoint import latest_checkpoint, load_model_weights
+    from interp.train.job import TrainJob
+
+    run = RunDir.open(run_dir)
+    job = TrainJob.from_dict(run.config())
+    model = HookedTransformer(job.model, seed=None)
+    if run.weights_path.is_file():
+        load_model_weights(model, run.weights_path)
+    else:
+        ckpt = latest_checkpoint(run.path)
+        if ckpt is None:
+            raise LoadError(f"run {run_dir} has no weights yet (no model.safetensors, no checkpoint)")
+        load_model_weights(model, ckpt.path / "model.safetensors")
+    if (run.path / "tokenizer").is_dir():
+        from interp.data import load_tokenizer
+
+        model.tokenizer = load_tokenizer(run.path / "tokenizer")
+    elif job.data.source == "task":
+        from interp.tasks import build_task
+
+        model.tokenizer = None
+        model.task = build_task(job.data.task or "", job.data.task_options)
+    return model.to(device).eval()
+
+
+def _load_hf(spec: str, device: str) -> Any:
+    from transformers import AutoConfig
+
+    local = Path(spec).is_dir()
+    try:
+        hf_cfg = AutoConfig.from_pretrained(spec, local_files_only=local or _offline())
+    except _HF_ERRORS as e:
+        where = "a local directory" if local else (
+            "the HF cache (HF_HUB_OFFLINE=1)" if _offline() else "the Hugging Face hub and its cache"
+        )
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise LoadError(
+            f"could not load model {spec!r}: not an interp run, and no config found in {where} ({reason})"
+        ) from e
+    if getattr(hf_cfg, "model_type", None) == "gpt2":
+        from transformers import AutoTokenizer, GPT2LMHeadModel
+
+        from interp.models.gpt2 import from_hf_gpt2
+
+        try:
+            hf_model = GPT2LMHeadModel.from_pretrained(spec, local_files_only=local or _offline())
+            tokenizer = AutoTokenizer.from_pretrained(spec, local_files_only=local or _offline())
+        except _HF_ERRORS as e:
+            raise LoadError(f"could not load GPT-2 weights or tokenizer for {spec!r} ({e})") from e
+        model = from_hf_gpt2(hf_model)
+        from interp.data import HFTokenizer
+
+        model.tokenizer = HFTokenizer(tokenizer)
+        return model.to(device).eval()
+    from interp.models.bridge import boot_bridge
+
+    return boot_bridge(spec, device=device)
+
+
+def load_model(spec: str | os.PathLike, device: str = "cpu") -> Any:
+    """Load a hooked model (see the module docstring for what ``spec`` may be)."""
+    spec_str = str(spec)
+    if not spec_str.strip():
+        raise LoadError("empty model spec")
+    path = Path(spec_str).expanduser()
+    if path.is_dir():
+        cfg = _read_json_quiet(path / "config.json")
+        if cfg is None and (path / "config.json").exists():
+            raise LoadError(f"could not load model {spec_str!r}: its config.json is not valid JSON")
+        if cfg is not None and cfg.get("kind") == "train":
+            return load_run_model(path, device)
+        if cfg is None:
+            raise LoadError(f"could not load model {spec_str!r}: the directory has no config.json "
+                            "(neither an interp run nor a Hugging Face model)")
+        return _load_hf(str(path), device)
+    if path.exists():
+        raise LoadError(f"could not load model {spec_str!r}: it is a file; give a run directory, "
+                        "a Hugging Face directory or a hub name")
+    looks_like_path = spec_str.startswith((".", "/", "~")) or spec_str.count("/") > 1
+    if looks_like_path:
+        raise LoadError(f"could not load model {spec_str!r}: no such directory")
+    try:
+        return _load_hf(spec_str, device)
+    except InterpError:
+        raise
+    except Exception as e:  # noqa: BLE001 - anything from a third-party loader becomes one line
+        raise LoadError(f"could not load model {spec_str!r} ({type(e).__name__}: {e})") from e
+
+
+__all__ = ["load_model", "load_run_model"]

@@ -1,0 +1,122 @@
+"""The positional-encoding interface.
+
+Position can enter a transformer in three places, and an encoding may use any of them:
+
+* ``embedding()``: a module adding a vector per position to the residual stream (absolute,
+  sinusoidal); its output goes through ``hook_pos_embed``;
+* ``AttentionPosition.rotate_qk``: a transform of queries and keys (RoPE);
+* ``AttentionPosition.score_bias``: a term added to the attention logits (ALiBi, CoPE).
+
+Each encoding lives in its own file and registers itself by name; the model never switches on
+the name.  Options come from ``ModelConfig.positional_options`` and are validated by the
+encoding's own frozen ``Options`` dataclass.
+
+Dimensions: batch, pos (= query_pos), key_pos, head_index, d_head, d_model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from interp.errors import ConfigError
+
+if TYPE_CHECKING:
+    from interp.config import ModelConfig
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    pass
+
+
+class AttentionPosition(nn.Module):
+    """Per-attention-layer part of a positional encoding. The default is the identity.
+
+    ``hook_names`` lists hook points the part needs; the attention layer owns them (so they get
+    TransformerLens names like ``blocks.0.attn.hook_rot_q``) and passes them in ``self.hooks``.
+    """
+
+    hook_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hooks: dict[str, nn.Module] = {}
+
+    def rotate_qk(
+        self,
+        q: Float[Tensor, "batch pos head_index d_head"],
+        k: Float[Tensor, "batch pos head_index d_head"],
+        offset: int = 0,
+    ) -> tuple[Float[Tensor, "batch pos head_index d_head"], Float[Tensor, "batch pos head_index d_head"]]:
+        return q, k
+
+    def score_bias(
+        self,
+        q: Float[Tensor, "batch query_pos head_index d_head"],
+        k: Float[Tensor, "batch key_pos head_index d_head"],
+        scores: Float[Tensor, "batch head_index query_pos key_pos"],
+    ) -> Float[Tensor, "batch head_index query_pos key_pos"]:
+        """Return the (pre-mask) attention logits with the positional term added."""
+        return scores
+
+
+class PositionalEncoding:
+    """A registry entry: builds the embedding module and the per-layer attention parts."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type] = NoOptions
+    #: whether positions fade with distance (collapse analyses read this to warn the user)
+    relative: ClassVar[bool] = False
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        self.cfg = cfg
+        self.options = _parse_options(self.Options, cfg.positional_options, self.name)
+
+    def embedding(self) -> nn.Module | None:
+        """Module mapping positions [pos] -> [pos, d_model], or None."""
+        return None
+
+    def attention(self, layer: int) -> AttentionPosition:
+        return AttentionPosition()
+
+
+def _parse_options(options_cls: type, given: Mapping[str, Any], name: str) -> Any:
+    fields = {f.name for f in dataclasses.fields(options_cls)}
+    unknown = sorted(set(given) - fields)
+    if unknown:
+        allowed = ", ".join(sorted(fields)) or "none"
+        raise ConfigError(f"positional encoding {name!r} has no option(s) {', '.join(unknown)} (allowed: {allowed})")
+    try:
+        return options_cls(**dict(given))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"positional encoding {name!r}: {e}") from e
+
+
+_REGISTRY: dict[str, type[PositionalEncoding]] = {}
+
+
+def register_positional(cls: type[PositionalEncoding]) -> type[PositionalEncoding]:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def positional_names() -> tuple[str, ...]:
+    return tuple(sorted(_REGISTRY))
+
+
+def build_positional(cfg: ModelConfig) -> PositionalEncoding:
+    try:
+        cls = _REGISTRY[cfg.positional]
+    except KeyError:
+        raise ConfigError(
+            f"unknown positional encoding {cfg.positional!r}; choose from {', '.join(positional_names())}"
+        ) from None
+    return cls(cfg)
+
+

@@ -1,0 +1,299 @@
+"""Section registry and the run view that section builders read.
+
+Analyses add their own report sections without editing this file::
+
+    from interp.report import RunView, Section, register_section
+
+    @register_section("probe", order=50)
+    def probe_section(run: RunView) -> Section | None:
+        results = run.read_json("probe/results.json")
+        if results is None:
+            return None          # nothing to show for this run
+        return Section("Linear probes", figures=(...,), text="...")
+
+Builders run in ``(order, name)`` order; one that returns ``None`` is skipped, and one
+that raises is shown as a section carrying the error message (see ``build_report``).
+Built-in orders: ``training`` 10, ``per-position`` 20, ``config`` 1000.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from interp.errors import CorruptFileError, LoadError
+from interp.io import read_json, read_jsonl
+from interp.report import figures
+from interp.report.html import Section
+
+__all__ = [
+    "RunView",
+    "SectionBuilder",
+    "load_run_view",
+    "register_section",
+    "registered_section",
+    "run_meta",
+    "section_builders",
+    "unregister_section",
+]
+
+
+@dataclass(frozen=True)
+class RunView:
+    """Read-only view of a run directory: parsed config, env and metrics rows."""
+
+    path: Path
+    config: dict[str, Any]
+    env: dict[str, Any]
+    metrics: tuple[dict[str, Any], ...]
+
+    def read_json(self, relpath: str) -> Any | None:
+        """Parse ``path/relpath``; ``None`` if absent, :class:`CorruptFileError` if corrupt."""
+        file = self.path / relpath
+        if not file.is_file():
+            return None
+        return read_json(file, what=relpath)
+
+    def rows(self, split: str) -> list[dict[str, Any]]:
+        """Metrics rows of one split (``"train"``, ``"val"``, ``"train_eval"``), in file order."""
+        return [r for r in self.metrics if r.get("split") == split]
+
+    @property
+    def name(self) -> str:
+        return self.path.resolve().name
+
+
+SectionBuilder = Callable[[RunView], Section | None]
+
+_REGISTRY: dict[str, tuple[int, SectionBuilder]] = {}
+
+
+def register_section(name: str, order: int = 100) -> Callable[[SectionBuilder], SectionBuilder]:
+    """Decorator registering a section builder under ``name`` (re-registering replaces it)."""
+
+    def decorate(builder: SectionBuilder) -> SectionBuilder:
+        _REGISTRY[name] = (order, builder)
+        return builder
+
+    return decorate
+
+
+def unregister_section(name: str) -> SectionBuilder | None:
+    """Remove a builder; returns it, or ``None`` if no builder had that name."""
+    entry = _REGISTRY.pop(name, None)
+    return entry[1] if entry else None
+
+
+@contextmanager
+def registered_section(
+    name: str, builder: SectionBuilder, order: int = 100
+) -> Iterator[SectionBuilder]:
+    """Register ``builder`` for the duration of a ``with`` block (restores any previous one)."""
+    previous = _REGISTRY.get(name)
+    _REGISTRY[name] = (order, builder)
+    try:
+        yield builder
+    finally:
+        if previous is None:
+            _REGISTRY.pop(name, None)
+        else:
+            _REGISTRY[name] = previous
+
+
+def section_builders() -> list[tuple[str, SectionBuilder]]:
+    """All registered builders as ``(name, builder)``, sorted by ``(order, name)``."""
+    ordered = sorted(_REGISTRY.items(), key=lambda item: (item[1][0], item[0]))
+    return [(name, builder) for name, (_, builder) in ordered]
+
+
+def load_run_view(run_dir: Path) -> RunView:
+    """Read ``config.json``, ``env.json`` (optional) and ``metrics.jsonl`` (optional)."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise LoadError(f"not a run directory: {run_dir} (no config.json)")
+    config = read_json(config_path, what="run config")
+    if not isinstance(config, dict):
+        raise CorruptFileError(f"run config {config_path} is not a JSON object")
+    env: Any = {}
+    env_path = run_dir / "env.json"
+    if env_path.is_file():
+        env = read_json(env_path, what="run environment")
+        if not isinstance(env, dict):
+            raise CorruptFileError(f"run environment {env_path} is not a JSON object")
+    metrics = tuple(r for r in read_jsonl(run_dir / "metrics.jsonl") if isinstance(r, dict))
+    return RunView(path=run_dir, config=config, env=env, metrics=metrics)
+
+
+# --------------------------------------------------------------------------- meta
+
+
+def _model_summary(model: Mapping[str, Any]) -> str | None:
+    parts = []
+    for key, fmt in (
+        ("n_layers", "{} layers"),
+        ("d_model", "d_model {}"),
+        ("n_heads", "{} heads"),
+        ("d_mlp", "d_mlp {}"),
+        ("n_ctx", "n_ctx {}"),
+        ("d_vocab", "vocab {}"),
+    ):
+        value = model.get(key)
+        if value is not None:
+            parts.append(fmt.format(value))
+    return " · ".join(parts) or None
+
+
+def _last(rows: list[dict[str, Any]], key: str) -> tuple[Any, Any]:
+    for r in reversed(rows):
+        if figures.as_finite(r.get(key)) is not None:
+            return r.get("step"), r[key]
+    return None, None
+
+
+def run_meta(run: RunView) -> dict[str, Any]:
+    """Compact key/value summary for the report header (absent values are left out)."""
+    config = run.config
+    model = config.get("model") if isinstance(config.get("model"), Mapping) else {}
+    train = config.get("train") if isinstance(config.get("train"), Mapping) else {}
+    data = config.get("data") if isinstance(config.get("data"), Mapping) else {}
+    train_rows = figures.rows_for_split(run.metrics, "train")
+    val_rows = figures.rows_for_split(run.metrics, "val")
+    last_step = train_rows[-1]["step"] if train_rows else None
+    total = train.get("steps")
+    if last_step is not None and total is not None:
+        steps: Any = f"{last_step} / {total}"
+    else:
+        steps = last_step if last_step is not None else total
+    _, train_loss = _last(train_rows, "loss")
+    val_step, val_loss = _last(val_rows, "loss")
+    _, val_acc = _last(val_rows, "accuracy")
+    versions = run.env.get("versions") if isinstance(run.env.get("versions"), Mapping) else {}
+    meta: dict[str, Any] = {
+        "run": run.name,
+        "kind": config.get("kind"),
+        "model": _model_summary(model),
+        "positional": model.get("positional"),
+        "normalization": model.get("normalization"),
+        "data": data.get("corpus") or data.get("task") or data.get("name"),
+        "seed": config.get("seed", run.env.get("seed")),
+        "steps": steps,
+        "train loss": train_loss,
+        "val loss" + (f" @ {val_step}" if val_step is not None else ""): val_loss,
+        "val accuracy": val_acc,
+        "device": run.env.get("device"),
+        "torch": versions.get("torch") or run.env.get("torch"),
+        "created": config.get("created"),
+    }
+    return {k: v for k, v in meta.items() if v is not None and v != ""}
+
+
+# --------------------------------------------------------------------------- built-ins
+
+
+def _split_summary(metrics: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    out = []
+    for split in ("train", "train_eval", "val"):
+        xs, ys = figures.series(metrics, split, "loss")
+        if not ys:
+            continue
+        best = min(range(len(ys)), key=ys.__getitem__)
+        row: dict[str, Any] = {
+            "split": split,
+            "rows": len(ys),
+            "last step": xs[-1],
+            "last loss": ys[-1],
+            "best loss": ys[best],
+            "best at step": xs[best],
+        }
+        _, acc = figures.series(metrics, split, "accuracy")
+        if acc:
+            row["last accuracy"] = acc[-1]
+        out.append(row)
+    return out
+
+
+@register_section("training", order=10)
+def training_section(run: RunView) -> Section:
+    metrics = run.metrics
+    figs = [figures.loss_curves(metrics)]
+    if (
+        figures.series(metrics, "val", "accuracy")[1]
+        or figures.series(metrics, "train_eval", "accuracy")[1]
+    ):
+        figs.append(figures.accuracy_curves(metrics))
+    figs.append(figures.lr_schedule(metrics))
+    if figures.series(metrics, "train", "grad_norm")[1]:
+        figs.append(figures.grad_norm_curve(metrics))
+    notes = []
+    for split in ("train", "val", "train_eval"):
+        rows = run.rows(split)
+        bad = sum(1 for r in rows if figures.as_finite(r.get("loss")) is None)
+        if bad:
+            notes.append(f"{bad} {split} row(s) with a missing or non-finite loss are not plotted.")
+    return Section(
+        title="Training",
+        figures=tuple(figs),
+        text=(
+            "Training loss at every logged step (faint) with an exponential moving average "
+            "(solid), and validation loss at each evaluation (markers). The loss axis is "
+            "logarithmic when the curves span more than a decade."
+        ),
+        table=tuple(_split_summary(metrics)),
+        notes=tuple(notes),
+    )
+
+
+@register_section("per-position", order=20)
+def per_position_section(run: RunView) -> Section:
+    fig = figures.per_position_loss(run.metrics)
+    notes = ()
+    if run.rows("val") and not any(r.get("loss_by_pos") for r in run.rows("val")):
+        notes = ("The validation rows of this run carry no per-position loss (loss_by_pos).",)
+    return Section(
+        title="Loss by position",
+        figures=(fig,),
+        text=(
+            "Mean validation loss at each token position for the latest evaluation (bold) and "
+            "a few earlier ones (faded, older is paler). Early positions see little context, "
+            "so a higher loss there is expected; a flat tail means the model uses long context."
+        ),
+        notes=notes,
+    )
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, Mapping) and value:
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = value
+
+
+def _config_rows(group: str, value: Any) -> list[dict[str, Any]]:
+    flat: dict[str, Any] = {}
+    _flatten("", value, flat)
+    return [{"group": group, "key": k, "value": v} for k, v in flat.items()]
+
+
+@register_section("config", order=1000)
+def config_section(run: RunView) -> Section:
+    config = run.config
+    rows: list[dict[str, Any]] = []
+    groups = ("model", "train", "data")
+    for group in groups:
+        if group in config:
+            rows.extend(_config_rows(group, config[group]))
+    rest = {k: v for k, v in config.items() if k not in groups}
+    if rest:
+        rows.extend(_config_rows("run", rest))
+    if run.env:
+        rows.extend(_config_rows("env", run.env))
+    return Section(
+        title="Configuration",
+        text=f"Settings from config.json and env.json in {run.path}.",
+        table=tuple(rows),
+    )

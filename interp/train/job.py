@@ -1,0 +1,160 @@
+"""A training job end to end: configs -> run directory -> data -> model -> loop -> checkpoints.
+
+This is the one library call behind ``interp train`` and ``interp demo``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from interp.config import DataConfig, ModelConfig, TrainConfig
+from interp.errors import ConfigError, InterpError
+from interp.models.transformer import HookedTransformer
+from interp.runs import RunDir
+from interp.seed import seed_everything
+from interp.train.checkpoint import latest_checkpoint, restore_checkpoint, save_checkpoint, save_weights
+from interp.train.loop import make_optimizer, train
+from interp.train.sources import CorpusSource, DataSource, TaskSource
+
+KIND = "train"
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    model: ModelConfig
+    train: TrainConfig
+    data: DataConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": KIND,
+            "seed": self.train.seed,
+            "model": self.model.to_dict(),
+            "train": self.train.to_dict(),
+            "data": self.data.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainJob:
+        if d.get("kind") != KIND:
+            raise ConfigError(f"config kind is {d.get('kind')!r}, expected {KIND!r}")
+        for key in ("model", "train", "data"):
+            if key not in d:
+                raise ConfigError(f"config is missing the {key!r} section")
+        return cls(ModelConfig.from_dict(d["model"]), TrainConfig.from_dict(d["train"]), DataConfig.from_dict(d["data"]))
+
+
+def _tokenizer_for(data: DataConfig, run_dir: Path | None, corpus: Any) -> Any:
+    from interp.data import ByteTokenizer, load_tokenizer, train_bpe
+
+    tok_dir = run_dir / "tokenizer" if run_dir is not None else None
+    if tok_dir is not None and tok_dir.is_dir():
+        return load_tokenizer(tok_dir)
+    if data.tokenizer == "byte":
+        tok = ByteTokenizer()
+    else:
+        tok = train_bpe(corpus.documents, data.bpe_vocab_size)
+    if tok_dir is not None:
+        tok.save(tok_dir)
+    return tok
+
+
+def resolve(job: TrainJob, run_dir: Path | None = None) -> tuple[TrainJob, DataSource, Any]:
+    """Fix the model shape from the data (vocabulary, context) and build the data source.
+
+    Returns the resolved job, the data source, and the tokenizer (or task) the model reads.
+    """
+    data, tcfg = job.data, job.train
+    if data.source == "task":
+        from interp.tasks import build_task
+
+        task = build_task(data.task or "", data.task_options)
+        model = job.model.replace(**task.model_overrides())
+        source: DataSource = TaskSource(task, tcfg.batch_size, tcfg.seed, tcfg.eval_batches)
+        return TrainJob(model, tcfg, data), source, task
+    from interp.data import build_text_dataset, load_corpus
+
+    corpus = load_corpus(data.corpus, max_chars=data.max_chars)
+    tokenizer = _tokenizer_for(data, run_dir, corpus)
+    model = job.model.replace(d_vocab=tokenizer.vocab_size, input_kind="tokens")
+    dataset = build_text_dataset(
+        corpus, tokenizer, block_len=model.n_ctx, val_fraction=data.val_fraction, seed=tcfg.seed
+    )
+    source = CorpusSource(dataset.train, dataset.val, tcfg.batch_size, tcfg.seed, tcfg.eval_batches)
+    return TrainJob(model, tcfg, data), source, tokenizer
+
+
+def _check_resume_matches(stored: TrainJob, asked: TrainJob) -> TrainJob:
+    """On resume, the stored config wins; a different request (other than more steps) is refused."""
+    s, a = stored.to_dict(), asked.to_dict()
+    for section in ("model", "data", "train"):
+        for key in sorted(set(s[section]) | set(a[section])):
+            if section == "train" and key == "steps":
+                continue
+            if section == "model" and key in ("d_vocab", "n_ctx", "input_kind", "d_input"):
+                continue  # resolved from the data, compared through the data config
+            if s[section].get(key) != a[section].get(key):
+                raise InterpError(
+                    f"--resume: {section}.{key} is {a[section].get(key)!r} but the run was started with "
+                    f"{s[section].get(key)!r}; use the same options (or a new --out)"
+                )
+    return TrainJob(stored.model, stored.train.replace(steps=asked.train.steps), stored.data)
+
+
+def run_training(
+    out: Path,
+    job: TrainJob,
+    resume: bool = False,
+    overwrite: bool = False,
+    on_step: Callable[[int], None] | None = None,
+    on_start: Callable[[int, int], None] | None = None,
+) -> RunDir:
+    """Train into run directory ``out`` (new, or resumed from its last checkpoint)."""
+    out = Path(out)
+    if resume:
+        run = RunDir.open(out)
+        stored = TrainJob.from_dict(run.config())
+        job, source, reader = resolve(_check_resume_matches(stored, job), run.path)
+        if job.train.steps != stored.train.steps:
+            from interp.io import atomic_write_json
+
+            atomic_write_json(run.config_path, {**run.config(), "train": job.train.to_dict()})
+    else:
+        RunDir.check_creatable(out, overwrite)
+        resolved, source, reader = resolve(job, None)
+        run = RunDir.create(out, resolved.to_dict(), overwrite=overwrite)
+        job = resolved
+        if hasattr(reader, "save") and job.data.source == "corpus":
+            reader.save(run.path / "tokenizer")
+    run.write_env(job.train.seed, job.train.device)
+
+    seed_everything(job.train.seed)
+    model = HookedTransformer(job.model, seed=job.train.seed)
+    optimizer = make_optimizer(model, job.train.optim)
+    start = 0
+    ckpt = latest_checkpoint(run.path) if resume else None
+    if ckpt is not None:
+        restore_checkpoint(ckpt, model, optimizer)
+        start = ckpt.step
+    if resume:
+        run.truncate_metrics_after(start)
+    if start >= job.train.steps:
+        save_weights(run.weights_path, model.state_dict())
+        return run
+    if on_start:
+        on_start(start, job.train.steps)
+    train(
+        model,
+        source,
+        job.train,
+        optimizer=optimizer,
+        start_step=start,
+        on_metrics=run.append_metrics,
+        on_checkpoint=lambda step, m, opt: save_checkpoint(run.path, step, m, opt),
+        on_step=on_step,
+    )
+    save_weights(run.weights_path, model.state_dict())
+    return run

@@ -1,0 +1,1 @@
+"""Future-token probes (issue: `interp probe`). Not implemented yet; the package reserves the name."""

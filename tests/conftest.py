@@ -1,0 +1,21 @@
+"""Shared fixtures: offline hub, a private cache, deterministic torch, tiny model builders."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch, tmp_path_factory):
+    """Every test: offline hub, its own interp cache, and a fixed global seed."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("INTERP_CACHE", str(tmp_path_factory.mktemp("interp-cache")))
+    torch.manual_seed(0)
