@@ -35,16 +35,26 @@ def parse_options(pairs: list[str] | None) -> dict[str, Any]:
 
 @app.command()
 def train(
-    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/train-<time>).")] = None,
-    corpus: Annotated[str, typer.Option(help="builtin, builtin:code, builtin:prose, a path, or hf:NAME.")] = "builtin",
-    task: Annotated[str | None, typer.Option(help="Train on a registered synthetic task instead of text.")] = None,
-    task_option: Annotated[list[str] | None, typer.Option("--task-option", "-o", help="Task option key=value.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (default runs/train-<time>).")
+    ] = None,
+    corpus: Annotated[
+        str, typer.Option(help="builtin, builtin:code, builtin:prose, a path, or hf:NAME.")
+    ] = "builtin",
+    task: Annotated[
+        str | None, typer.Option(help="Train on a registered synthetic task instead of text.")
+    ] = None,
+    task_option: Annotated[
+        list[str] | None, typer.Option("--task-option", "-o", help="Task option key=value.")
+    ] = None,
     layers: Annotated[int, typer.Option(help="Transformer blocks.")] = 2,
     d_model: Annotated[int, typer.Option(help="Residual width.")] = 64,
     heads: Annotated[int, typer.Option(help="Attention heads.")] = 4,
     d_mlp: Annotated[int, typer.Option(help="MLP width (0 = attention-only).")] = 256,
     ctx: Annotated[int, typer.Option(help="Context length (block length for text).")] = 64,
-    pe: Annotated[str, typer.Option(help="Positional encoding: absolute, sinusoidal, rope, alibi, none.")] = "rope",
+    pe: Annotated[
+        str, typer.Option(help="Positional encoding: absolute, sinusoidal, rope, alibi, none.")
+    ] = "rope",
     norm: Annotated[str, typer.Option(help="layernorm, rmsnorm or none.")] = "layernorm",
     act: Annotated[str, typer.Option(help="gelu, gelu_new, relu or silu.")] = "gelu",
     tied: Annotated[bool, typer.Option(help="Tie embedding and unembedding.")] = False,
@@ -60,7 +70,9 @@ def train(
     checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 100,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --out from its last checkpoint.")
+    ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run in --out.")] = False,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
 ) -> None:
@@ -74,20 +86,43 @@ def train(
         raise ConfigError("--resume and --overwrite contradict each other")
     out = out or default_out("train")
     data = DataConfig(
-        source="task" if task else "corpus", corpus=corpus, task=task, task_options=parse_options(task_option),
-        tokenizer=tokenizer, bpe_vocab_size=bpe_vocab, max_chars=max_chars,
+        source="task" if task else "corpus",
+        corpus=corpus,
+        task=task,
+        task_options=parse_options(task_option),
+        tokenizer=tokenizer,
+        bpe_vocab_size=bpe_vocab,
+        max_chars=max_chars,
     )
     model = ModelConfig(
-        n_layers=layers, d_model=d_model, n_heads=heads, d_mlp=d_mlp, n_ctx=ctx, positional=pe,
-        normalization=norm, act_fn=act, tied_embeddings=tied,
+        n_layers=layers,
+        d_model=d_model,
+        n_heads=heads,
+        d_mlp=d_mlp,
+        n_ctx=ctx,
+        positional=pe,
+        normalization=norm,
+        act_fn=act,
+        tied_embeddings=tied,
     )
     train_cfg = TrainConfig(
-        steps=steps, batch_size=batch_size, eval_every=eval_every, checkpoint_every=checkpoint_every,
-        seed=seed, device=device, optim=OptimConfig(lr=lr, weight_decay=weight_decay, warmup_steps=min(warmup, steps)),
+        steps=steps,
+        batch_size=batch_size,
+        eval_every=eval_every,
+        checkpoint_every=checkpoint_every,
+        seed=seed,
+        device=device,
+        optim=OptimConfig(lr=lr, weight_decay=weight_decay, warmup_steps=warmup),
     )
     with step_bar("training") as (on_start, on_step):
-        run = run_training(out, TrainJob(model, train_cfg, data), resume=resume, overwrite=overwrite,
-                           on_start=on_start, on_step=on_step)
+        run = run_training(
+            out,
+            TrainJob(model, train_cfg, data),
+            resume=resume,
+            overwrite=overwrite,
+            on_start=on_start,
+            on_step=on_step,
+        )
     _summarise(run)
     if report:
         console.print(f"report: {build_report(run.path)}")
@@ -116,8 +151,12 @@ def report(
 
 @app.command()
 def demo(
-    out: Annotated[Path | None, typer.Option(help="Run directory (default: the shared cache).")] = None,
-    steps: Annotated[int | None, typer.Option(help="Override the training steps (a different cache entry).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (default: the shared cache).")
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Override the training steps (a different cache entry).")
+    ] = None,
 ) -> None:
     """Train (or reuse from the cache) the embedded-default model on the built-in corpus; write its report."""
     from interp.demo import ensure_demo_model

@@ -12,11 +12,18 @@ console = Console(stderr=True)
 
 
 @contextmanager
-def step_bar(description: str) -> Iterator[tuple[Callable[[int, int], None], Callable[[int], None]]]:
+def step_bar(
+    description: str,
+) -> Iterator[tuple[Callable[[int, int], None], Callable[[int], None]]]:
     """Yield ``(on_start(start, total), on_step(done))`` callbacks driving one bar."""
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, transient=False, disable=not console.is_terminal,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal,
     )
     task_id = progress.add_task(description, total=None)
 

@@ -79,7 +79,9 @@ class ModelConfig(_Config):
     def __post_init__(self) -> None:
         for name in ("n_layers", "d_model", "n_heads", "n_ctx", "d_vocab", "d_input"):
             value = getattr(self, name)
-            _check(_is_int(value) and value >= 1, f"{name} must be a positive integer, got {value!r}")
+            _check(
+                _is_int(value) and value >= 1, f"{name} must be a positive integer, got {value!r}"
+            )
         _check(_is_int(self.d_mlp) and self.d_mlp >= 0, f"d_mlp must be >= 0, got {self.d_mlp!r}")
         if self.d_head is None:
             _check(
@@ -88,14 +90,26 @@ class ModelConfig(_Config):
                 "set d_head explicitly",
             )
         else:
-            _check(_is_int(self.d_head) and self.d_head >= 1, f"d_head must be >= 1, got {self.d_head!r}")
-        _check(self.act_fn in ACTIVATIONS, f"unknown activation {self.act_fn!r}; choose from {', '.join(ACTIVATIONS)}")
+            _check(
+                _is_int(self.d_head) and self.d_head >= 1,
+                f"d_head must be >= 1, got {self.d_head!r}",
+            )
+        _check(
+            self.act_fn in ACTIVATIONS,
+            f"unknown activation {self.act_fn!r}; choose from {', '.join(ACTIVATIONS)}",
+        )
         _check(
             self.normalization in NORMALIZATIONS,
             f"unknown normalization {self.normalization!r}; choose from {', '.join(NORMALIZATIONS)}",
         )
-        _check(self.input_kind in INPUT_KINDS, f"unknown input kind {self.input_kind!r}; choose tokens or vector")
-        _check(not (self.tied_embeddings and self.input_kind == "vector"), "tied embeddings need token input")
+        _check(
+            self.input_kind in INPUT_KINDS,
+            f"unknown input kind {self.input_kind!r}; choose tokens or vector",
+        )
+        _check(
+            not (self.tied_embeddings and self.input_kind == "vector"),
+            "tied embeddings need token input",
+        )
         _check(isinstance(self.positional_options, Mapping), "positional_options must be a mapping")
         _check(self.eps > 0 and self.init_range > 0, "eps and init_range must be positive")
         from interp.models.positional import build_positional  # validation only (registry lookup)
@@ -144,11 +158,26 @@ class TrainConfig(_Config):
     optim: OptimConfig = field(default_factory=OptimConfig)
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "eval_every", "eval_batches", "checkpoint_every", "log_every"):
+        for name in (
+            "steps",
+            "batch_size",
+            "eval_every",
+            "eval_batches",
+            "checkpoint_every",
+            "log_every",
+        ):
             value = getattr(self, name)
-            _check(_is_int(value) and value >= 1, f"{name} must be a positive integer, got {value!r}")
-        _check(_is_int(self.seed) and self.seed >= 0, f"seed must be a non-negative integer, got {self.seed!r}")
-        _check(self.grad_mode in ("vanilla",), f"unknown gradient mode {self.grad_mode!r}; choose vanilla")
+            _check(
+                _is_int(value) and value >= 1, f"{name} must be a positive integer, got {value!r}"
+            )
+        _check(
+            _is_int(self.seed) and self.seed >= 0,
+            f"seed must be a non-negative integer, got {self.seed!r}",
+        )
+        _check(
+            self.grad_mode in ("vanilla",),
+            f"unknown gradient mode {self.grad_mode!r}; choose vanilla",
+        )
         if isinstance(self.optim, Mapping):
             object.__setattr__(self, "optim", OptimConfig.from_dict(self.optim))
 
@@ -173,10 +202,21 @@ class DataConfig(_Config):
 
     def __post_init__(self) -> None:
         _check(self.source in ("corpus", "task"), f"unknown data source {self.source!r}")
-        _check(self.tokenizer in ("byte", "bpe"), f"unknown tokenizer {self.tokenizer!r}; choose byte or bpe")
-        _check(0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}")
-        _check(self.max_chars is None or (_is_int(self.max_chars) and self.max_chars > 0), "max_chars must be positive")
-        _check(_is_int(self.bpe_vocab_size) and self.bpe_vocab_size >= 258, "bpe_vocab_size must be >= 258")
+        _check(
+            self.tokenizer in ("byte", "bpe"),
+            f"unknown tokenizer {self.tokenizer!r}; choose byte or bpe",
+        )
+        _check(
+            0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}"
+        )
+        _check(
+            self.max_chars is None or (_is_int(self.max_chars) and self.max_chars > 0),
+            "max_chars must be positive",
+        )
+        _check(
+            _is_int(self.bpe_vocab_size) and self.bpe_vocab_size >= 258,
+            "bpe_vocab_size must be >= 258",
+        )
         if self.source == "task":
             _check(bool(self.task), "a task source needs a task name")
         _check(isinstance(self.task_options, Mapping), "task_options must be a mapping")

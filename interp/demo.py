@@ -20,14 +20,29 @@ from interp.train.job import TrainJob, run_training
 # RoPE, not learned absolute positions: collapse analyses need positions that fade with distance
 # (see MISSION.md §2); otherwise GPT-2 shaped: pre-LayerNorm, GELU, 4x MLP, biases.
 DEMO_MODEL = ModelConfig(
-    n_layers=4, d_model=128, n_heads=4, d_mlp=512, n_ctx=128, act_fn="gelu_new",
-    normalization="layernorm", positional="rope", tied_embeddings=True,
+    n_layers=4,
+    d_model=128,
+    n_heads=4,
+    d_mlp=512,
+    n_ctx=128,
+    act_fn="gelu_new",
+    normalization="layernorm",
+    positional="rope",
+    tied_embeddings=True,
 )
 DEMO_TRAIN = TrainConfig(
-    steps=600, batch_size=16, eval_every=100, eval_batches=8, checkpoint_every=100, log_every=10,
-    seed=0, optim=OptimConfig(lr=3e-3, warmup_steps=60, weight_decay=0.1),
+    steps=600,
+    batch_size=16,
+    eval_every=100,
+    eval_batches=8,
+    checkpoint_every=100,
+    log_every=10,
+    seed=0,
+    optim=OptimConfig(lr=3e-3, warmup_steps=60, weight_decay=0.1),
 )
-DEMO_DATA = DataConfig(source="corpus", corpus="builtin", max_chars=3_000_000, tokenizer="bpe", bpe_vocab_size=2048)
+DEMO_DATA = DataConfig(
+    source="corpus", corpus="builtin", max_chars=3_000_000, tokenizer="bpe", bpe_vocab_size=2048
+)
 
 
 def demo_job(steps: int | None = None) -> TrainJob:

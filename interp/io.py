@@ -102,7 +102,9 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CorruptFileError(f"{what} {path} is not valid JSON ({e.__class__.__name__}: {e})") from e
+        raise CorruptFileError(
+            f"{what} {path} is not valid JSON ({e.__class__.__name__}: {e})"
+        ) from e
 
 
 def append_jsonl(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> None:

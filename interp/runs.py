@@ -1,12 +1,12 @@
 """Run directories: one per experiment, everything needed to redo any step without retraining.
 
-    RUN/config.json     what was asked (model, train, data configs, seed, kind)
-    RUN/env.json        versions, device, seed, host
-    RUN/metrics.jsonl   one JSON row per log/eval event
-    RUN/checkpoints/    safetensors + JSON checkpoints (see interp.train.checkpoint)
-    RUN/model.safetensors  final weights
-    RUN/tokenizer/      the tokenizer, when the run trained on text
-    RUN/report.html     the interactive report, rebuilt from the files above alone
+RUN/config.json     what was asked (model, train, data configs, seed, kind)
+RUN/env.json        versions, device, seed, host
+RUN/metrics.jsonl   one JSON row per log/eval event
+RUN/checkpoints/    safetensors + JSON checkpoints (see interp.train.checkpoint)
+RUN/model.safetensors  final weights
+RUN/tokenizer/      the tokenizer, when the run trained on text
+RUN/report.html     the interactive report, rebuilt from the files above alone
 """
 
 from __future__ import annotations
@@ -56,7 +56,9 @@ class RunDir:
                     f"run directory {path} already exists; pass --resume to continue it or --overwrite to replace it"
                 )
             if not (path / "config.json").is_file():
-                raise InterpError(f"refusing to overwrite {path}: it is not a run directory (no config.json)")
+                raise InterpError(
+                    f"refusing to overwrite {path}: it is not a run directory (no config.json)"
+                )
 
     @classmethod
     def create(cls, path: Path, config: Mapping[str, Any], overwrite: bool = False) -> RunDir:

@@ -21,8 +21,16 @@ def tiny_model(seed: int = 0, **overrides: Any) -> HookedTransformer:
 def tiny_task_job(steps: int = 30, **train: Any):
     from interp.train.job import TrainJob
 
-    tcfg = dict(steps=steps, batch_size=8, eval_every=10, eval_batches=2, checkpoint_every=10, log_every=5, seed=0,
-                optim=OptimConfig(lr=3e-3, warmup_steps=5))
+    tcfg = dict(
+        steps=steps,
+        batch_size=8,
+        eval_every=10,
+        eval_batches=2,
+        checkpoint_every=10,
+        log_every=5,
+        seed=0,
+        optim=OptimConfig(lr=3e-3, warmup_steps=5),
+    )
     tcfg.update(train)
     return TrainJob(
         ModelConfig(n_layers=1, d_model=16, n_heads=2, d_mlp=32),

@@ -6,14 +6,14 @@ import time
 
 import pytest
 import torch
+from helpers import tiny_task_job
+from hf_fixtures import save_tiny_gpt2
 from transformers import GPT2LMHeadModel
 
 from interp import load_model
 from interp.errors import LoadError
 from interp.models import HookedTransformer
 from interp.train.job import run_training
-from hf_fixtures import save_tiny_gpt2
-from helpers import tiny_task_job
 
 
 @pytest.mark.parametrize(
@@ -29,7 +29,9 @@ def test_gpt2_import_matches_transformers(tmp_path, shape) -> None:
     model = load_model(path)
     assert isinstance(model, HookedTransformer)
     hf = GPT2LMHeadModel.from_pretrained(path).eval()
-    tokens = torch.randint(0, hf.config.vocab_size, (3, 20), generator=torch.Generator().manual_seed(0))
+    tokens = torch.randint(
+        0, hf.config.vocab_size, (3, 20), generator=torch.Generator().manual_seed(0)
+    )
     with torch.no_grad():
         ours, theirs = model(tokens), hf(tokens).logits
     assert (ours - theirs).abs().max().item() <= 1e-4
@@ -38,7 +40,9 @@ def test_gpt2_import_matches_transformers(tmp_path, shape) -> None:
         hs = hf(tokens, output_hidden_states=True).hidden_states
     _, cache = model.run_with_cache(tokens)
     for layer in range(model.cfg.n_layers):  # HF hidden_states[l] is the input of block l
-        torch.testing.assert_close(cache[f"blocks.{layer}.hook_resid_pre"], hs[layer], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            cache[f"blocks.{layer}.hook_resid_pre"], hs[layer], atol=1e-4, rtol=1e-4
+        )
     torch.testing.assert_close(cache["ln_final.hook_normalized"], hs[-1], atol=1e-4, rtol=1e-4)
     # the tokenizer comes along
     ids = model.tokenizer.encode("the model layer")
@@ -68,7 +72,13 @@ def test_run_directory_without_final_weights_uses_latest_checkpoint(tmp_path) ->
         (lambda p: p / "missing", "no such directory"),
         (lambda p: (p / "empty").mkdir() or p / "empty", "no config.json"),
         (lambda p: (p / "f.txt").write_text("x") and p / "f.txt", "is a file"),
-        (lambda p: ((p / "bad").mkdir(), (p / "bad" / "config.json").write_text("{nope"))[0] or p / "bad", "not valid JSON"),
+        (
+            lambda p: (
+                ((p / "bad").mkdir(), (p / "bad" / "config.json").write_text("{nope"))[0]
+                or p / "bad"
+            ),
+            "not valid JSON",
+        ),
     ],
 )
 def test_bad_paths_fail_with_one_line(tmp_path, make, fragment) -> None:

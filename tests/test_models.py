@@ -5,37 +5,51 @@ from __future__ import annotations
 import pytest
 import torch
 from einops import einsum
+from helpers import tiny_config, tiny_model
 
 from interp.config import ModelConfig
 from interp.errors import ConfigError
 from interp.models import HookedTransformer
 from interp.models.positional import positional_names
-from helpers import tiny_config, tiny_model
 
 B, T = 3, 10
 
 
 def expected_hooks(cfg: ModelConfig, additive: bool, rotary: bool) -> dict[str, tuple[int, ...]]:
     d, h, dh = cfg.d_model, cfg.n_heads, cfg.head_dim
-    hooks: dict[str, tuple[int, ...]] = {"hook_embed": (B, T, d), "ln_final.hook_normalized": (B, T, d)}
+    hooks: dict[str, tuple[int, ...]] = {
+        "hook_embed": (B, T, d),
+        "ln_final.hook_normalized": (B, T, d),
+    }
     if additive:
         hooks["hook_pos_embed"] = (B, T, d)
     for layer in range(cfg.n_layers):
         p = f"blocks.{layer}."
-        hooks.update({
-            p + "hook_resid_pre": (B, T, d), p + "hook_resid_post": (B, T, d), p + "hook_attn_out": (B, T, d),
-            p + "attn.hook_q": (B, T, h, dh), p + "attn.hook_k": (B, T, h, dh), p + "attn.hook_v": (B, T, h, dh),
-            p + "attn.hook_z": (B, T, h, dh), p + "attn.hook_attn_scores": (B, h, T, T),
-            p + "attn.hook_pattern": (B, h, T, T),
-        })
+        hooks.update(
+            {
+                p + "hook_resid_pre": (B, T, d),
+                p + "hook_resid_post": (B, T, d),
+                p + "hook_attn_out": (B, T, d),
+                p + "attn.hook_q": (B, T, h, dh),
+                p + "attn.hook_k": (B, T, h, dh),
+                p + "attn.hook_v": (B, T, h, dh),
+                p + "attn.hook_z": (B, T, h, dh),
+                p + "attn.hook_attn_scores": (B, h, T, T),
+                p + "attn.hook_pattern": (B, h, T, T),
+            }
+        )
         if rotary:
             hooks[p + "attn.hook_rot_q"] = (B, T, h, dh)
             hooks[p + "attn.hook_rot_k"] = (B, T, h, dh)
         if cfg.d_mlp:
-            hooks.update({
-                p + "hook_resid_mid": (B, T, d), p + "hook_mlp_out": (B, T, d),
-                p + "mlp.hook_pre": (B, T, cfg.d_mlp), p + "mlp.hook_post": (B, T, cfg.d_mlp),
-            })
+            hooks.update(
+                {
+                    p + "hook_resid_mid": (B, T, d),
+                    p + "hook_mlp_out": (B, T, d),
+                    p + "mlp.hook_pre": (B, T, cfg.d_mlp),
+                    p + "mlp.hook_post": (B, T, cfg.d_mlp),
+                }
+            )
     return hooks
 
 
@@ -83,10 +97,16 @@ def test_attention_output_is_sum_over_heads() -> None:
 def test_residual_stream_decomposes() -> None:
     model = tiny_model(positional="absolute")
     _, cache = model.run_with_cache(torch.randint(0, 20, (2, T)))
-    torch.testing.assert_close(cache["hook_embed"] + cache["hook_pos_embed"], cache["blocks.0.hook_resid_pre"])
+    torch.testing.assert_close(
+        cache["hook_embed"] + cache["hook_pos_embed"], cache["blocks.0.hook_resid_pre"]
+    )
     b = "blocks.0."
-    torch.testing.assert_close(cache[b + "hook_resid_pre"] + cache[b + "hook_attn_out"], cache[b + "hook_resid_mid"])
-    torch.testing.assert_close(cache[b + "hook_resid_mid"] + cache[b + "hook_mlp_out"], cache[b + "hook_resid_post"])
+    torch.testing.assert_close(
+        cache[b + "hook_resid_pre"] + cache[b + "hook_attn_out"], cache[b + "hook_resid_mid"]
+    )
+    torch.testing.assert_close(
+        cache[b + "hook_resid_mid"] + cache[b + "hook_mlp_out"], cache[b + "hook_resid_post"]
+    )
 
 
 def test_rope_scores_depend_on_relative_position_only() -> None:
@@ -97,7 +117,7 @@ def test_rope_scores_depend_on_relative_position_only() -> None:
     q = torch.randn(1, 1, 1, 8).expand(1, 6, 1, 8)
     k = torch.randn(1, 1, 1, 8).expand(1, 6, 1, 8)
     rq, rk = rot.rotate_qk(q, k)
-    dots = (rq[0, :, 0] @ rk[0, :, 0].T)
+    dots = rq[0, :, 0] @ rk[0, :, 0].T
     torch.testing.assert_close(dots[3, 1], dots[5, 3])
     torch.testing.assert_close(dots[2, 2], dots[4, 4])
 
@@ -106,7 +126,9 @@ def test_run_with_hooks_can_ablate() -> None:
     model = tiny_model()
     tokens = torch.randint(0, 20, (2, T))
     clean = model(tokens)
-    ablated = model.run_with_hooks(tokens, fwd_hooks=[("blocks.0.hook_attn_out", lambda x, hook: x * 0)])
+    ablated = model.run_with_hooks(
+        tokens, fwd_hooks=[("blocks.0.hook_attn_out", lambda x, hook: x * 0)]
+    )
     assert not torch.allclose(clean, ablated)
     torch.testing.assert_close(model(tokens), clean)  # hooks removed afterwards
 

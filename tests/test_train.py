@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from helpers import tiny_config, tiny_task_job
 
 from interp.errors import CorruptFileError, InterpError, LoadError, NumericalError
 from interp.io import read_jsonl
@@ -21,7 +22,6 @@ from interp.train.checkpoint import (
 from interp.train.job import run_training
 from interp.train.loop import make_optimizer
 from interp.train.schedule import lr_at
-from helpers import tiny_config, tiny_task_job
 
 
 def _weights(path):

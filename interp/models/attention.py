@@ -56,22 +56,43 @@ class Attention(nn.Module):
     def project(
         self, x: Float[Tensor, "batch pos d_model"], W: Tensor, b: Tensor
     ) -> Float[Tensor, "batch pos head_index d_head"]:
-        return einsum(x, W, "batch pos d_model, head_index d_model d_head -> batch pos head_index d_head") + b
+        return (
+            einsum(
+                x, W, "batch pos d_model, head_index d_model d_head -> batch pos head_index d_head"
+            )
+            + b
+        )
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
         q = self.hook_q(self.project(x, self.W_Q, self.b_Q))
         k = self.hook_k(self.project(x, self.W_K, self.b_K))
         v = self.hook_v(self.project(x, self.W_V, self.b_V))
         q, k = self.position.rotate_qk(q, k)
-        scores = einsum(
-            q, k, "batch query_pos head_index d_head, batch key_pos head_index d_head -> batch head_index query_pos key_pos"
-        ) * self.scale
+        scores = (
+            einsum(
+                q,
+                k,
+                "batch query_pos head_index d_head, batch key_pos head_index d_head -> batch head_index query_pos key_pos",
+            )
+            * self.scale
+        )
         scores = self.position.score_bias(q, k, scores)
         n_pos = x.shape[1]
         causal = torch.ones(n_pos, n_pos, dtype=torch.bool, device=x.device).tril()
         scores = self.hook_attn_scores(scores.masked_fill(~causal, float("-inf")))
         pattern = self.hook_pattern(scores.softmax(dim=-1))
         z = self.hook_z(
-            einsum(pattern, v, "batch head_index query_pos key_pos, batch key_pos head_index d_head -> batch query_pos head_index d_head")
+            einsum(
+                pattern,
+                v,
+                "batch head_index query_pos key_pos, batch key_pos head_index d_head -> batch query_pos head_index d_head",
+            )
         )
-        return einsum(z, self.W_O, "batch pos head_index d_head, head_index d_head d_model -> batch pos d_model") + self.b_O
+        return (
+            einsum(
+                z,
+                self.W_O,
+                "batch pos head_index d_head, head_index d_head d_model -> batch pos d_model",
+            )
+            + self.b_O
+        )

@@ -54,7 +54,9 @@ class TransformerBlock(nn.Module):
             self.hook_mlp_out = HookPoint()  # [batch, pos, d_model]
         self.hook_resid_post = HookPoint()  # [batch, pos, d_model]
 
-    def forward(self, resid: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+    def forward(
+        self, resid: Float[Tensor, "batch pos d_model"]
+    ) -> Float[Tensor, "batch pos d_model"]:
         resid = self.hook_resid_pre(resid)
         resid = resid + self.hook_attn_out(self.attn(self.ln1(resid)))
         if self.has_mlp:

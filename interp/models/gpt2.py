@@ -11,7 +11,13 @@ from interp.config import ModelConfig
 from interp.errors import LoadError
 from interp.models.transformer import HookedTransformer
 
-_ACTS = {"gelu_new": "gelu_new", "gelu_pytorch_tanh": "gelu_new", "gelu": "gelu", "relu": "relu", "silu": "silu"}
+_ACTS = {
+    "gelu_new": "gelu_new",
+    "gelu_pytorch_tanh": "gelu_new",
+    "gelu": "gelu",
+    "relu": "relu",
+    "silu": "silu",
+}
 
 
 def gpt2_config(hf_cfg: Any) -> ModelConfig:
@@ -68,10 +74,18 @@ def from_hf_gpt2(hf_model: Any) -> HookedTransformer:
                 bias, "(head_index d_head) -> head_index d_head", head_index=n_heads
             )
         new[b + "attn.W_O"] = rearrange(
-            sd[p + "attn.c_proj.weight"], "(head_index d_head) d_model -> head_index d_head d_model", head_index=n_heads
+            sd[p + "attn.c_proj.weight"],
+            "(head_index d_head) d_model -> head_index d_head d_model",
+            head_index=n_heads,
         )
         new[b + "attn.b_O"] = sd[p + "attn.c_proj.bias"]
-        new[b + "mlp.W_in"], new[b + "mlp.b_in"] = sd[p + "mlp.c_fc.weight"], sd[p + "mlp.c_fc.bias"]
-        new[b + "mlp.W_out"], new[b + "mlp.b_out"] = sd[p + "mlp.c_proj.weight"], sd[p + "mlp.c_proj.bias"]
+        new[b + "mlp.W_in"], new[b + "mlp.b_in"] = (
+            sd[p + "mlp.c_fc.weight"],
+            sd[p + "mlp.c_fc.bias"],
+        )
+        new[b + "mlp.W_out"], new[b + "mlp.b_out"] = (
+            sd[p + "mlp.c_proj.weight"],
+            sd[p + "mlp.c_proj.bias"],
+        )
     model.load_state_dict(new, strict=True)
     return model

@@ -19,7 +19,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-
 from interp.errors import InterpError, LoadError
 
 _HF_ERRORS = (OSError, ValueError, KeyError, EnvironmentError)
@@ -52,7 +51,9 @@ def load_run_model(run_dir: Path, device: str = "cpu") -> Any:
     else:
         ckpt = latest_checkpoint(run.path)
         if ckpt is None:
-            raise LoadError(f"run {run_dir} has no weights yet (no model.safetensors, no checkpoint)")
+            raise LoadError(
+                f"run {run_dir} has no weights yet (no model.safetensors, no checkpoint)"
+            )
         load_model_weights(model, ckpt.path / "model.safetensors")
     if (run.path / "tokenizer").is_dir():
         from interp.data import load_tokenizer
@@ -73,8 +74,14 @@ def _load_hf(spec: str, device: str) -> Any:
     try:
         hf_cfg = AutoConfig.from_pretrained(spec, local_files_only=local or _offline())
     except _HF_ERRORS as e:
-        where = "a local directory" if local else (
-            "the HF cache (HF_HUB_OFFLINE=1)" if _offline() else "the Hugging Face hub and its cache"
+        where = (
+            "a local directory"
+            if local
+            else (
+                "the HF cache (HF_HUB_OFFLINE=1)"
+                if _offline()
+                else "the Hugging Face hub and its cache"
+            )
         )
         reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise LoadError(
@@ -113,12 +120,16 @@ def load_model(spec: str | os.PathLike, device: str = "cpu") -> Any:
         if cfg is not None and cfg.get("kind") == "train":
             return load_run_model(path, device)
         if cfg is None:
-            raise LoadError(f"could not load model {spec_str!r}: the directory has no config.json "
-                            "(neither an interp run nor a Hugging Face model)")
+            raise LoadError(
+                f"could not load model {spec_str!r}: the directory has no config.json "
+                "(neither an interp run nor a Hugging Face model)"
+            )
         return _load_hf(str(path), device)
     if path.exists():
-        raise LoadError(f"could not load model {spec_str!r}: it is a file; give a run directory, "
-                        "a Hugging Face directory or a hub name")
+        raise LoadError(
+            f"could not load model {spec_str!r}: it is a file; give a run directory, "
+            "a Hugging Face directory or a hub name"
+        )
     looks_like_path = spec_str.startswith((".", "/", "~")) or spec_str.count("/") > 1
     if looks_like_path:
         raise LoadError(f"could not load model {spec_str!r}: no such directory")

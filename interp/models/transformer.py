@@ -158,7 +158,9 @@ class HookedTransformer(HookedRootModule):
 
 
 def lm_loss(
-    logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tensor, "batch pos"], per_position: bool = False
+    logits: Float[Tensor, "batch pos d_vocab"],
+    tokens: Int[Tensor, "batch pos"],
+    per_position: bool = False,
 ) -> Tensor:
     """Next-token cross-entropy: mean, or per position [pos - 1] averaged over the batch."""
     losses = F.cross_entropy(

@@ -36,7 +36,10 @@ class Batch:
 
     def to(self, device: str | torch.device) -> Batch:
         return dataclasses.replace(
-            self, inputs=self.inputs.to(device), targets=self.targets.to(device), mask=self.mask.to(device)
+            self,
+            inputs=self.inputs.to(device),
+            targets=self.targets.to(device),
+            mask=self.mask.to(device),
         )
 
 
@@ -74,7 +77,9 @@ def _parse(cls: type, given: Mapping[str, Any], name: str) -> Any:
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(given) - fields)
     if unknown:
-        raise ConfigError(f"task {name!r} has no option(s) {', '.join(unknown)} (allowed: {', '.join(sorted(fields))})")
+        raise ConfigError(
+            f"task {name!r} has no option(s) {', '.join(unknown)} (allowed: {', '.join(sorted(fields))})"
+        )
     try:
         return cls(**dict(given))
     except (TypeError, ValueError) as e:

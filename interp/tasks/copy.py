@@ -40,7 +40,11 @@ class CopyTask(Task):
         return self.options.vocab + 1
 
     def model_overrides(self) -> dict[str, Any]:
-        return {"d_vocab": self.options.vocab + 2, "n_ctx": 2 * self.options.length + 2, "input_kind": "tokens"}
+        return {
+            "d_vocab": self.options.vocab + 2,
+            "n_ctx": 2 * self.options.length + 2,
+            "input_kind": "tokens",
+        }
 
     def sample(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
         n = self.options.length

@@ -20,14 +20,17 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save as st_save
+from safetensors.torch import load_file
+from safetensors.torch import save as st_save
 from torch import nn
 
 from interp.errors import CorruptFileError, LoadError
 from interp.io import atomic_write_bytes, atomic_write_json, read_json
 
 
-def save_weights(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+def save_weights(
+    path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> None:
     data = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     atomic_write_bytes(path, st_save(data, metadata=metadata))
 
@@ -37,7 +40,9 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise LoadError(f"weights file not found: {path}")
     if path.suffix in (".pt", ".pth", ".bin", ".pkl", ".ckpt"):
-        raise LoadError(f"refusing to load {path}: pickle checkpoints can execute code; use safetensors")
+        raise LoadError(
+            f"refusing to load {path}: pickle checkpoints can execute code; use safetensors"
+        )
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
@@ -96,7 +101,9 @@ def save_checkpoint(
     optim_tensors, groups = _optim_tensors(optimizer)
     optim_tensors["rng.torch"] = torch.get_rng_state()
     save_weights(tmp / "optim.safetensors", optim_tensors)
-    atomic_write_json(tmp / "state.json", {"step": step, "param_groups": groups, "extra": extra or {}})
+    atomic_write_json(
+        tmp / "state.json", {"step": step, "param_groups": groups, "extra": extra or {}}
+    )
     final = ckpt_root / name
     if final.exists():
         shutil.rmtree(final)
@@ -125,7 +132,9 @@ def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
     return None
 
 
-def restore_checkpoint(ckpt: Checkpoint, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+def restore_checkpoint(
+    ckpt: Checkpoint, model: nn.Module, optimizer: torch.optim.Optimizer
+) -> None:
     load_model_weights(model, ckpt.path / "model.safetensors")
     state = read_json(ckpt.path / "state.json", "checkpoint state")
     tensors = load_weights(ckpt.path / "optim.safetensors")
@@ -137,4 +146,6 @@ def restore_checkpoint(ckpt: Checkpoint, model: nn.Module, optimizer: torch.opti
     try:
         optimizer.load_state_dict({"state": opt_state, "param_groups": state["param_groups"]})
     except (KeyError, ValueError) as e:
-        raise CorruptFileError(f"optimizer state in {ckpt.path} does not match the model ({e})") from e
+        raise CorruptFileError(
+            f"optimizer state in {ckpt.path} does not match the model ({e})"
+        ) from e

@@ -15,7 +15,12 @@ from interp.errors import ConfigError, InterpError
 from interp.models.transformer import HookedTransformer
 from interp.runs import RunDir
 from interp.seed import seed_everything
-from interp.train.checkpoint import latest_checkpoint, restore_checkpoint, save_checkpoint, save_weights
+from interp.train.checkpoint import (
+    latest_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
+    save_weights,
+)
 from interp.train.loop import make_optimizer, train
 from interp.train.sources import CorpusSource, DataSource, TaskSource
 
@@ -44,7 +49,11 @@ class TrainJob:
         for key in ("model", "train", "data"):
             if key not in d:
                 raise ConfigError(f"config is missing the {key!r} section")
-        return cls(ModelConfig.from_dict(d["model"]), TrainConfig.from_dict(d["train"]), DataConfig.from_dict(d["data"]))
+        return cls(
+            ModelConfig.from_dict(d["model"]),
+            TrainConfig.from_dict(d["train"]),
+            DataConfig.from_dict(d["data"]),
+        )
 
 
 def _tokenizer_for(data: DataConfig, run_dir: Path | None, corpus: Any) -> Any:
@@ -87,20 +96,33 @@ def resolve(job: TrainJob, run_dir: Path | None = None) -> tuple[TrainJob, DataS
     return TrainJob(model, tcfg, data), source, tokenizer
 
 
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, dict) and value and key != "task_options" and key != "positional_options":
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+# resolved from the data (compared through the data config) or allowed to grow on resume
+_RESUME_FREE = {"train.steps", "model.d_vocab", "model.n_ctx", "model.input_kind", "model.d_input"}
+
+
 def _check_resume_matches(stored: TrainJob, asked: TrainJob) -> TrainJob:
-    """On resume, the stored config wins; a different request (other than more steps) is refused."""
-    s, a = stored.to_dict(), asked.to_dict()
-    for section in ("model", "data", "train"):
-        for key in sorted(set(s[section]) | set(a[section])):
-            if section == "train" and key == "steps":
-                continue
-            if section == "model" and key in ("d_vocab", "n_ctx", "input_kind", "d_input"):
-                continue  # resolved from the data, compared through the data config
-            if s[section].get(key) != a[section].get(key):
-                raise InterpError(
-                    f"--resume: {section}.{key} is {a[section].get(key)!r} but the run was started with "
-                    f"{s[section].get(key)!r}; use the same options (or a new --out)"
-                )
+    """On resume, the stored config wins; a different request (other than more steps) is refused.
+
+    Extending ``steps`` stretches the cosine schedule over the new total from the resume point.
+    """
+    s, a = _flatten(stored.to_dict()), _flatten(asked.to_dict())
+    for key in sorted(set(s) | set(a)):
+        if key in _RESUME_FREE or s.get(key) == a.get(key):
+            continue
+        raise InterpError(
+            f"--resume: {key} is {a.get(key)!r} but the run was started with {s.get(key)!r}; "
+            "use the same options (or a new --out)"
+        )
     return TrainJob(stored.model, stored.train.replace(steps=asked.train.steps), stored.data)
 
 

@@ -61,7 +61,9 @@ def evaluate(model: nn.Module, batches: list, device: str = "cpu") -> dict[str, 
     row: dict[str, Any] = {"loss": total / max(count, 1.0)}
     if pos_sum is not None:
         by_pos = (pos_sum / pos_count.clamp(min=1)).tolist()
-        row["loss_by_pos"] = [v if c > 0 else None for v, c in zip(by_pos, pos_count.tolist(), strict=True)]
+        row["loss_by_pos"] = [
+            v if c > 0 else None for v, c in zip(by_pos, pos_count.tolist(), strict=True)
+        ]
     if scored:
         row["accuracy"] = correct / scored
     return row
@@ -93,23 +95,36 @@ def train(
         tokens_per_step = tokens_per_step or int(batch.inputs.shape[0] * batch.inputs.shape[1])
         loss = masked_mean(per_token_loss(model(batch.inputs), batch), batch.mask)
         if not math.isfinite(loss_value := float(loss.detach())):
-            raise NumericalError(f"loss is {loss_value} at step {step}; stopping (last checkpoint kept)")
+            raise NumericalError(
+                f"loss is {loss_value} at step {step}; stopping (last checkpoint kept)"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         params = [p for p in model.parameters() if p.grad is not None]
         if cfg.optim.grad_clip > 0:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip))
         else:
-            grad_norm = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])))
+            grad_norm = float(
+                torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
+            )
         if not math.isfinite(grad_norm):
-            raise NumericalError(f"gradient norm is {grad_norm} at step {step}; stopping (last checkpoint kept)")
+            raise NumericalError(
+                f"gradient norm is {grad_norm} at step {step}; stopping (last checkpoint kept)"
+            )
         optimizer.step()
         done = step + 1
         if done % cfg.log_every == 0 or done == cfg.steps:
-            emit({
-                "step": done, "split": "train", "loss": loss_value, "lr": lr, "grad_norm": grad_norm,
-                "tokens": done * tokens_per_step, "elapsed": time.perf_counter() - t0,
-            })
+            emit(
+                {
+                    "step": done,
+                    "split": "train",
+                    "loss": loss_value,
+                    "lr": lr,
+                    "grad_norm": grad_norm,
+                    "tokens": done * tokens_per_step,
+                    "elapsed": time.perf_counter() - t0,
+                }
+            )
         if done % cfg.eval_every == 0 or done == cfg.steps:
             emit({"step": done, "split": "val", **evaluate(model, val, device)})
         if on_checkpoint and (done % cfg.checkpoint_every == 0 or done == cfg.steps):

@@ -26,7 +26,9 @@ class DataSource(Protocol):
 class CorpusSource:
     """Packed token blocks, shuffled per epoch with a seeded permutation."""
 
-    def __init__(self, train: Tensor, val: Tensor, batch_size: int, seed: int, eval_batches: int) -> None:
+    def __init__(
+        self, train: Tensor, val: Tensor, batch_size: int, seed: int, eval_batches: int
+    ) -> None:
         self.train, self.val = train, val
         self.batch_size, self.seed, self.eval_batches = batch_size, seed, eval_batches
         self._perm_epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
@@ -54,7 +56,12 @@ class TaskSource:
     """Fresh task samples every step; a fixed validation set."""
 
     def __init__(self, task: Task, batch_size: int, seed: int, eval_batches: int) -> None:
-        self.task, self.batch_size, self.seed, self.eval_batches = task, batch_size, seed, eval_batches
+        self.task, self.batch_size, self.seed, self.eval_batches = (
+            task,
+            batch_size,
+            seed,
+            eval_batches,
+        )
         self._val: list[Batch] | None = None
 
     def train_batch(self, step: int) -> Batch:
@@ -63,5 +70,7 @@ class TaskSource:
     def val_batches(self) -> list[Batch]:
         if self._val is None:
             g = _step_generator(self.seed, 3, 0)
-            self._val = [self.task.sample(self.batch_size, g, "val") for _ in range(self.eval_batches)]
+            self._val = [
+                self.task.sample(self.batch_size, g, "val") for _ in range(self.eval_batches)
+            ]
         return self._val

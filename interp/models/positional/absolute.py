@@ -14,7 +14,7 @@ class LearnedPositions(nn.Module):
         super().__init__()
         self.W_pos = nn.Parameter(torch.randn(n_ctx, d_model) * init_range)
 
-    def forward(self, positions: Int[Tensor, "pos"]) -> Float[Tensor, "pos d_model"]:
+    def forward(self, positions: Int[Tensor, " pos"]) -> Float[Tensor, "pos d_model"]:
         return self.W_pos[positions]
 
 

@@ -53,7 +53,9 @@ class AttentionPosition(nn.Module):
         q: Float[Tensor, "batch pos head_index d_head"],
         k: Float[Tensor, "batch pos head_index d_head"],
         offset: int = 0,
-    ) -> tuple[Float[Tensor, "batch pos head_index d_head"], Float[Tensor, "batch pos head_index d_head"]]:
+    ) -> tuple[
+        Float[Tensor, "batch pos head_index d_head"], Float[Tensor, "batch pos head_index d_head"]
+    ]:
         return q, k
 
     def score_bias(
@@ -91,7 +93,9 @@ def _parse_options(options_cls: type, given: Mapping[str, Any], name: str) -> An
     unknown = sorted(set(given) - fields)
     if unknown:
         allowed = ", ".join(sorted(fields)) or "none"
-        raise ConfigError(f"positional encoding {name!r} has no option(s) {', '.join(unknown)} (allowed: {allowed})")
+        raise ConfigError(
+            f"positional encoding {name!r} has no option(s) {', '.join(unknown)} (allowed: {allowed})"
+        )
     try:
         return options_cls(**dict(given))
     except (TypeError, ValueError) as e:
@@ -118,5 +122,3 @@ def build_positional(cfg: ModelConfig) -> PositionalEncoding:
             f"unknown positional encoding {cfg.positional!r}; choose from {', '.join(positional_names())}"
         ) from None
     return cls(cfg)
-
-

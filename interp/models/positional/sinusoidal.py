@@ -23,7 +23,7 @@ class SinusoidalPositions(nn.Module):
         self.d_model = d_model
         self.base = base
 
-    def forward(self, positions: Int[Tensor, "pos"]) -> Float[Tensor, "pos d_model"]:
+    def forward(self, positions: Int[Tensor, " pos"]) -> Float[Tensor, "pos d_model"]:
         half = (self.d_model + 1) // 2
         freqs = torch.exp(-math.log(self.base) * torch.arange(half, dtype=torch.float32) / half)
         angles = positions.float()[:, None] * freqs[None, :]
