@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cli import commands_train  # noqa: F401  (registers train, report, demo)
+from cli import commands_reproduce, commands_train  # noqa: F401  (registration)
 from cli.app import app
 
 

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from interp.report.html import Section, render_html, write_report
+from interp.report.plugins import load_plugins
 from interp.report.sections import (
     RunView,
     SectionBuilder,
@@ -64,6 +65,7 @@ def build_sections(run: RunView) -> list[Section]:
 
 def build_report(run_dir: Path, out: Path | None = None) -> Path:
     """Write the HTML report of ``run_dir`` (default ``run_dir/report.html``); returns its path."""
+    load_plugins()
     run = load_run_view(Path(run_dir))
     sections = build_sections(run)
     path = Path(out) if out is not None else run.path / "report.html"

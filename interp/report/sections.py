@@ -216,9 +216,15 @@ def _split_summary(metrics: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
     return out
 
 
+def _is_training_run(run: RunView) -> bool:
+    return run.config.get("kind", "train") == "train"
+
+
 @register_section("training", order=10)
-def training_section(run: RunView) -> Section:
+def training_section(run: RunView) -> Section | None:
     metrics = run.metrics
+    if not metrics and not _is_training_run(run):
+        return None  # analysis runs (probe, collapse, reproduce...) have no training curves
     figs = [figures.loss_curves(metrics)]
     if (
         figures.series(metrics, "val", "accuracy")[1]
@@ -248,7 +254,9 @@ def training_section(run: RunView) -> Section:
 
 
 @register_section("per-position", order=20)
-def per_position_section(run: RunView) -> Section:
+def per_position_section(run: RunView) -> Section | None:
+    if not run.metrics and not _is_training_run(run):
+        return None
     fig = figures.per_position_loss(run.metrics)
     notes = ()
     if run.rows("val") and not any(r.get("loss_by_pos") for r in run.rows("val")):

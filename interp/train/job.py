@@ -99,7 +99,12 @@ def resolve(job: TrainJob, run_dir: Path | None = None) -> tuple[TrainJob, DataS
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in d.items():
-        if isinstance(value, dict) and value and key != "task_options" and key != "positional_options":
+        if (
+            isinstance(value, dict)
+            and value
+            and key != "task_options"
+            and key != "positional_options"
+        ):
             out.update(_flatten(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value

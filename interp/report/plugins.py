@@ -1,0 +1,16 @@
+"""Modules that register report sections for analyses; ``build_report`` imports them all.
+
+An analysis adds its figures to reports by registering a section builder (see
+``interp.report.sections.register_section``) in its own module and listing the module here.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+SECTION_MODULES: tuple[str, ...] = ("interp.report.claims",)
+
+
+def load_plugins() -> None:
+    for name in SECTION_MODULES:
+        importlib.import_module(name)
