@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 
 SECTION_MODULES: tuple[str, ...] = ("interp.report.claims",)
+SECTION_MODULES += ("interp.report.probe",)  # interp probe heatmaps
+SECTION_MODULES += ("interp.report.collapse",)  # interp collapse / squash curves
 
 
 def load_plugins() -> None:
