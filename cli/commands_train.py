@@ -70,6 +70,12 @@ def train(
     checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 100,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
+    grad: Annotated[
+        str,
+        typer.Option(
+            "--grad", help="Gradient mode: vanilla, or myopic (no gradient into past positions)."
+        ),
+    ] = "vanilla",
     resume: Annotated[
         bool, typer.Option(help="Continue the run in --out from its last checkpoint.")
     ] = False,
@@ -112,6 +118,7 @@ def train(
         checkpoint_every=checkpoint_every,
         seed=seed,
         device=device,
+        grad_mode=grad,
         optim=OptimConfig(lr=lr, weight_decay=weight_decay, warmup_steps=warmup),
     )
     with step_bar("training") as (on_start, on_step):

@@ -18,6 +18,7 @@ T = TypeVar("T", bound="_Config")
 ACTIVATIONS = ("gelu", "gelu_new", "relu", "silu")
 NORMALIZATIONS = ("layernorm", "rmsnorm", "none")
 INPUT_KINDS = ("tokens", "vector")
+GRAD_MODES = ("vanilla", "myopic")  # see interp.train.grad_modes
 
 
 class _Config:
@@ -175,8 +176,8 @@ class TrainConfig(_Config):
             f"seed must be a non-negative integer, got {self.seed!r}",
         )
         _check(
-            self.grad_mode in ("vanilla",),
-            f"unknown gradient mode {self.grad_mode!r}; choose vanilla",
+            self.grad_mode in GRAD_MODES,
+            f"unknown gradient mode {self.grad_mode!r}; choose {' or '.join(GRAD_MODES)}",
         )
         if isinstance(self.optim, Mapping):
             object.__setattr__(self, "optim", OptimConfig.from_dict(self.optim))

@@ -11,6 +11,35 @@ Hooks: hook_q, hook_k, hook_v [batch pos head_index d_head]; hook_attn_scores an
 [batch head_index query_pos key_pos] (scores after scaling, the positional bias and the causal
 mask); hook_z [batch pos head_index d_head]; plus whatever the positional part declares
 (hook_rot_q / hook_rot_k for RoPE).
+
+Myopic gradients (``self.myopic = True``, set by ``interp.train.grad_modes``; Wu et al. 2024):
+the loss at position t sends no gradient into the hidden states of positions s < t, while the
+weights still receive gradient through every position.  The forward values are unchanged
+(bit for bit); only the autograd graph differs, at the cost of one forward and one backward:
+
+* past keys and values come from the *detached* layer input through the live weights:
+  ``k_past = W_K · x.detach()``, ``v_past = W_V · x.detach()``;
+* scores are ``q · k_pastᵀ`` off the diagonal and the live ``q_t · k_t`` on it (values taken
+  from the detached product, gradient from the live one), so the pattern A of row t depends on
+  the live hidden state at t only;
+* output ``z = A · V_past + diag(A) · (V - V_past)`` (the second term is exactly zero forward).
+
+The past keys and values are projections of the layer input, not hooked tensors: a hook that
+patches hook_k / hook_v patches the live ones only (myopic mode is for training, not patching).
+Positional parts see the past keys: ``rotate_qk`` is called on (q, k_past) (hooks fire with the
+forward values) and once more on the live keys for the diagonal (its hooks fire twice in myopic
+training steps, with identical values).  ``score_bias(q, k_past, scores)`` then receives the
+myopic scores.  That is exact for a bias that ignores k (ALiBi) or reads only the ``scores``
+argument; a bias that recomputes several keys per entry from ``k`` (CoPE's cumulative gates
+``sigma(q_t · k_j)``, j = s..t) would see the detached key on the diagonal as well and lose the
+gradient of the gate at j = t.  Such a part gets an exact myopic gradient by defining
+
+    def score_bias_myopic(self, q, k_past, k_live, scores): ...
+
+which the attention calls instead of ``score_bias`` in myopic mode.  The simplest exact form
+computes its gate logits as ``torch.where(eye, (q * k_live).sum(-1)[..., None], q @ k_pastᵀ)``
+(the diagonal correction), or reuses the ``scores`` argument, whose diagonal is already live.
+Under ``torch.no_grad()`` (evaluation) the vanilla path runs: the values are the same.
 """
 
 from __future__ import annotations
@@ -52,6 +81,7 @@ class Attention(nn.Module):
         self.hook_attn_scores = HookPoint()  # [batch, head_index, query_pos, key_pos]
         self.hook_pattern = HookPoint()  # [batch, head_index, query_pos, key_pos]
         self.hook_z = HookPoint()  # [batch, pos, head_index, d_head]
+        self.myopic = False  # gradient mode; see the module docstring
 
     def project(
         self, x: Float[Tensor, "batch pos d_model"], W: Tensor, b: Tensor
@@ -63,12 +93,12 @@ class Attention(nn.Module):
             + b
         )
 
-    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
-        q = self.hook_q(self.project(x, self.W_Q, self.b_Q))
-        k = self.hook_k(self.project(x, self.W_K, self.b_K))
-        v = self.hook_v(self.project(x, self.W_V, self.b_V))
-        q, k = self.position.rotate_qk(q, k)
-        scores = (
+    def scores_of(
+        self,
+        q: Float[Tensor, "batch query_pos head_index d_head"],
+        k: Float[Tensor, "batch key_pos head_index d_head"],
+    ) -> Float[Tensor, "batch head_index query_pos key_pos"]:
+        return (
             einsum(
                 q,
                 k,
@@ -76,18 +106,52 @@ class Attention(nn.Module):
             )
             * self.scale
         )
-        scores = self.position.score_bias(q, k, scores)
+
+    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        myopic = self.myopic and torch.is_grad_enabled()
+        q = self.hook_q(self.project(x, self.W_Q, self.b_Q))
+        k = self.hook_k(self.project(x, self.W_K, self.b_K))
+        v = self.hook_v(self.project(x, self.W_V, self.b_V))
         n_pos = x.shape[1]
+        if myopic:
+            x_past = x.detach()
+            k_past = self.project(x_past, self.W_K, self.b_K)
+            v_past = self.project(x_past, self.W_V, self.b_V)
+            _, k_live = self.position.rotate_qk(q.detach(), k)
+            q, k_past = self.position.rotate_qk(q, k_past)
+            past = self.scores_of(q, k_past)
+            live_diag = (
+                einsum(
+                    q,
+                    k_live,
+                    "batch pos head_index d_head, batch pos head_index d_head -> batch head_index pos",
+                )
+                * self.scale
+            )
+            diag = past.diagonal(dim1=-2, dim2=-1).detach() + (live_diag - live_diag.detach())
+            eye = torch.eye(n_pos, dtype=torch.bool, device=x.device)
+            scores = torch.where(eye, diag.unsqueeze(-1), past)
+            bias_myopic = getattr(self.position, "score_bias_myopic", None)
+            if bias_myopic is not None:
+                scores = bias_myopic(q, k_past, k_live, scores)
+            else:
+                scores = self.position.score_bias(q, k_past, scores)
+        else:
+            q, k = self.position.rotate_qk(q, k)
+            scores = self.position.score_bias(q, k, self.scores_of(q, k))
         causal = torch.ones(n_pos, n_pos, dtype=torch.bool, device=x.device).tril()
         scores = self.hook_attn_scores(scores.masked_fill(~causal, float("-inf")))
         pattern = self.hook_pattern(scores.softmax(dim=-1))
-        z = self.hook_z(
-            einsum(
-                pattern,
-                v,
-                "batch head_index query_pos key_pos, batch key_pos head_index d_head -> batch query_pos head_index d_head",
-            )
+        values = v_past if myopic else v
+        z = einsum(
+            pattern,
+            values,
+            "batch head_index query_pos key_pos, batch key_pos head_index d_head -> batch query_pos head_index d_head",
         )
+        if myopic:
+            own = pattern.diagonal(dim1=-2, dim2=-1)  # batch head_index pos
+            z = z + own.transpose(1, 2).unsqueeze(-1) * (v - v_past)
+        z = self.hook_z(z)
         return (
             einsum(
                 z,

@@ -16,6 +16,7 @@ from torch import nn
 
 from interp.config import OptimConfig, TrainConfig
 from interp.errors import NumericalError
+from interp.train.grad_modes import grad_mode
 from interp.train.losses import accuracy_counts, masked_mean, per_position_sums, per_token_loss
 from interp.train.schedule import lr_at
 from interp.train.sources import DataSource
@@ -79,7 +80,25 @@ def train(
     on_checkpoint: CheckpointCallback | None = None,
     on_step: Callable[[int], None] | None = None,
 ) -> torch.optim.Optimizer:
-    """Train ``model`` from ``start_step`` to ``cfg.steps``.  Returns the optimizer."""
+    """Train ``model`` from ``start_step`` to ``cfg.steps``.  Returns the optimizer.
+
+    ``cfg.grad_mode`` (vanilla | myopic) holds for the loop only; the model leaves in the mode
+    it came in.
+    """
+    with grad_mode(model, cfg.grad_mode):
+        return _train(model, source, cfg, optimizer, start_step, on_metrics, on_checkpoint, on_step)
+
+
+def _train(
+    model: nn.Module,
+    source: DataSource,
+    cfg: TrainConfig,
+    optimizer: torch.optim.Optimizer | None,
+    start_step: int,
+    on_metrics: MetricsCallback | None,
+    on_checkpoint: CheckpointCallback | None,
+    on_step: Callable[[int], None] | None,
+) -> torch.optim.Optimizer:
     device = cfg.device
     model.to(device).train()
     optimizer = optimizer or make_optimizer(model, cfg.optim)

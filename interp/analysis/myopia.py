@@ -1,0 +1,337 @@
+"""Myopic vs vanilla twins: does a model pre-cache for the future, or leave breadcrumbs?
+
+Wu, Morris & Levine (2024): train the same model twice from the same initial weights on the same
+data order, once normally (vanilla) and once *myopically* (the loss at t sends no gradient into
+earlier positions; ``interp.train.grad_modes``).  A myopic model can only compute features that
+help the current prediction; whatever it then passes on to later positions is a *breadcrumb*.
+If vanilla is clearly better, the difference is what vanilla computes *for* the future
+(*pre-caching*).
+
+This module is the one library call behind ``interp precache``: train the twins per seed
+(resumable run directories), then compare them: final and per-position validation loss, the
+myopia gap ``myopic - vanilla`` with a 95% t-interval over seeds, and on the synthetic
+``precache`` task a ridge probe for the future-only feature ``sin(f * x_t)`` from the state after
+``probe_layer`` blocks.  ``verdict`` turns that into pre-caching / breadcrumbs / inconclusive.
+
+Definitions we chose (the paper leaves them open):
+
+* relative gap = mean gap / mean vanilla loss;
+* pre-caching: the gap is positive beyond its interval (every seed, for one seed) and the
+  relative gap is >= ``precaching_rel_gap`` (10%), and, where a future-feature probe exists,
+  vanilla encodes it (R² >= 0.5) clearly better than myopic (by >= 0.2);
+* breadcrumbs: relative gap below the threshold (including a negative gap);
+* inconclusive: otherwise (large but noisy gap, or a gap the probe does not back up).
+
+Future-token probes on text (MISSION §1, Future Lens) belong to ``probes/`` (issue 3).
+TODO: once ``probes.run`` is stable, probe both twins of a corpus comparison at horizons 1..H
+and store the result under ``token_probe``; today that entry says it is not computed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from interp.errors import ConfigError
+
+KIND = "precache"
+MODES = ("vanilla", "myopic")
+
+# two-sided 97.5% quantiles of Student's t, df = 1..30 (no scipy dependency)
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
+
+ProgressFn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class MyopiaConfig:
+    """What ``interp precache`` compares beyond the training itself."""
+
+    seeds: tuple[int, ...] = (0,)
+    probe_layer: int = 1  # the state after this many blocks (1 = the paper's "layer 1")
+    probe_sequences: int = 256  # fresh task sequences for the probe (half fit, half scored)
+    ridge: float = 1e-3
+    precaching_rel_gap: float = 0.10
+
+    def __post_init__(self) -> None:
+        seeds = tuple(self.seeds)
+        if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds):
+            raise ConfigError(f"seeds must be non-negative integers, got {self.seeds!r}")
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError(f"seeds must be distinct, got {list(seeds)}")
+        object.__setattr__(self, "seeds", seeds)
+        if not isinstance(self.probe_layer, int) or self.probe_layer < 1:
+            raise ConfigError(f"probe_layer must be >= 1, got {self.probe_layer!r}")
+        if self.probe_sequences < 4:
+            raise ConfigError("probe_sequences must be >= 4")
+        if self.ridge <= 0 or self.precaching_rel_gap <= 0:
+            raise ConfigError("ridge and precaching_rel_gap must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["seeds"] = list(self.seeds)
+        return out
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def t_interval(values: Sequence[float]) -> tuple[float, float] | None:
+    """95% Student-t interval of the mean; ``None`` for fewer than two values."""
+    n = len(values)
+    if n < 2:
+        return None
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    t = _T975[min(n - 1, len(_T975)) - 1] if n - 1 <= len(_T975) else 1.96
+    half = t * sd / math.sqrt(n)
+    return mean - half, mean + half
+
+
+def gap_summary(vanilla: Sequence[float], myopic: Sequence[float]) -> dict[str, Any]:
+    """Mean losses, the myopia gap (myopic - vanilla) per seed, its mean, interval and ratio."""
+    if len(vanilla) != len(myopic) or not vanilla:
+        raise ValueError("need one vanilla and one myopic loss per seed")
+    gaps = [m - v for v, m in zip(vanilla, myopic, strict=True)]
+    v_mean = sum(vanilla) / len(vanilla)
+    g_mean = sum(gaps) / len(gaps)
+    ci = t_interval(gaps)
+    return {
+        "vanilla": v_mean,
+        "myopic": sum(myopic) / len(myopic),
+        "gaps": gaps,
+        "gap": g_mean,
+        "gap_ci": list(ci) if ci else None,
+        "rel_gap": g_mean / v_mean if v_mean > 0 else math.inf,
+    }
+
+
+def position_gap(
+    vanilla_by_pos: Sequence[Sequence[float | None]],
+    myopic_by_pos: Sequence[Sequence[float | None]],
+) -> dict[str, Any]:
+    """Mean per-position losses over seeds, their gap, and the gap in the first / last quarter."""
+
+    def mean_rows(rows: Sequence[Sequence[float | None]]) -> list[float | None]:
+        out = []
+        for col in zip(*rows, strict=True):
+            vals = [v for v in col if v is not None]
+            out.append(sum(vals) / len(vals) if vals else None)
+        return out
+
+    v, m = mean_rows(vanilla_by_pos), mean_rows(myopic_by_pos)
+    gap = [b - a if a is not None and b is not None else None for a, b in zip(v, m, strict=True)]
+    valid = [g for g in gap if g is not None]
+    q = max(1, len(valid) // 4)
+    return {
+        "vanilla": v,
+        "myopic": m,
+        "gap": gap,
+        "gap_first_quarter": sum(valid[:q]) / q if valid else None,
+        "gap_last_quarter": sum(valid[-q:]) / q if valid else None,
+    }
+
+
+def verdict(
+    summary: dict[str, Any], probe: dict[str, Any] | None, rel_threshold: float = 0.10
+) -> dict[str, Any]:
+    """Pre-caching, breadcrumbs or inconclusive, with the evidence as sentences."""
+    gap, rel, ci = summary["gap"], summary["rel_gap"], summary.get("gap_ci")
+    evidence = [
+        f"validation loss vanilla {summary['vanilla']:.4f}, myopic {summary['myopic']:.4f}: "
+        f"myopia gap {gap:+.4f} ({100 * rel:+.1f}% of vanilla)"
+        + (f", 95% CI [{ci[0]:+.4f}, {ci[1]:+.4f}] over seeds" if ci else ", one seed (no CI)")
+    ]
+    positive = ci[0] > 0 if ci else all(g > 0 for g in summary["gaps"])
+    big = rel >= rel_threshold
+    probe_backs = None
+    if probe:
+        v_r2, m_r2 = probe["vanilla_r2"], probe["myopic_r2"]
+        probe_backs = v_r2 >= 0.5 and v_r2 - m_r2 >= 0.2
+        evidence.append(
+            f"probe for {probe['target']} from the state after {probe['layer']} block(s): "
+            f"R² vanilla {v_r2:.3f}, myopic {m_r2:.3f}"
+            + (
+                f" (after each block: vanilla {_fmt(probe['by_layer']['vanilla'])}, "
+                f"myopic {_fmt(probe['by_layer']['myopic'])})"
+                if probe.get("by_layer")
+                else ""
+            )
+        )
+    if not big:
+        label = "breadcrumbs"
+        evidence.append(
+            f"the gap is below {100 * rel_threshold:.0f}% of the vanilla loss: what the model "
+            "passes forward is mostly computed for the current token anyway"
+        )
+    elif positive and probe_backs is not False:
+        label = "pre-caching"
+        evidence.append(
+            "the myopic twin is clearly worse"
+            + (" and only vanilla encodes the future-only feature" if probe_backs else "")
+        )
+    else:
+        label = "inconclusive"
+        evidence.append(
+            "the gap is large but not backed by "
+            + ("the probe" if probe_backs is False else "a positive interval over seeds")
+        )
+    return {"label": label, "evidence": evidence, "rel_threshold": rel_threshold}
+
+
+def _fmt(values: Sequence[float]) -> str:
+    return "/".join(f"{v:.2f}" for v in values)
+
+
+# --------------------------------------------------------------------------- probes
+
+
+def ridge_r2(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
+             ridge: float) -> float:  # fmt: skip
+    """Held-out R² of a ridge regression with intercept (float64, closed form)."""
+    x, y, x_test, y_test = (t.double() for t in (x, y, x_test, y_test))
+    mx, my = x.mean(0), y.mean()
+    xc = x - mx
+    gram = xc.T @ xc
+    lam = ridge * float(gram.diagonal().mean())
+    w = torch.linalg.solve(gram + lam * torch.eye(gram.shape[0], dtype=gram.dtype), xc.T @ (y - my))
+    pred = (x_test - mx) @ w + my
+    ss_res = float(((y_test - pred) ** 2).sum())
+    ss_tot = float(((y_test - y_test.mean()) ** 2).sum())
+    return 1.0 - ss_res / ss_tot if ss_tot > 0 else 0.0
+
+
+@torch.no_grad()
+def future_feature_probe(
+    model: Any, task: Any, n_sequences: int, seed: int, ridge: float = 1e-3
+) -> list[float]:
+    """R² of a linear probe for ``task.future_feature`` from the state after each block.
+
+    Entry l-1 probes ``blocks.{l-1}.hook_resid_post`` (the state after l blocks).  Fits on half
+    of ``n_sequences`` fresh sequences (every position) and scores the other half.
+    """
+    batch = task.sample(n_sequences, torch.Generator().manual_seed(10_000 + seed), "val")
+    hooks = [f"blocks.{layer}.hook_resid_post" for layer in range(model.cfg.n_layers)]
+    _, cache = model.run_with_cache(batch.inputs.to(model.device), names_filter=hooks)
+    target = task.future_feature(batch.inputs).flatten()
+    half = (n_sequences // 2) * batch.inputs.shape[1]
+    out = []
+    for hook in hooks:
+        states = cache[hook].cpu().flatten(0, 1)
+        out.append(ridge_r2(states[:half], target[:half], states[half:], target[half:], ridge))
+    return out
+
+
+@torch.no_grad()
+def zero_baseline(val_batches: Sequence[Any]) -> float | None:
+    """Loss of always predicting 0 on a regression task (the trivial baseline); else None."""
+    total, count = 0.0, 0.0
+    for b in val_batches:
+        if b.loss != "huber":
+            return None
+        loss = F.huber_loss(torch.zeros_like(b.targets), b.targets.float(), reduction="none")
+        total += float((loss.mean(-1) * b.mask).sum())
+        count += float(b.mask.sum())
+    return total / max(count, 1.0)
+
+
+# --------------------------------------------------------------------------- the experiment
+
+
+def twin_dir(out: Path, seed: int, mode: str) -> Path:
+    return Path(out) / "twins" / f"seed{seed}-{mode}"
+
+
+def run_precache(
+    out: Path,
+    job: Any,
+    config: MyopiaConfig,
+    progress: ProgressFn | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Train the vanilla/myopic twins of ``job`` for every seed under ``out/twins`` and compare.
+
+    A twin whose run directory already exists is resumed (a finished one costs nothing).
+    Returns the results dict (the caller writes it).
+    """
+    from interp.models.loading import load_run_model
+    from interp.train.job import resolve, run_training
+    from interp.train.loop import evaluate
+
+    say = progress or (lambda msg: None)
+    per_seed = []
+    for seed in config.seeds:
+        row: dict[str, Any] = {"seed": seed}
+        for mode in MODES:
+            twin = job.__class__(job.model, job.train.replace(seed=seed, grad_mode=mode), job.data)
+            path = twin_dir(out, seed, mode)
+            say(f"seed {seed}: training the {mode} twin in {path}")
+            resume = (path / "config.json").is_file()
+            run_training(path, twin, resume=resume, on_step=on_step)
+            resolved, source, reader = resolve(twin, path)
+            model = load_run_model(path)
+            model.eval()
+            scores = evaluate(model, source.val_batches(), "cpu")
+            row[mode] = {"loss": scores["loss"], "loss_by_pos": scores.get("loss_by_pos")}
+            if job.data.source == "task" and hasattr(reader, "future_feature"):
+                if config.probe_layer > model.cfg.n_layers:
+                    raise ConfigError(
+                        f"probe layer {config.probe_layer} exceeds the model's "
+                        f"{model.cfg.n_layers} layers"
+                    )
+                by_layer = future_feature_probe(
+                    model, reader, config.probe_sequences, seed, config.ridge
+                )
+                row[mode]["probe_r2_by_layer"] = by_layer
+                row[mode]["probe_r2"] = by_layer[config.probe_layer - 1]
+            if mode == "vanilla":
+                row["zero_baseline"] = zero_baseline(source.val_batches())
+        per_seed.append(row)
+
+    summary = gap_summary(
+        [r["vanilla"]["loss"] for r in per_seed], [r["myopic"]["loss"] for r in per_seed]
+    )
+    baselines = [r["zero_baseline"] for r in per_seed if r.get("zero_baseline") is not None]
+    summary["zero_baseline"] = sum(baselines) / len(baselines) if baselines else None
+    positions = position_gap(
+        [r["vanilla"]["loss_by_pos"] or [] for r in per_seed],
+        [r["myopic"]["loss_by_pos"] or [] for r in per_seed],
+    )
+    probe = None
+    if all("probe_r2" in r["vanilla"] for r in per_seed):
+        n = len(per_seed)
+        probe = {
+            "target": "sin(frequency * x_t)",
+            "layer": config.probe_layer,
+            "vanilla_r2": sum(r["vanilla"]["probe_r2"] for r in per_seed) / n,
+            "myopic_r2": sum(r["myopic"]["probe_r2"] for r in per_seed) / n,
+            "by_layer": {
+                mode: [
+                    sum(r[mode]["probe_r2_by_layer"][i] for r in per_seed) / n
+                    for i in range(len(per_seed[0][mode]["probe_r2_by_layer"]))
+                ]
+                for mode in MODES
+            },
+        }
+    token_probe = {
+        "status": "not computed",
+        "note": "future-token probes on text: TODO, hook up probes/ (issue 3) on both twins",
+    }
+    return {
+        "kind": KIND,
+        "source": job.data.source,
+        "per_seed": per_seed,
+        "summary": summary,
+        "positions": positions,
+        "probe": probe,
+        "token_probe": token_probe if job.data.source == "corpus" else None,
+        "verdict": verdict(summary, probe, config.precaching_rel_gap),
+    }

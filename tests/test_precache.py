@@ -1,0 +1,195 @@
+"""The pre-caching task, the twin comparison, its verdict, report section, CLI and reproduction."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from cli.main import app
+from interp.analysis.myopia import (
+    MyopiaConfig,
+    gap_summary,
+    position_gap,
+    ridge_r2,
+    t_interval,
+    verdict,
+)
+from interp.errors import ConfigError
+from interp.tasks import build_task
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def assert_one_line_error(result, fragment: str) -> None:
+    assert result.exit_code != 0, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert re.search(fragment, lines[0], re.I), lines[0]
+
+
+# --------------------------------------------------------------------------- task
+
+
+def test_precache_targets_match_the_definition() -> None:
+    task = build_task("precache", {"length": 12, "window": 3, "frequency": 10.0, "p": 0.5})
+    assert task.model_overrides() == {
+        "input_kind": "vector",
+        "d_input": 2,
+        "d_vocab": 1,
+        "n_ctx": 12,
+    }
+    batch = task.sample(4, torch.Generator().manual_seed(0))
+    assert batch.inputs.shape == (4, 12, 2) and batch.targets.shape == (4, 12, 1)
+    assert batch.loss == "huber" and batch.mask.all()
+    x, z = batch.inputs[..., 0], batch.inputs[..., 1]
+    assert set(z.unique().tolist()) <= {0.0, 1.0}
+    for b in range(4):
+        for n in range(12):
+            past = sum(math.sin(10 * float(x[b, n - i])) for i in range(1, 4) if n - i >= 0)
+            want = past if z[b, n] == 1 else float(x[b, n])
+            assert abs(float(batch.targets[b, n, 0]) - want) < 1e-5
+    assert torch.allclose(task.future_feature(batch.inputs), torch.sin(10 * x))
+
+
+def test_precache_p_extremes_and_bad_options() -> None:
+    g = torch.Generator().manual_seed(1)
+    b0 = build_task("precache", {"p": 0.0, "length": 8}).sample(2, g)
+    assert torch.equal(b0.targets[..., 0], b0.inputs[..., 0])
+    b1 = build_task("precache", {"length": 8}).sample(2, g)
+    assert float(b1.targets[:, 0].abs().max()) == 0.0  # nothing before the start
+    for opts, frag in (
+        ({"p": 1.5}, "p must"),
+        ({"window": 0}, "window"),
+        ({"lenght": 3}, "no option"),
+    ):
+        with pytest.raises(ConfigError, match=frag):
+            build_task("precache", opts)
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_interval_gap_and_positions() -> None:
+    assert t_interval([1.0]) is None
+    lo, hi = t_interval([1.0, 3.0])
+    assert math.isclose(lo, 2 - 12.706, rel_tol=1e-6) and math.isclose(hi, 2 + 12.706, rel_tol=1e-6)
+    s = gap_summary([1.0, 1.2], [1.5, 1.5])
+    assert s["gaps"] == pytest.approx([0.5, 0.3]) and s["rel_gap"] == pytest.approx(0.4 / 1.1)
+    p = position_gap([[2.0, 1.0, 1.0, 1.0]], [[1.5, 1.0, 1.0, 1.5]])
+    assert p["gap_first_quarter"] == pytest.approx(-0.5) and p["gap_last_quarter"] == pytest.approx(
+        0.5
+    )
+    with pytest.raises(ConfigError, match="seeds"):
+        MyopiaConfig(seeds=())
+
+
+def test_verdict_labels() -> None:
+    precache = gap_summary([0.05, 0.06], [1.2, 1.25])
+    good_probe = {"target": "f", "layer": 1, "vanilla_r2": 0.95, "myopic_r2": 0.05}
+    assert verdict(precache, good_probe)["label"] == "pre-caching"
+    bad_probe = {**good_probe, "vanilla_r2": 0.1}
+    assert verdict(precache, bad_probe)["label"] == "inconclusive"
+    text = gap_summary([3.28, 3.30], [3.40, 3.41])
+    v = verdict(text, None)
+    assert v["label"] == "breadcrumbs" and any("95% CI" in e for e in v["evidence"])
+    assert verdict(gap_summary([1.0], [0.9]), None)["label"] == "breadcrumbs"
+
+
+def test_ridge_probe_recovers_a_linear_feature() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 8, generator=g)
+    y = x @ torch.randn(8, generator=g) + 0.5
+    assert ridge_r2(x[:200], y[:200], x[200:], y[200:], 1e-6) > 0.999
+    noise = torch.randn(400, generator=g)
+    assert ridge_r2(x[:200], noise[:200], x[200:], noise[200:], 1e-3) < 0.1
+
+
+# --------------------------------------------------------------------------- CLI, report
+
+
+TINY = ["precache", "-o", "length=8", "-o", "window=3", "--steps", "6", "--eval-every", "3",
+        "--layers", "2", "--d-model", "16", "--heads", "2", "--d-mlp", "32", "--warmup", "1"]  # fmt: skip
+
+
+def test_cli_end_to_end_resume_and_report(tmp_path) -> None:
+    out = tmp_path / "pc"
+    result = invoke(*TINY, "--seeds", "2", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "verdict:" in result.output and "report:" in result.output
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["kind"] == "precache" and cfg["myopia"]["seeds"] == [0, 1]
+    results = json.loads((out / "results.json").read_text())
+    assert results["verdict"]["label"] in ("pre-caching", "breadcrumbs", "inconclusive")
+    assert results["summary"]["gap_ci"] is not None and len(results["positions"]["gap"]) == 8
+    assert 0 <= results["probe"]["layer"] <= 2 and len(results["probe"]["by_layer"]["vanilla"]) == 2
+    for seed in (0, 1):
+        v = json.loads((out / "twins" / f"seed{seed}-vanilla" / "config.json").read_text())
+        m = json.loads((out / "twins" / f"seed{seed}-myopic" / "config.json").read_text())
+        assert v["train"]["grad_mode"] == "vanilla" and m["train"]["grad_mode"] == "myopic"
+        assert v["train"]["seed"] == m["train"]["seed"] == seed
+    html = (out / "report.html").read_text()
+    assert "Pre-caching or breadcrumbs" in html
+    # resume of a finished comparison retrains nothing and gives the same numbers
+    again = invoke(*TINY, "--seeds", "2", "--out", out, "--resume")
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "results.json").read_text())["summary"] == results["summary"]
+    assert_one_line_error(invoke(*TINY, "--seeds", "3", "--out", out, "--resume"), "differs")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--task", "nope"], "unknown task"),
+        (["-o", "p=2"], "p must"),
+        (["--seeds", "0"], "seeds"),
+        (["--corpus", "builtin"], "either --task or --corpus"),
+        (["--probe-layer", "3"], "probe-layer"),
+        (["--pe", "sideways"], "positional"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, fragment) -> None:
+    out = tmp_path / "never"
+    extra = ["--task", "precache"] if "--corpus" in args else []
+    assert_one_line_error(invoke(*TINY, *extra, *args, "--out", out), fragment)
+    assert not out.exists()
+
+
+def test_report_section_for_a_reproduction_layout(tmp_path) -> None:
+    from interp.io import atomic_write_json
+    from interp.report import build_report
+    from interp.runs import RunDir
+
+    run = RunDir.create(tmp_path / "r", {"kind": "reproduce", "name": "precache"})
+    for sub, probe in (("synthetic", True), ("text", False)):
+        results = {
+            "summary": gap_summary([0.1], [1.2]) | {"zero_baseline": 1.25},
+            "positions": position_gap([[0.3, 0.1]], [[1.0, 1.3]]),
+            "per_seed": [{"seed": 0, "vanilla": {"loss": 0.1}, "myopic": {"loss": 1.2}}],
+            "probe": {"vanilla_r2": 0.9, "myopic_r2": 0.1, "target": "f", "layer": 1}
+            if probe
+            else None,
+            "token_probe": None if probe else {"status": "not computed", "note": "TODO"},
+            "verdict": {"label": "pre-caching", "evidence": ["big gap"]},
+        }
+        atomic_write_json(run.path / sub / "results.json", results)
+    html = build_report(run.path).read_text()
+    assert "synthetic task: verdict: pre-caching" in html and "text: future-token probes" in html
+
+
+def test_reproduction_is_registered_with_valid_quick_jobs() -> None:
+    import interp.reproductions  # noqa: F401
+    from interp.reproduce import reproduction_names
+    from interp.reproductions.precache import _jobs
+
+    assert "precache" in reproduction_names()
+    synth, text, seeds = _jobs(quick=True)
+    assert synth.data.task == "precache" and text.data.source == "corpus" and seeds == 1
