@@ -10,6 +10,7 @@ import importlib
 
 SECTION_MODULES: tuple[str, ...] = ("interp.report.claims",)
 SECTION_MODULES += ("interp.report.probe",)  # interp probe heatmaps
+SECTION_MODULES += ("interp.report.pe_bench",)  # interp pe-bench tables and CoPE maps
 SECTION_MODULES += ("interp.report.precache",)  # interp precache: myopic vs vanilla twins
 SECTION_MODULES += ("interp.report.collapse",)  # interp collapse / squash curves
 

@@ -1,6 +1,6 @@
 """Positional encodings, one file each, registered by name."""
 
-from interp.models.positional import absolute, alibi, none, rope, sinusoidal  # noqa: F401  (registration)
+from interp.models.positional import absolute, alibi, cope, none, rope, sinusoidal  # noqa: F401  (registration)
 from interp.models.positional.base import (
     AttentionPosition,
     PositionalEncoding,

@@ -1,0 +1,82 @@
+"""Training-step time of CoPE vs RoPE at contexts 256 and 512, same model otherwise, one run.
+
+    python bench/cope_speed.py [--device cpu] [--steps 5] [--batch 8] [--threads N]
+
+Prints one line per context with the median step time (forward + backward + AdamW step) of
+each encoding, measured alternately in the same process, and the ratio CoPE / RoPE (target
+<= 1.5x).  CoPE's p_max is the context (the default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from interp.config import ModelConfig, OptimConfig
+from interp.models import HookedTransformer
+from interp.train.loop import make_optimizer
+
+
+def step_time(model: HookedTransformer, opt: torch.optim.Optimizer, tokens: torch.Tensor) -> float:
+    if tokens.is_cuda:
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    loss = model(tokens, return_type="loss")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    if tokens.is_cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    parser.add_argument("--contexts", default="256,512")
+    parser.add_argument("--d-model", type=int, default=128)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(
+        f"# device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+        f"batch {args.batch}, {args.steps} timed steps (median), 2 layers, d_model {args.d_model}, "
+        f"{args.d_model // 32} heads of 32"
+    )
+    for ctx in (int(c) for c in args.contexts.split(",")):
+        models = {}
+        for pe in ("rope", "cope"):
+            cfg = ModelConfig(
+                n_layers=2,
+                d_model=args.d_model,
+                n_heads=args.d_model // 32,
+                d_mlp=4 * args.d_model,
+                n_ctx=ctx,
+                d_vocab=512,
+                positional=pe,
+            )
+            model = HookedTransformer(cfg, seed=0).to(args.device).train()
+            models[pe] = (model, make_optimizer(model, OptimConfig()))
+        g = torch.Generator().manual_seed(0)
+        tokens = torch.randint(0, 512, (args.batch, ctx), generator=g).to(args.device)
+        times: dict[str, list[float]] = {"rope": [], "cope": []}
+        for pe in times:  # warm-up
+            step_time(*models[pe], tokens)
+        for _ in range(args.steps):
+            for pe in times:  # alternate, so drifting machine load hits both alike
+                times[pe].append(step_time(*models[pe], tokens))
+        rope, cope = statistics.median(times["rope"]), statistics.median(times["cope"])
+        print(
+            f"context {ctx}: rope {1000 * rope:.1f} ms/step, cope {1000 * cope:.1f} ms/step, "
+            f"cope/rope {cope / rope:.2f}x (target <= 1.5x)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,394 @@
+"""Positional-encoding benchmark: one model per encoding on the same task, data and seeds.
+
+For a registered task, every (encoding, seed) model is trained on the same sample stream
+(``TaskSource`` keyed by the seed) from the same initial seed, then evaluated on fixed
+evaluation sets of every split the task declares in ``eval_splits`` (``val`` and the
+out-of-distribution ones; tasks without the attribute get ``val`` only).  Reported per split:
+token error (wrong scored tokens / scored tokens) and sequence error (sequences with any wrong
+scored token), each as the mean over seeds with a 95% t-interval; and error by scored position
+(pooled over seeds) for the "error vs length" figure.  For CoPE, attention maps built from
+positions only (the softmax of ``q_i . e[p_ij]`` alone) for a few evaluation examples.
+
+Text (optional): the same encodings trained on the built-in corpus (byte tokens) at
+``text_ctx``; validation perplexity at ``text_ctx`` and at longer evaluation contexts.
+Absolute positions cannot go past the training context (reported as ``None``).
+
+``run_pe_bench`` is pure apart from the optional ``weights_dir`` it writes final weights to.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from interp.config import ModelConfig, OptimConfig, TrainConfig
+from interp.errors import ConfigError
+from interp.models.positional import positional_names
+
+KIND = "pe-bench"
+EVAL_SEED = 20_240_528
+ProgressFn = Callable[[str], None]
+
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306}
+
+
+@dataclass(frozen=True)
+class PEBenchConfig:
+    task: str | None = "flipflop"
+    task_options: Mapping[str, Any] = field(default_factory=dict)
+    encodings: tuple[str, ...] = ("none", "absolute", "rope", "alibi", "cope")
+    positional_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    steps: int = 500
+    batch_size: int = 32
+    lr: float = 1e-3
+    n_layers: int = 2
+    d_model: int = 64
+    n_heads: int = 4
+    d_mlp: int = 256
+    eval_sequences: int = 256
+    n_maps: int = 2  # examples with CoPE position-only attention maps
+    text: bool = False
+    text_encodings: tuple[str, ...] = ("absolute", "rope", "cope")
+    text_ctx: int = 64
+    text_eval_ctx: tuple[int, ...] = (64, 128, 256)
+    text_steps: int = 300
+    text_max_chars: int = 400_000
+    text_eval_blocks: int = 32
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for name in ("encodings", "seeds", "text_encodings", "text_eval_ctx"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.task is None and not self.text:
+            raise ConfigError("pe-bench needs a task, text, or both")
+        known = positional_names()
+        for pe in (*self.encodings, *(self.text_encodings if self.text else ())):
+            if pe not in known:
+                raise ConfigError(
+                    f"unknown positional encoding {pe!r}; choose from {', '.join(known)}"
+                )
+        if not self.encodings and self.task is not None:
+            raise ConfigError("pe-bench needs at least one encoding")
+        if not self.seeds:
+            raise ConfigError("pe-bench needs at least one seed")
+        for name in ("steps", "batch_size", "eval_sequences", "text_steps", "text_ctx"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.task is not None:
+            from interp.tasks import build_task
+
+            build_task(self.task, self.task_options)  # unknown task or bad options: one line
+        for pe in set(self.encodings) | set(self.text_encodings):
+            self.model_config(pe)  # bad positional options (p_max < 1, ...): one line
+
+    def model_config(self, pe: str, **overrides: Any) -> ModelConfig:
+        return ModelConfig(
+            n_layers=self.n_layers,
+            d_model=self.d_model,
+            n_heads=self.n_heads,
+            d_mlp=self.d_mlp,
+            positional=pe,
+            positional_options=dict(self.positional_options.get(pe, {})),
+            **overrides,
+        )
+
+    def train_config(self, seed: int, steps: int) -> TrainConfig:
+        return TrainConfig(
+            steps=steps,
+            batch_size=self.batch_size,
+            eval_every=steps,
+            eval_batches=2,
+            checkpoint_every=steps,
+            log_every=max(1, steps // 25),
+            seed=seed,
+            device=self.device,
+            optim=OptimConfig(lr=self.lr, warmup_steps=min(50, steps // 10)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["task_options"] = dict(self.task_options)
+        out["positional_options"] = {k: dict(v) for k, v in self.positional_options.items()}
+        for k in ("encodings", "seeds", "text_encodings", "text_eval_ctx"):
+            out[k] = list(out[k])
+        return out
+
+
+def interval(values: list[float], lo: float = -math.inf, hi: float = math.inf) -> dict[str, Any]:
+    """Mean over seeds with a 95% t-interval clipped to [lo, hi] (one value: zero width)."""
+    n = len(values)
+    mean = sum(values) / n
+    half = 0.0
+    if n >= 2:
+        sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+        half = _T975.get(n - 1, 1.96) * sd / math.sqrt(n)
+    return {
+        "mean": mean,
+        "lo": max(lo, mean - half),
+        "hi": min(hi, mean + half),
+        "n": n,
+        "values": values,
+    }
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def eval_sets(task: Any, n_sequences: int, batch_size: int) -> dict[str, list[Any]]:
+    """Fixed evaluation batches per split, the same for every model."""
+    splits = getattr(task, "eval_splits", ("val",))
+    out = {}
+    for index, split in enumerate(splits):
+        g = torch.Generator().manual_seed(EVAL_SEED + index)
+        sizes = [batch_size] * (n_sequences // batch_size)
+        if n_sequences % batch_size:
+            sizes.append(n_sequences % batch_size)
+        out[split] = [task.sample(size, g, split) for size in sizes]
+    return out
+
+
+@torch.no_grad()
+def evaluate_errors(model: Any, batches: list[Any], device: str = "cpu") -> dict[str, Any]:
+    """Token and sequence error over scored positions, and per-position (correct, count)."""
+    model.eval()
+    wrong_tokens = scored = wrong_seqs = seqs = 0
+    by_pos_wrong: dict[int, int] = {}
+    by_pos_count: dict[int, int] = {}
+    for batch in batches:
+        batch = batch.to(device)
+        wrong = (model(batch.inputs).argmax(-1) != batch.targets) & batch.mask
+        wrong_tokens += int(wrong.sum())
+        scored += int(batch.mask.sum())
+        wrong_seqs += int(wrong.any(dim=1).sum())
+        seqs += batch.inputs.shape[0]
+        for pos, w in zip(
+            batch.mask.nonzero()[:, 1].tolist(), wrong[batch.mask].tolist(), strict=True
+        ):
+            by_pos_count[pos] = by_pos_count.get(pos, 0) + 1
+            by_pos_wrong[pos] = by_pos_wrong.get(pos, 0) + int(w)
+    return {
+        "token_error": wrong_tokens / max(scored, 1),
+        "sequence_error": wrong_seqs / max(seqs, 1),
+        "scored": scored,
+        "sequences": seqs,
+        "by_pos": {str(p): [by_pos_wrong[p], by_pos_count[p]] for p in sorted(by_pos_count)},
+    }
+
+
+@torch.no_grad()
+def position_only_maps(model: Any, tokens: torch.Tensor, max_len: int = 64) -> list[dict[str, Any]]:
+    """For each CoPE layer and head: softmax over visible keys of ``q_i . e[p_ij] / sqrt(d)``."""
+    from interp.models.positional.cope import CopeAttention, causal_mask
+
+    tokens = tokens[:, :max_len]
+    layers = [
+        i for i, block in enumerate(model.blocks) if isinstance(block.attn.position, CopeAttention)
+    ]
+    if not layers:
+        return []
+    names = {f"blocks.{i}.attn.{h}" for i in layers for h in ("hook_q", "hook_k")}
+    _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+    out = []
+    for layer in layers:
+        part = model.blocks[layer].attn.position
+        q, k = cache[f"blocks.{layer}.attn.hook_q"], cache[f"blocks.{layer}.attn.hook_k"]
+        positions = part.positions(q, k)
+        logits = part.position_logits(q, positions) * part.scale
+        visible = causal_mask(q.shape[1], k.shape[1], q.device)
+        pattern = logits.masked_fill(~visible, float("-inf")).softmax(-1)
+        for head in range(pattern.shape[1]):
+            out.append(
+                {
+                    "layer": layer,
+                    "head": head,
+                    "pattern": pattern[0, head].tolist(),
+                    "positions": positions[0, head].tolist(),
+                }
+            )
+    return out
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _train_model(
+    cfg: ModelConfig, tcfg: TrainConfig, source: Any
+) -> tuple[Any, list[dict[str, Any]]]:
+    from interp.models.transformer import HookedTransformer
+    from interp.seed import seed_everything
+    from interp.train.loop import train
+
+    seed_everything(tcfg.seed)
+    model = HookedTransformer(cfg, seed=tcfg.seed)
+    rows: list[dict[str, Any]] = []
+    train(model, source, tcfg, on_metrics=rows.append)
+    return model.eval(), rows
+
+
+def _curve(rows: list[dict[str, Any]]) -> dict[str, list[float]]:
+    train_rows = [r for r in rows if r.get("split") == "train"]
+    return {"step": [r["step"] for r in train_rows], "loss": [r["loss"] for r in train_rows]}
+
+
+def run_task_bench(
+    cfg: PEBenchConfig, progress: ProgressFn, weights_dir: Path | None = None
+) -> dict[str, Any]:
+    from interp.tasks import build_task
+    from interp.train.checkpoint import save_weights
+    from interp.train.sources import TaskSource
+
+    task = build_task(cfg.task or "", cfg.task_options)
+    overrides = task.model_overrides()
+    sets = eval_sets(task, cfg.eval_sequences, cfg.batch_size)
+    runs: list[dict[str, Any]] = []
+    maps: list[dict[str, Any]] = []
+    for pe in cfg.encodings:
+        for seed in cfg.seeds:
+            progress(f"{cfg.task}: training {pe} (seed {seed}, {cfg.steps} steps)")
+            mcfg = cfg.model_config(pe, **overrides)
+            tcfg = cfg.train_config(seed, cfg.steps)
+            source = TaskSource(task, tcfg.batch_size, seed, tcfg.eval_batches)
+            model, rows = _train_model(mcfg, tcfg, source)
+            errors = {
+                split: evaluate_errors(model, batches, cfg.device)
+                for split, batches in sets.items()
+            }
+            runs.append({"pe": pe, "seed": seed, "errors": errors, "curve": _curve(rows)})
+            if weights_dir is not None:
+                save_weights(weights_dir / f"{pe}-seed{seed}.safetensors", model.state_dict())
+            if pe == "cope" and not maps:
+                example = sets["val"][0].inputs[: cfg.n_maps].to(cfg.device)
+                for index in range(example.shape[0]):
+                    for entry in position_only_maps(model, example[index : index + 1]):
+                        entry["example"] = index
+                        maps.append(entry)
+                names = task.token_names()
+                if names:
+                    for entry in maps:
+                        row = example[entry["example"], : len(entry["pattern"])].tolist()
+                        entry["tokens"] = [names[t] for t in row]
+    splits = list(sets)
+    table = []
+    for pe in cfg.encodings:
+        row: dict[str, Any] = {"pe": pe}
+        for split in splits:
+            mine = [r["errors"][split] for r in runs if r["pe"] == pe]
+            row[split] = interval([100 * e["token_error"] for e in mine], 0, 100)
+            row[f"{split}_sequence"] = interval([100 * e["sequence_error"] for e in mine], 0, 100)
+        table.append(row)
+    by_pos = {}
+    for pe in cfg.encodings:
+        by_pos[pe] = _pooled_by_position([r for r in runs if r["pe"] == pe], splits)
+    return {
+        "task": cfg.task,
+        "task_options": dict(cfg.task_options),
+        "model_overrides": overrides,
+        "splits": splits,
+        "table": table,
+        "runs": runs,
+        "error_by_position": by_pos,
+        "cope_maps": maps,
+    }
+
+
+def _pooled_by_position(runs: list[dict[str, Any]], splits: list[str]) -> dict[str, Any]:
+    """Error by scored position, pooled over seeds and splits, in up to 16 equal bins."""
+    wrong: dict[int, int] = {}
+    count: dict[int, int] = {}
+    for run in runs:
+        for split in splits:
+            for pos, (w, c) in run["errors"][split]["by_pos"].items():
+                wrong[int(pos)] = wrong.get(int(pos), 0) + w
+                count[int(pos)] = count.get(int(pos), 0) + c
+    if not count:
+        return {"position": [], "error": [], "count": []}
+    top = max(count) + 1
+    width = max(1, math.ceil(top / 16))
+    bins: dict[int, list[int]] = {}
+    for pos, c in count.items():
+        b = bins.setdefault(pos // width, [0, 0])
+        b[0] += wrong[pos]
+        b[1] += c
+    keys = sorted(bins)
+    return {
+        "position": [(k + 0.5) * width for k in keys],
+        "error": [100 * bins[k][0] / bins[k][1] for k in keys],
+        "count": [bins[k][1] for k in keys],
+    }
+
+
+def run_text_bench(cfg: PEBenchConfig, progress: ProgressFn) -> dict[str, Any]:
+    from interp.data import ByteTokenizer, build_text_dataset, load_corpus
+    from interp.tasks.base import lm_batch
+    from interp.train.losses import masked_mean, per_token_loss
+    from interp.train.sources import CorpusSource
+
+    corpus = load_corpus("builtin", max_chars=cfg.text_max_chars)
+    tok = ByteTokenizer()
+    seed = cfg.seeds[0]
+    train_set = build_text_dataset(corpus, tok, block_len=cfg.text_ctx, seed=seed)
+    val_sets = {
+        ctx: build_text_dataset(corpus, tok, block_len=ctx, seed=seed).val[: cfg.text_eval_blocks]
+        for ctx in sorted(set(cfg.text_eval_ctx) | {cfg.text_ctx})
+    }
+    rows = []
+    for pe in cfg.text_encodings:
+        progress(f"text: training {pe} (context {cfg.text_ctx}, {cfg.text_steps} steps)")
+        mcfg = cfg.model_config(pe, n_ctx=cfg.text_ctx, d_vocab=tok.vocab_size)
+        tcfg = cfg.train_config(seed, cfg.text_steps)
+        source = CorpusSource(train_set.train, train_set.val, cfg.batch_size, seed, 2)
+        model, metrics = _train_model(mcfg, tcfg, source)
+        ppl: dict[str, float | None] = {}
+        with torch.no_grad():
+            for ctx, blocks in val_sets.items():
+                if ctx > cfg.text_ctx and model.pos_embed is not None:
+                    ppl[str(ctx)] = None  # additive position tables end at the training context
+                    continue
+                losses = []
+                for i in range(0, len(blocks), cfg.batch_size):
+                    batch = lm_batch(blocks[i : i + cfg.batch_size]).to(cfg.device)
+                    loss = per_token_loss(model(batch.inputs), batch)
+                    losses.append(float(masked_mean(loss, batch.mask)))
+                ppl[str(ctx)] = math.exp(sum(losses) / len(losses)) if losses else None
+        rows.append({"pe": pe, "perplexity": ppl, "curve": _curve(metrics)})
+    return {
+        "corpus": corpus.name,
+        "tokenizer": "byte",
+        "train_ctx": cfg.text_ctx,
+        "eval_ctx": sorted(int(c) for c in val_sets),
+        "seed": seed,
+        "rows": rows,
+    }
+
+
+def run_pe_bench(
+    cfg: PEBenchConfig, progress: ProgressFn | None = None, weights_dir: Path | None = None
+) -> dict[str, Any]:
+    """Train and evaluate every encoding; returns the results dict saved as ``results.json``."""
+    progress = progress or (lambda msg: None)
+    results: dict[str, Any] = {"kind": KIND, "config": cfg.to_dict()}
+    if cfg.task is not None:
+        results["task"] = run_task_bench(cfg, progress, weights_dir)
+    if cfg.text:
+        results["text"] = run_text_bench(cfg, progress)
+    return results
+
+
+def format_table(task_results: Mapping[str, Any]) -> list[list[str]]:
+    """Rows ``[pe, split1, split2, ...]`` of "mean [lo, hi]" token error %, for printing."""
+    out = []
+    for row in task_results["table"]:
+        cells = [row["pe"]]
+        for split in task_results["splits"]:
+            iv = row[split]
+            cells.append(
+                f"{iv['mean']:.1f}" + (f" [{iv['lo']:.1f}, {iv['hi']:.1f}]" if iv["n"] > 1 else "")
+            )
+        out.append(cells)
+    return out

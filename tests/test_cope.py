@@ -1,0 +1,150 @@
+"""CoPE: the efficient form against a slow, obvious reference; relative positions; options."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from helpers import tiny_config, tiny_model
+
+from interp.config import ModelConfig
+from interp.errors import ConfigError
+from interp.models.positional.cope import CopeAttention
+
+
+def reference_score_bias(
+    q: torch.Tensor, k: torch.Tensor, scores: torch.Tensor, pos_emb: torch.Tensor, p_max: int
+) -> torch.Tensor:
+    """Pair by pair: gates, p_ij = sum_{t=j..i} g_it, e[p_ij] interpolated, q_i . e / sqrt(d)."""
+    batch, n_pos, n_heads, d_head = q.shape
+    scale = 1.0 / math.sqrt(d_head)
+    out = scores.clone()
+    for b in range(batch):
+        for h in range(n_heads):
+            for i in range(n_pos):
+                gates = [torch.sigmoid(q[b, i, h] @ k[b, t, h] * scale) for t in range(n_pos)]
+                for j in range(i + 1):
+                    p = torch.stack(gates[j : i + 1]).sum().clamp(max=p_max)
+                    lo = int(math.floor(float(p.detach())))
+                    hi = int(math.ceil(float(p.detach())))
+                    w = p - lo
+                    e = pos_emb[h, :, lo] * (1 - w) + pos_emb[h, :, hi] * w  # [d_head]
+                    out[b, h, i, j] = out[b, h, i, j] + (q[b, i, h] @ e) * scale
+    return out
+
+
+@pytest.mark.parametrize(("p_max", "sep_gate_key"), [(3, False), (20, False), (4, True)])
+def test_efficient_cope_matches_reference_forward_and_gradients(
+    p_max: int, sep_gate_key: bool
+) -> None:
+    torch.manual_seed(0)
+    batch, n_pos, n_heads, d_head = 2, 7, 2, 4
+    part = CopeAttention(n_heads, d_head, p_max, sep_gate_key)  # separate keys start shared
+    with torch.no_grad():
+        part.pos_emb.normal_()
+    q = torch.randn(batch, n_pos, n_heads, d_head, requires_grad=True)
+    k = torch.randn(batch, n_pos, n_heads, d_head, requires_grad=True)
+
+    # the attention passes its logits q . k / sqrt(d); CoPE's gates read them
+    def scores() -> torch.Tensor:
+        return torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(d_head)
+
+    causal = torch.ones(n_pos, n_pos, dtype=torch.bool).tril()
+    weights = torch.randn(batch, n_heads, n_pos, n_pos) * causal  # a loss on visible pairs
+
+    fast = part.score_bias(q, k, scores())
+    (g_q, g_k, g_e) = torch.autograd.grad((fast * weights).sum(), (q, k, part.pos_emb))
+    slow = reference_score_bias(q, k, scores(), part.pos_emb, p_max)
+    (r_q, r_k, r_e) = torch.autograd.grad((slow * weights).sum(), (q, k, part.pos_emb))
+
+    assert torch.allclose(fast[..., causal], slow[..., causal], atol=1e-5)
+    for got, want in ((g_q, r_q), (g_k, r_k), (g_e, r_e)):
+        assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
+
+
+def test_gates_forced_to_one_give_relative_positions() -> None:
+    n_pos, p_max = 10, 6
+    model = tiny_model(positional="cope", n_ctx=n_pos, positional_options={"p_max": p_max})
+    tokens = torch.randint(0, 20, (2, n_pos))
+    seen = {}
+
+    def force_ones(gates: torch.Tensor, hook) -> torch.Tensor:  # noqa: ANN001
+        return torch.ones_like(gates)
+
+    def keep(pos: torch.Tensor, hook) -> None:  # noqa: ANN001
+        seen[hook.name] = pos.detach()
+
+    model.run_with_hooks(
+        tokens,
+        fwd_hooks=[
+            ("blocks.0.attn.hook_cope_gates", force_ones),
+            ("blocks.0.attn.hook_cope_pos", keep),
+        ],
+    )
+    pos = seen["blocks.0.attn.hook_cope_pos"]  # [batch head_index query_pos key_pos]
+    i = torch.arange(n_pos)[:, None]
+    j = torch.arange(n_pos)[None, :]
+    want = torch.where(j <= i, (i - j + 1).clamp(max=p_max), 0).float()
+    assert torch.equal(pos, want.expand_as(pos))
+
+
+def test_cope_hooks_shapes_and_zero_init_is_position_free() -> None:
+    model = tiny_model(positional="cope")
+    tokens = torch.randint(0, 20, (3, 12))
+    _, cache = model.run_with_cache(tokens)
+    for layer in range(2):
+        gates = cache[f"blocks.{layer}.attn.hook_cope_gates"]
+        assert gates.shape == (3, 2, 12, 12)
+        causal = torch.ones(12, 12, dtype=torch.bool).tril()
+        assert torch.all(gates[..., ~causal] == 0) and torch.all(gates[..., causal] > 0)
+        assert cache[f"blocks.{layer}.attn.hook_cope_pos"].shape == (3, 2, 12, 12)
+    # zero-initialised embeddings: the model equals the same weights without positions
+    nope = tiny_model(positional="none")
+    nope.load_state_dict(
+        {k: v for k, v in model.state_dict().items() if "pos_emb" not in k}, strict=True
+    )
+    assert torch.allclose(model(tokens), nope(tokens), atol=1e-6)
+
+
+def test_cope_trains_and_extrapolates_past_n_ctx() -> None:
+    model = tiny_model(positional="cope", positional_options={"sep_gate_key": True}).train()
+    tokens = torch.randint(0, 20, (2, 12))
+    model(tokens, return_type="loss").backward()
+    for layer in range(2):
+        attn = model.blocks[layer].attn.position
+        assert attn.pos_emb.grad is not None and attn.pos_emb.grad.abs().sum() > 0
+        assert attn.gate_key_delta.grad is not None
+    longer = torch.randint(0, 20, (1, 30))  # past n_ctx = p_max: positions clamp
+    assert torch.isfinite(model(longer)).all()
+
+
+def test_cope_layers_option_and_round_trip() -> None:
+    cfg = tiny_config(positional="cope", positional_options={"layers": [1], "npos": 9})
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    model = tiny_model(positional="cope", positional_options={"layers": [1], "npos": 9})
+    names = set(model.hook_dict)
+    assert "blocks.1.attn.hook_cope_gates" in names
+    assert "blocks.0.attn.hook_cope_gates" not in names
+    assert model.blocks[1].attn.position.pos_emb.shape == (2, 8, 9)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"p_max": 0}, "p_max must be >= 1"),
+        ({"npos": 1}, "npos must be >= 2"),
+        ({"p_max": 4, "npos": 9}, "must equal p_max"),
+        ({"layers": [5]}, "out of range"),
+        ({"bogus": 1}, "no option(s) bogus"),
+    ],
+)
+def test_cope_bad_options_are_one_line_config_errors(options: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")) as e:
+        tiny_config(positional="cope", positional_options=options)
+    assert "\n" not in str(e.value)
+
+
+def test_unknown_encoding_is_one_line() -> None:
+    with pytest.raises(ConfigError, match="unknown positional encoding 'cop'; choose from"):
+        tiny_config(positional="cop")
