@@ -173,3 +173,16 @@ def test_metrics_jsonl_tolerates_torn_tail(tmp_path) -> None:
 
     append_jsonl(p, [{"step": 3}])
     assert [r["step"] for r in read_jsonl(p)] == [1, 2, 3]
+
+
+def test_weight_decay_skips_biases_norms_and_position_tables() -> None:
+    from interp.config import OptimConfig
+
+    for pe in ("absolute", "cope"):
+        model = HookedTransformer(tiny_config(positional=pe), seed=0)
+        opt = make_optimizer(model, OptimConfig(weight_decay=0.5))
+        decayed = {id(p) for p in opt.param_groups[0]["params"]}
+        for name, p in model.named_parameters():
+            positional = name.startswith("pos_embed.") or ".position." in name
+            assert (id(p) in decayed) == (p.ndim >= 2 and not positional), name
+        assert opt.param_groups[0]["weight_decay"] == 0.5 and opt.param_groups[1]["weight_decay"] == 0.0

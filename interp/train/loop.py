@@ -26,13 +26,18 @@ CheckpointCallback = Callable[[int, nn.Module, torch.optim.Optimizer], None]
 
 
 def make_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only (not on biases, norms or position tables)."""
+    """AdamW with weight decay on matrices only.
+
+    Not decayed: biases, norm gains, and every parameter of a positional encoding (the learned
+    absolute table ``pos_embed.*`` and per-layer parts ``blocks.{l}.attn.position.*``, e.g. CoPE's
+    position embeddings), so position tables are not shrunk towards zero.
+    """
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        leaf = name.rsplit(".", 1)[-1]
-        (decay if p.ndim >= 2 and leaf != "W_pos" else no_decay).append(p)
+        positional = name.startswith("pos_embed.") or ".position." in name
+        (decay if p.ndim >= 2 and not positional else no_decay).append(p)
     groups = [
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
