@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-import cli.commands_collapse  # noqa: F401  (registration: interp collapse, interp squash)
-import cli.commands_pe_bench  # noqa: F401  (registration: interp pe-bench)
-import cli.commands_precache  # noqa: F401  (registration: interp precache)
-import cli.commands_probe  # noqa: F401  (registration: interp probe)
-from cli import commands_reproduce, commands_train  # noqa: F401  (registration)
+# each command module registers its commands on the one app when imported
+from cli import (  # noqa: F401
+    commands_collapse,
+    commands_count,
+    commands_grok,
+    commands_pe_bench,
+    commands_precache,
+    commands_probe,
+    commands_reproduce,
+    commands_train,
+)
 from cli.app import app
 
 

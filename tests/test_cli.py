@@ -28,15 +28,34 @@ def assert_one_line_error(result, fragment: str) -> None:
 
 def test_end_to_end_task_train_then_report(tmp_path) -> None:
     out = tmp_path / "run"
-    result = invoke("train", "--task", "copy", "-o", "length=3", "-o", "vocab=5", "--steps", "20",
-                    "--eval-every", "10", "--layers", "1", "--d-model", "16", "--heads", "2", "--out", out)
+    result = invoke(
+        "train",
+        "--task",
+        "copy",
+        "-o",
+        "length=3",
+        "-o",
+        "vocab=5",
+        "--steps",
+        "20",
+        "--eval-every",
+        "10",
+        "--layers",
+        "1",
+        "--d-model",
+        "16",
+        "--heads",
+        "2",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     assert "validation loss" in result.output and "report:" in result.output
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["data"]["task_options"] == {"length": 3, "vocab": 5}
     assert cfg["model"]["n_layers"] == 1 and cfg["train"]["steps"] == 20
     html = (out / "report.html").read_text()
-    assert "Plotly" in html and "src=\"http" not in html
+    assert "Plotly" in html and 'src="http' not in html
     (out / "report.html").unlink()
     result = invoke("report", out)
     assert result.exit_code == 0 and (out / "report.html").is_file()
@@ -44,15 +63,40 @@ def test_end_to_end_task_train_then_report(tmp_path) -> None:
 
 def test_end_to_end_text_train_resume_and_report(tmp_path) -> None:
     out = tmp_path / "text"
-    common = ["train", "--corpus", "builtin:prose", "--max-chars", "60000", "--tokenizer", "byte", "--ctx", "32",
-              "--layers", "1", "--d-model", "16", "--heads", "2", "--d-mlp", "32", "--eval-every", "5",
-              "--checkpoint-every", "5", "--out", out]
+    common = [
+        "train",
+        "--corpus",
+        "builtin:prose",
+        "--max-chars",
+        "60000",
+        "--tokenizer",
+        "byte",
+        "--ctx",
+        "32",
+        "--layers",
+        "1",
+        "--d-model",
+        "16",
+        "--heads",
+        "2",
+        "--d-mlp",
+        "32",
+        "--eval-every",
+        "5",
+        "--checkpoint-every",
+        "5",
+        "--out",
+        out,
+    ]
     assert invoke(*common, "--steps", "10", "--no-report").exit_code == 0
     assert not (out / "report.html").exists()
     # more steps on resume are allowed; other changes are refused
     result = invoke(*common, "--steps", "15", "--resume")
     assert result.exit_code == 0, result.output
-    assert max(r["step"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())) == 15
+    assert (
+        max(r["step"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()))
+        == 15
+    )
     assert_one_line_error(invoke(*common, "--steps", "15", "--resume", "--lr", "0.5"), "lr")
     assert (out / "tokenizer" / "tokenizer_meta.json").is_file()
 
@@ -77,13 +121,29 @@ def test_end_to_end_text_train_resume_and_report(tmp_path) -> None:
 def test_bad_input_is_one_line(tmp_path, monkeypatch, args, fragment) -> None:
     monkeypatch.chdir(tmp_path)
     assert_one_line_error(invoke(*args), fragment)
-    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir()), "half-written run"
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir()), (
+        "half-written run"
+    )
 
 
 def test_existing_run_is_refused_and_corrupt_config_reported(tmp_path) -> None:
     out = tmp_path / "r"
-    args = ["train", "--task", "copy", "--steps", "2", "--layers", "1", "--d-model", "16", "--heads", "2",
-            "--no-report", "--out", out]
+    args = [
+        "train",
+        "--task",
+        "copy",
+        "--steps",
+        "2",
+        "--layers",
+        "1",
+        "--d-model",
+        "16",
+        "--heads",
+        "2",
+        "--no-report",
+        "--out",
+        out,
+    ]
     assert invoke(*args).exit_code == 0
     assert_one_line_error(invoke(*args), "already exists")
     (out / "config.json").write_text("{not json")
@@ -93,12 +153,30 @@ def test_existing_run_is_refused_and_corrupt_config_reported(tmp_path) -> None:
 
 def test_resume_of_corrupt_checkpoint_is_one_line(tmp_path) -> None:
     out = tmp_path / "r"
-    args = ["train", "--task", "copy", "--steps", "4", "--checkpoint-every", "2", "--layers", "1",
-            "--d-model", "16", "--heads", "2", "--no-report", "--out", out]
+    args = [
+        "train",
+        "--task",
+        "copy",
+        "--steps",
+        "4",
+        "--checkpoint-every",
+        "2",
+        "--layers",
+        "1",
+        "--d-model",
+        "16",
+        "--heads",
+        "2",
+        "--no-report",
+        "--out",
+        out,
+    ]
     assert invoke(*args).exit_code == 0
     ckpt = json.loads((out / "checkpoints" / "latest.json").read_text())["dir"]
     (out / "checkpoints" / ckpt / "model.safetensors").write_bytes(b"truncated")
-    assert_one_line_error(invoke(*args[:-2], "--steps", "6", "--out", out, "--resume"), "safetensors")
+    assert_one_line_error(
+        invoke(*args[:-2], "--steps", "6", "--out", out, "--resume"), "safetensors"
+    )
 
 
 def test_help_lists_commands() -> None:

@@ -8,7 +8,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_ci_runs_the_readme_test_command() -> None:
-    ci_lines = [ln for ln in (ROOT / ".ci" / "run").read_text().splitlines() if ln.startswith("python3 -m venv")]
+    ci_lines = [
+        ln
+        for ln in (ROOT / ".ci" / "run").read_text().splitlines()
+        if ln.startswith("python3 -m venv")
+    ]
     assert len(ci_lines) == 1
     readme = (ROOT / "README.md").read_text()
     assert ci_lines[0] in readme.splitlines(), "README test command and .ci/run differ"

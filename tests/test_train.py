@@ -185,4 +185,7 @@ def test_weight_decay_skips_biases_norms_and_position_tables() -> None:
         for name, p in model.named_parameters():
             positional = name.startswith("pos_embed.") or ".position." in name
             assert (id(p) in decayed) == (p.ndim >= 2 and not positional), name
-        assert opt.param_groups[0]["weight_decay"] == 0.5 and opt.param_groups[1]["weight_decay"] == 0.0
+        assert (
+            opt.param_groups[0]["weight_decay"] == 0.5
+            and opt.param_groups[1]["weight_decay"] == 0.0
+        )

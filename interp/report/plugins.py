@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import importlib
 
-SECTION_MODULES: tuple[str, ...] = ("interp.report.claims",)
-SECTION_MODULES += ("interp.report.probe",)  # interp probe heatmaps
-SECTION_MODULES += ("interp.report.pe_bench",)  # interp pe-bench tables and CoPE maps
-SECTION_MODULES += ("interp.report.precache",)  # interp precache: myopic vs vanilla twins
-SECTION_MODULES += ("interp.report.collapse",)  # interp collapse / squash curves
+SECTION_MODULES: tuple[str, ...] = (
+    "interp.report.claims",  # interp reproduce: paper vs ours
+    "interp.report.probe",  # interp probe heatmaps
+    "interp.report.precache",  # interp precache: myopic vs vanilla twins
+    "interp.report.collapse",  # interp collapse / squash curves
+    "interp.report.counting",  # interp count: accuracy vs m, m_thr vs d
+    "interp.report.pe_bench",  # interp pe-bench tables and CoPE maps
+    "interp.report.grok",  # interp grok: curves, spectra, circle, phases
+)
 
 
 def load_plugins() -> None:

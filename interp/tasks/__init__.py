@@ -1,6 +1,16 @@
 """Registered synthetic tasks (one file each)."""
 
-from interp.tasks import copy, count_vars, flipflop, precache, selective_copy  # noqa: F401  (registration)
+# one module per task; importing registers it
+from interp.tasks import (  # noqa: F401
+    copy,
+    count_vars,
+    counting,
+    flipflop,
+    modadd,
+    precache,
+    selective_copy,
+    sparse_parity,
+)
 from interp.tasks.base import Batch, Task, build_task, lm_batch, register_task, task_names
 
 __all__ = ["Batch", "Task", "build_task", "lm_batch", "register_task", "task_names"]

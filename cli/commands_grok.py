@@ -1,0 +1,158 @@
+"""``interp grok`` (one run) and ``interp grok sweep`` (a batched grid): thin wrappers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.app import app
+from cli.commands_train import default_out
+from cli.progress import console, step_bar
+
+grok_app = typer.Typer(
+    invoke_without_command=True,
+    no_args_is_help=False,
+    help="Grokking: full-batch training that memorises, then generalises (PAIR; Nanda et al.).",
+)
+app.add_typer(grok_app, name="grok")
+
+
+def _floats(text: str, name: str) -> tuple[float, ...]:
+    from interp.errors import ConfigError
+
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError as e:
+        raise ConfigError(f"--{name} must be comma-separated numbers, got {text!r}") from e
+
+
+@grok_app.callback()
+def grok(
+    ctx: typer.Context,
+    task: Annotated[str, typer.Option(help="modadd or sparse-parity.")] = "modadd",
+    model: Annotated[
+        str, typer.Option(help="mlp (PAIR), fixed (5-neuron cos/sin), transformer (Nanda).")
+    ] = "mlp",
+    p: Annotated[int, typer.Option("--p", help="Modulus.")] = 67,
+    pairs: Annotated[
+        str | None, typer.Option(help="ordered (a <= b) or all (default by model).")
+    ] = None,
+    train_fraction: Annotated[
+        float | None, typer.Option(help="Share of pairs for training (0.4 MLP, 0.3 transformer).")
+    ] = None,
+    n_bits: Annotated[int, typer.Option(help="Sparse parity: bits.")] = 30,
+    k: Annotated[int, typer.Option("--k", help="Sparse parity: parity of the first k bits.")] = 3,
+    n_train: Annotated[int, typer.Option(help="Sparse parity: training sequences.")] = 1200,
+    width: Annotated[int | None, typer.Option(help="Hidden neurons (24 / 5 / 128).")] = None,
+    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 1.0,
+    lr: Annotated[float, typer.Option(help="Learning rate (constant).")] = 1e-3,
+    steps: Annotated[int, typer.Option(help="Full-batch steps.")] = 50_000,
+    log_every: Annotated[int, typer.Option(help="Log (and analyse) every N steps.")] = 100,
+    checkpoint_every: Annotated[int, typer.Option(help="Save weights every N steps.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Initialisation and split seed.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (default runs/grok-<time>).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run in --out.")] = False,
+    report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
+) -> None:
+    """Train one model full batch; log losses, weight norm and the Fourier analysis; mark the
+    memorisation and grokking steps.  ``interp grok sweep --help`` for batched grids."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from interp.grok.job import GrokConfig, run_grok
+    from interp.report import build_report
+    from interp.runs import RunDir
+
+    cfg = GrokConfig(
+        task=task,
+        model=model,
+        p=p,
+        pairs=pairs,
+        train_fraction=train_fraction,
+        n_bits=n_bits,
+        k=k,
+        n_train=n_train,
+        width=width,
+        weight_decay=weight_decay,
+        lr=lr,
+        steps=steps,
+        log_every=log_every,
+        checkpoint_every=checkpoint_every,
+        seed=seed,
+        device=device,
+    )
+    out = out or default_out("grok")
+    RunDir.check_creatable(out, overwrite)
+    with step_bar("grok") as (on_start, on_step):
+        run, res = run_grok(out, cfg, overwrite=overwrite, on_start=on_start, on_step=on_step)
+    console.print(
+        f"memorisation step {res['memorisation_step']}, grokking step {res['grokking_step']}, "
+        f"label {res['label']}; final train/test accuracy "
+        f"{res['final_train_accuracy']:.3f}/{res['final_test_accuracy']:.3f}"
+    )
+    if "key_frequencies" in res:
+        console.print(
+            f"key frequencies {res['key_frequencies']} "
+            f"(top-{cfg.top_k} share of embedding power {res['top_k_share']:.2f})"
+        )
+    console.print(f"run: {run.path}  ({res['steps_per_second']:.0f} steps/s)")
+    if report:
+        console.print(f"report: {build_report(run.path)}")
+
+
+@grok_app.command()
+def sweep(
+    task: Annotated[str, typer.Option(help="modadd or sparse-parity.")] = "modadd",
+    p: Annotated[int, typer.Option("--p", help="Modulus.")] = 67,
+    weight_decays: Annotated[str, typer.Option(help="Comma-separated weight decays.")] = "0,0.3,1",
+    train_fractions: Annotated[
+        str, typer.Option(help="Comma-separated train fractions (modadd).")
+    ] = "0.3,0.4,0.6",
+    train_sizes: Annotated[
+        str, typer.Option(help="Comma-separated training-set sizes (sparse-parity).")
+    ] = "600,1200",
+    widths: Annotated[str, typer.Option(help="Comma-separated hidden widths.")] = "24",
+    seeds: Annotated[int, typer.Option(help="Seeds per grid point.")] = 4,
+    steps: Annotated[int, typer.Option(help="Full-batch steps per run.")] = 20_000,
+    log_every: Annotated[int, typer.Option(help="Log every N steps.")] = 500,
+    device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (default runs/grok-sweep-<time>).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run in --out.")] = False,
+    report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
+) -> None:
+    """Train a weight decay x train size x width x seed grid, many models at a time, and label
+    each run no-learn / memorise / grok / generalise (PAIR's rule; thresholds in the report)."""
+    from interp.errors import ConfigError
+    from interp.grok.job import SweepConfig, run_sweep
+    from interp.report import build_report
+    from interp.runs import RunDir
+
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    cfg = SweepConfig(
+        task=task,
+        p=p,
+        weight_decays=_floats(weight_decays, "weight-decays"),
+        train_fractions=_floats(train_fractions, "train-fractions"),
+        train_sizes=tuple(int(v) for v in _floats(train_sizes, "train-sizes")),
+        widths=tuple(int(v) for v in _floats(widths, "widths")),
+        seeds=tuple(range(seeds)),
+        steps=steps,
+        log_every=log_every,
+        device=device,
+    )
+    out = out or default_out("grok-sweep")
+    RunDir.check_creatable(out, overwrite)
+    with step_bar("grok sweep") as (on_start, on_step):
+        run, res = run_sweep(out, cfg, overwrite=overwrite, on_start=on_start, on_step=on_step)
+    counts = ", ".join(f"{k} {v}" for k, v in res["label_counts"].items())
+    console.print(f"{res['n_runs']} runs ({res['runs_per_second']:.2f} runs/s): {counts}")
+    console.print(f"run: {run.path}")
+    if report:
+        console.print(f"report: {build_report(run.path)}")

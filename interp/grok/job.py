@@ -1,0 +1,505 @@
+"""``interp grok`` and ``interp grok sweep`` end to end: config -> run directory -> results.
+
+RUN/config.json     {"kind": "grok", "seed", "grok": GrokConfig}  (or kind "grok-sweep")
+RUN/metrics.jsonl   train / val / fourier rows at every logged step
+RUN/checkpoints/step_XXXXXX/model.safetensors   weights every ``checkpoint_every`` steps
+RUN/model.safetensors, RUN/results.json, RUN/report.html
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from interp.analysis.fourier import frequency_power, key_frequencies, project_on_frequency
+from interp.config import _Config
+from interp.errors import ConfigError
+from interp.grok.batched import train_batched
+from interp.grok.detect import LabelRule, summarise_run
+from interp.grok.loop import FullBatchData, Optim, torch_threads, train_full_batch
+from interp.grok.models import FixedFourierMLP, NandaTransformer, PairMLP, ParityMLP
+from interp.grok.progress import restricted_excluded_loss
+from interp.io import atomic_write_json
+from interp.runs import RunDir
+from interp.seed import seed_everything
+from interp.tasks import build_task
+from interp.train.checkpoint import save_weights
+
+MODELS = ("mlp", "fixed", "transformer")
+TASKS = ("modadd", "sparse-parity")
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class GrokConfig(_Config):
+    """One grokking run.  ``None`` fields take the model's paper default (see ``resolved``)."""
+
+    task: str = "modadd"
+    model: str = "mlp"
+    p: int = 67
+    pairs: str | None = None  # ordered (a <= b, PAIR) for MLPs, all (Nanda) for the transformer
+    train_fraction: float | None = None  # 0.4 (PAIR) for MLPs, 0.3 (Nanda) for the transformer
+    n_bits: int = 30
+    k: int = 3
+    n_train: int = 1200
+    n_test: int = 2000
+    width: int | None = None  # 24 (PAIR mod-add), 5 (fixed), 128 (parity)
+    d_embed: int = 32
+    frequency: int = 1  # the fixed model's embedding frequency
+    d_model: int = 128
+    weight_decay: float = 1.0
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.98
+    steps: int = 50_000
+    log_every: int = 100
+    checkpoint_every: int = 10_000
+    top_k: int = 5  # frequencies counted in the "top-k share"
+    seed: int = 0
+    data_seed: int | None = None  # which examples are training examples (default: seed)
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        _check(self.task in TASKS, f"unknown grok task {self.task!r}; choose {', '.join(TASKS)}")
+        _check(
+            self.model in MODELS, f"unknown grok model {self.model!r}; choose {', '.join(MODELS)}"
+        )
+        _check(
+            self.task == "modadd" or self.model == "mlp",
+            f"--model {self.model} is for modadd; sparse-parity uses the mlp",
+        )
+        _check(self.lr > 0, f"lr must be positive, got {self.lr}")
+        _check(self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}")
+        _check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "betas must be in [0, 1)")
+        for name in ("steps", "log_every", "checkpoint_every", "d_embed", "d_model", "top_k"):
+            value = getattr(self, name)
+            _check(isinstance(value, int) and value >= 1, f"{name} must be >= 1, got {value!r}")
+        _check(self.width is None or self.width >= 1, f"width must be >= 1, got {self.width}")
+        _check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        self.task_object()  # p < 2, a train fraction outside (0, 1), k > n_bits: ConfigError
+
+    def resolved(self) -> GrokConfig:
+        """The config with every ``None`` default filled in (what config.json records)."""
+        transformer = self.model == "transformer"
+        default = (
+            128
+            if self.task == "sparse-parity"
+            else {"fixed": 5, "transformer": 512}.get(self.model, 24)
+        )
+        width = self.width if self.width is not None else default
+        return self.replace(
+            pairs=self.pairs or ("all" if transformer else "ordered"),
+            train_fraction=(
+                self.train_fraction
+                if self.train_fraction is not None
+                else (0.3 if transformer else 0.4)
+            ),
+            width=width,
+        )
+
+    def task_object(self) -> Any:
+        if self.task == "modadd":
+            c = self.resolved() if self.pairs is None or self.train_fraction is None else self
+            return build_task(
+                "modadd",
+                {
+                    "p": c.p,
+                    "pairs": c.pairs,
+                    "train_fraction": c.train_fraction,
+                    "split_seed": c.split_seed,
+                },
+            )
+        return build_task(
+            "sparse-parity",
+            {
+                "n_bits": self.n_bits,
+                "k": self.k,
+                "n_train": self.n_train,
+                "n_test": self.n_test,
+                "split_seed": self.split_seed,
+            },
+        )
+
+    @property
+    def split_seed(self) -> int:
+        return self.seed if self.data_seed is None else self.data_seed
+
+    @property
+    def optim(self) -> Optim:
+        return Optim(self.lr, self.weight_decay, self.beta1, self.beta2)
+
+
+def build_data(cfg: GrokConfig) -> FullBatchData:
+    """Every example of the task once, with the fixed train mask."""
+    task = cfg.task_object()
+    if cfg.task == "sparse-parity":
+        x_train, y_train, x_test, y_test = task.dataset()
+        train = torch.cat([torch.ones(len(y_train)), torch.zeros(len(y_test))]).bool()
+        return FullBatchData(torch.cat([x_train, x_test]), torch.cat([y_train, y_test]), train)
+    data = task.dataset()
+    x = task.sequences(data) if cfg.model == "transformer" else torch.stack([data.a, data.b], 1)
+    return FullBatchData(x, data.label, data.train)
+
+
+def build_model(cfg: GrokConfig) -> nn.Module:
+    cfg = cfg.resolved()
+    assert cfg.width is not None
+    if cfg.task == "sparse-parity":
+        return ParityMLP(cfg.n_bits, cfg.width, seed=cfg.seed)
+    if cfg.model == "fixed":
+        return FixedFourierMLP(cfg.p, width=cfg.width, frequency=cfg.frequency, seed=cfg.seed)
+    if cfg.model == "transformer":
+        return NandaTransformer(cfg.p, d_model=cfg.d_model, seed=cfg.seed)
+    return PairMLP(cfg.p, cfg.width, cfg.d_embed, seed=cfg.seed)
+
+
+def fourier_row(
+    model: nn.Module, cfg: GrokConfig, data: FullBatchData, all_pairs: bool
+) -> dict[str, Any]:
+    """Embedding and neuron spectra, key frequencies, top-k share (and Nanda's losses)."""
+    spec = frequency_power(model.embedding)
+    neurons = frequency_power(model.neuron_weights())
+    keys = key_frequencies(spec, cfg.top_k)
+    row: dict[str, Any] = {
+        "embed_power": spec.power,
+        "neuron_power": neurons.power,
+        "key_frequencies": keys,
+        "top_k_share": spec.top_share(cfg.top_k),
+        "neuron_top_k_share": neurons.top_share(cfg.top_k),
+    }
+    if cfg.model == "transformer" and all_pairs:
+        with torch.no_grad():
+            logits = model(data.x.to(cfg.device))
+        row |= restricted_excluded_loss(logits, data.y, data.train, cfg.p, keys)
+    return row
+
+
+class _Buffered:
+    """Collects metrics rows and appends them to the run in chunks (fewer fsyncs)."""
+
+    def __init__(self, run: RunDir, every: int = 60) -> None:
+        self.run, self.every, self.rows = run, every, []
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            from interp.io import append_jsonl
+
+            append_jsonl(self.run.metrics_path, self.rows)
+            self.rows = []
+
+
+def run_grok(
+    out: Path,
+    cfg: GrokConfig,
+    overwrite: bool = False,
+    on_start: Callable[[int, int], None] | None = None,
+    on_step: Callable[[int], None] | None = None,
+    threads: int | None = 1,
+) -> tuple[RunDir, dict[str, Any]]:
+    """Train one grokking run into ``out``; returns the run and its results."""
+    with torch_threads(threads):
+        return _run_grok(out, cfg, overwrite, on_start, on_step)
+
+
+def _run_grok(
+    out: Path,
+    cfg: GrokConfig,
+    overwrite: bool,
+    on_start: Callable[[int, int], None] | None,
+    on_step: Callable[[int], None] | None,
+) -> tuple[RunDir, dict[str, Any]]:
+    cfg = cfg.resolved()
+    RunDir.check_creatable(out, overwrite)  # config already validated; nothing written yet
+    run = RunDir.create(out, {"kind": "grok", "seed": cfg.seed, "grok": cfg.to_dict()}, overwrite)
+    run.write_env(cfg.seed, cfg.device)
+    seed_everything(cfg.seed)
+    data = build_data(cfg)
+    model = build_model(cfg)
+    modadd = cfg.task == "modadd"
+    analyse = (lambda m: fourier_row(m, cfg, data, cfg.pairs == "all")) if modadd else None
+    sink = _Buffered(run)
+
+    def checkpoint(step: int, m: nn.Module) -> None:
+        save_weights(
+            run.path / "checkpoints" / f"step_{step:06d}" / "model.safetensors", m.state_dict()
+        )
+
+    if on_start:
+        on_start(0, cfg.steps)
+    try:
+        timing = train_full_batch(
+            model,
+            data,
+            cfg.steps,
+            cfg.optim,
+            log_every=cfg.log_every,
+            on_metrics=sink,
+            analyse=analyse,
+            on_checkpoint=checkpoint,
+            checkpoint_steps=range(0, cfg.steps + 1, cfg.checkpoint_every),
+            on_step=on_step,
+            device=cfg.device,
+        )
+    finally:
+        sink.flush()
+    save_weights(run.weights_path, model.state_dict())
+    results = summarise(run, cfg, model.cpu(), data, timing)
+    atomic_write_json(run.path / "results.json", results)
+    return run, results
+
+
+def summarise(
+    run: RunDir, cfg: GrokConfig, model: nn.Module, data: FullBatchData, timing: Mapping[str, Any]
+) -> dict[str, Any]:
+    rule = LabelRule()
+    rows = run.metrics()
+    train = [r for r in rows if r.get("split") == "train"]
+    val = {r["step"]: r for r in rows if r.get("split") == "val"}
+    steps = [r["step"] for r in train]
+    summary = summarise_run(
+        steps,
+        [r.get("loss") for r in train],
+        [val.get(s, {}).get("loss") for s in steps],
+        [r.get("accuracy") for r in train],
+        [val.get(s, {}).get("accuracy") for s in steps],
+        rule,
+    )
+    results: dict[str, Any] = {
+        **summary,
+        "thresholds": rule.to_dict(),
+        "n_train": int(data.train.sum()),
+        "n_test": int((~data.train).sum()),
+        "final_weight_norm": train[-1].get("weight_norm") if train else None,
+        "steps_per_second": timing.get("steps_per_second"),
+        "seconds": timing.get("seconds"),
+    }
+    if cfg.task == "modadd":
+        spec = frequency_power(model.embedding)
+        top = spec.top(cfg.top_k)
+        results["key_frequencies"] = sorted(top)
+        results["embed_power"] = spec.power
+        results["top_k_share"] = spec.top_share(cfg.top_k)
+        results["circles"] = [
+            {"frequency": f, "xy": project_on_frequency(model.embedding, f).tolist()}
+            for f in top[:2]
+        ]
+    return results
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+@dataclass(frozen=True)
+class SweepConfig(_Config):
+    """A grid of small MLP runs trained many at a time (PAIR's phase diagrams)."""
+
+    task: str = "modadd"
+    p: int = 67
+    n_bits: int = 30
+    k: int = 3
+    n_test: int = 2000
+    weight_decays: tuple[float, ...] = (0.0, 0.3, 1.0)
+    train_fractions: tuple[float, ...] = (0.3, 0.4, 0.6)  # modadd
+    train_sizes: tuple[int, ...] = (600, 1200)  # sparse-parity
+    widths: tuple[int, ...] = (24,)
+    seeds: tuple[int, ...] = (0, 1, 2, 3)
+    d_embed: int = 32
+    lr: float = 1e-3
+    steps: int = 20_000
+    log_every: int = 500
+    device: str = "cpu"
+    rule: LabelRule = field(default_factory=LabelRule)
+
+    def __post_init__(self) -> None:
+        _check(self.task in TASKS, f"unknown grok task {self.task!r}; choose {', '.join(TASKS)}")
+        for name in ("weight_decays", "train_fractions", "train_sizes", "widths", "seeds"):
+            value = tuple(getattr(self, name))
+            object.__setattr__(self, name, value)
+            _check(len(value) > 0, f"the sweep needs at least one value of {name}")
+        _check(all(w >= 0 for w in self.weight_decays), "weight decays must be >= 0")
+        _check(all(w >= 1 for w in self.widths), "widths must be >= 1")
+        _check(self.steps >= 1 and self.log_every >= 1, "steps and log_every must be >= 1")
+        if isinstance(self.rule, Mapping):
+            object.__setattr__(self, "rule", LabelRule(**self.rule))
+        for point in self.points()[:1] + self.points()[-1:]:  # bad p / fraction / k: ConfigError
+            self.run_config(point)
+        if self.task == "modadd":
+            for f in self.train_fractions:
+                _check(0 < f < 1, f"train fraction must be in (0, 1), got {f}")
+
+    def points(self) -> list[dict[str, Any]]:
+        sizes = self.train_fractions if self.task == "modadd" else self.train_sizes
+        key = "train_fraction" if self.task == "modadd" else "n_train"
+        return [
+            {"width": w, "weight_decay": wd, key: s, "seed": seed}
+            for w, wd, s, seed in itertools.product(
+                self.widths, self.weight_decays, sizes, self.seeds
+            )
+        ]
+
+    def run_config(self, point: Mapping[str, Any]) -> GrokConfig:
+        return GrokConfig(
+            task=self.task,
+            model="mlp",
+            p=self.p,
+            n_bits=self.n_bits,
+            k=self.k,
+            n_test=self.n_test,
+            d_embed=self.d_embed,
+            lr=self.lr,
+            steps=self.steps,
+            log_every=self.log_every,
+            device=self.device,
+            data_seed=0 if self.task == "sparse-parity" else None,
+            **point,
+        ).resolved()
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["rule"] = self.rule.to_dict()
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+def sweep_groups(cfg: SweepConfig) -> list[list[dict[str, Any]]]:
+    """Points that can share one batched training (same width)."""
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for point in cfg.points():
+        groups.setdefault(point["width"], []).append(point)
+    return list(groups.values())
+
+
+def run_sweep_points(
+    cfg: SweepConfig,
+    points: list[dict[str, Any]],
+    on_step: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Train one batch of same-width points together; one summary dict per point."""
+    configs = [cfg.run_config(pt) for pt in points]
+    datas = [build_data(c) for c in configs]
+    # the same examples for every run (splits differ only in their masks)
+    x, y = datas[0].x, datas[0].y
+    if cfg.task == "sparse-parity":  # every run reads a prefix of the largest training set
+        pool = build_data(max(configs, key=lambda c: c.n_train))
+        x, y = pool.x, pool.y
+        masks = torch.stack([(torch.arange(len(y)) < c.n_train) & pool.train for c in configs])
+    else:
+        masks = torch.stack([d.train for d in datas])
+    family = "pair-mlp" if cfg.task == "modadd" else "parity-mlp"
+    hist, _ = train_batched(
+        family,
+        [build_model(c) for c in configs],
+        x,
+        y,
+        masks,
+        [c.weight_decay for c in configs],
+        cfg.steps,
+        Optim(lr=cfg.lr),
+        log_every=cfg.log_every,
+        on_step=on_step,
+        device=cfg.device,
+    )
+    out = []
+    for i, point in enumerate(points):
+        summary = summarise_run(
+            hist.steps,
+            hist.train_loss[i],
+            hist.test_loss[i],
+            hist.train_acc[i],
+            hist.test_acc[i],
+            cfg.rule,
+        )
+        out.append(
+            {
+                **point,
+                **summary,
+                "curves": {
+                    "train_loss": hist.train_loss[i],
+                    "test_loss": hist.test_loss[i],
+                    "test_acc": hist.test_acc[i],
+                    "weight_norm": hist.weight_norm[i],
+                },
+            }
+        )
+    return out, hist.steps  # type: ignore[return-value]
+
+
+def run_sweep(
+    out: Path,
+    cfg: SweepConfig,
+    overwrite: bool = False,
+    on_start: Callable[[int, int], None] | None = None,
+    on_step: Callable[[int], None] | None = None,
+    threads: int | None = 1,
+) -> tuple[RunDir, dict[str, Any]]:
+    """Train the grid into ``out`` (one batched training per width); label every run."""
+    with torch_threads(threads):
+        return _run_sweep(out, cfg, overwrite, on_start, on_step)
+
+
+def _run_sweep(
+    out: Path,
+    cfg: SweepConfig,
+    overwrite: bool,
+    on_start: Callable[[int, int], None] | None,
+    on_step: Callable[[int], None] | None,
+) -> tuple[RunDir, dict[str, Any]]:
+    RunDir.check_creatable(out, overwrite)
+    run = RunDir.create(out, {"kind": "grok-sweep", "sweep": cfg.to_dict()}, overwrite)
+    run.write_env(0, cfg.device)
+    groups = sweep_groups(cfg)
+    total = cfg.steps * len(groups)
+    if on_start:
+        on_start(0, total)
+    runs: list[dict[str, Any]] = []
+    steps: list[int] = []
+    t0 = time.perf_counter()
+    for g, points in enumerate(groups):
+        done = g * cfg.steps
+        summaries, steps = run_sweep_points(  # type: ignore[misc]
+            cfg, points, on_step=(lambda s, done=done: on_step(done + s)) if on_step else None
+        )
+        runs.extend(summaries)
+    seconds = time.perf_counter() - t0
+    counts = {
+        label: sum(r["label"] == label for r in runs)
+        for label in ("no-learn", "memorise", "grok", "generalise")
+    }
+    results = {
+        "task": cfg.task,
+        "n_runs": len(runs),
+        "seconds": seconds,
+        "runs_per_second": len(runs) / max(seconds, 1e-9),
+        "thresholds": cfg.rule.to_dict(),
+        "label_counts": counts,
+        "steps": steps,
+        "runs": runs,
+    }
+    atomic_write_json(run.path / "results.json", results)
+    return run, results
+
+
+__all__ = [
+    "GrokConfig",
+    "SweepConfig",
+    "build_data",
+    "build_model",
+    "run_grok",
+    "run_sweep",
+    "run_sweep_points",
+]

@@ -1,0 +1,142 @@
+"""The grokking models.  Each maps every example at once to class logits ``[example class]``.
+
+Dimension names: ``p`` residues (classes), ``d_embed`` embedding width, ``width`` hidden
+neurons, ``example`` rows of the full batch.
+
+* :class:`PairMLP` (PAIR): ``logits = ReLU((E_a + E_b) W_in) W_out E^T`` with one tied ``E``.
+* :class:`FixedFourierMLP`: the same with ``E`` fixed to ``(cos, sin)(2 pi f x / p)``; five
+  neurons suffice (:meth:`FixedFourierMLP.hand_set`).
+* :func:`nanda_transformer`: 1 layer, d_model 128, 4 heads, d_mlp 512, ReLU, no LayerNorm,
+  untied unembedding, reading ``a b =`` and scored at the last position.
+* :class:`ParityMLP`: ``Linear(n_bits, width) -> ReLU -> Linear(width, 2)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+
+from interp.config import ModelConfig
+from interp.models.transformer import HookedTransformer
+
+
+def _normal(shape: tuple[int, ...], std: float, g: torch.Generator) -> nn.Parameter:
+    return nn.Parameter(torch.randn(shape, generator=g) * std)
+
+
+class PairMLP(nn.Module):
+    """PAIR's modular-addition MLP with a tied embedding ``E [p d_embed]``."""
+
+    def __init__(self, p: int, width: int = 24, d_embed: int = 32, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.p = p
+        self.E = _normal((p, d_embed), 1.0 / math.sqrt(d_embed), g)
+        self.W_in = _normal((d_embed, width), 1.0 / math.sqrt(d_embed), g)
+        self.W_out = _normal((width, d_embed), 1.0 / math.sqrt(width), g)
+
+    @property
+    def embedding(self) -> Float[Tensor, "p d_embed"]:
+        return self.E
+
+    def hidden(self, pairs: Int[Tensor, "example 2"]) -> Float[Tensor, "example width"]:
+        return torch.relu((self.embedding[pairs[:, 0]] + self.embedding[pairs[:, 1]]) @ self.W_in)
+
+    def forward(self, pairs: Int[Tensor, "example 2"]) -> Float[Tensor, "example p"]:
+        return self.hidden(pairs) @ self.W_out @ self.embedding.T
+
+    def neuron_weights(self) -> Float[Tensor, "p width"]:
+        """Each neuron's input weight as a function of one residue (``E @ W_in``)."""
+        return self.embedding @ self.W_in
+
+
+class FixedFourierMLP(PairMLP):
+    """:class:`PairMLP` whose embedding is fixed to ``(cos, sin)(2 pi f x / p)`` (a buffer)."""
+
+    def __init__(self, p: int, width: int = 5, frequency: int = 1, seed: int = 0) -> None:
+        nn.Module.__init__(self)
+        g = torch.Generator().manual_seed(seed)
+        self.p = p
+        angle = 2 * math.pi * frequency * torch.arange(p) / p
+        self.register_buffer("E_fixed", torch.stack([torch.cos(angle), torch.sin(angle)], 1))
+        self.W_in = _normal((2, width), 1.0 / math.sqrt(2), g)
+        self.W_out = _normal((width, 2), 1.0 / math.sqrt(width), g)
+
+    @property
+    def embedding(self) -> Float[Tensor, "p 2"]:
+        return self.E_fixed
+
+    @classmethod
+    def hand_set(cls, p: int, frequency: int = 1, width: int = 5) -> FixedFourierMLP:
+        """Neurons at evenly spaced angles ``phi_i`` read ``E_a + E_b`` (angle ``theta / 2``) and
+        write at angle ``2 phi_i``: the second harmonic of ReLU doubles the angle to ``theta``,
+        the angle of ``E_{a+b}``, so the tied read-out peaks at ``c = a + b mod p``."""
+        model = cls(p, width=width, frequency=frequency)
+        phi = 2 * math.pi * torch.arange(width) / width
+        with torch.no_grad():
+            model.W_in.copy_(torch.stack([torch.cos(phi), torch.sin(phi)], 0))
+            model.W_out.copy_(torch.stack([torch.cos(2 * phi), torch.sin(2 * phi)], 1))
+        return model
+
+
+class ParityMLP(nn.Module):
+    """One hidden ReLU layer over the bits, two output classes."""
+
+    def __init__(self, n_bits: int, width: int = 64, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.W_in = _normal((n_bits, width), 1.0 / math.sqrt(n_bits), g)
+        self.b_in = nn.Parameter(torch.zeros(width))
+        self.W_out = _normal((width, 2), 1.0 / math.sqrt(width), g)
+        self.b_out = nn.Parameter(torch.zeros(2))
+
+    def forward(self, bits: Float[Tensor, "example n_bits"]) -> Float[Tensor, "example 2"]:
+        return torch.relu(bits @ self.W_in + self.b_in) @ self.W_out + self.b_out
+
+
+def nanda_config(p: int, d_model: int = 128, n_heads: int = 4, d_mlp: int = 512) -> ModelConfig:
+    return ModelConfig(
+        n_layers=1,
+        d_model=d_model,
+        n_heads=n_heads,
+        d_mlp=d_mlp,
+        n_ctx=3,
+        d_vocab=p + 1,
+        act_fn="relu",
+        normalization="none",
+        positional="absolute",
+        tied_embeddings=False,
+        init_range=d_model**-0.5,
+    )
+
+
+class NandaTransformer(nn.Module):
+    """Nanda et al.'s 1-layer transformer (our hooked family) scored at the ``=`` position.
+
+    ``self.model`` is a plain :class:`HookedTransformer`, so hooks and caches work as usual.
+    """
+
+    def __init__(self, p: int, d_model: int = 128, seed: int = 0) -> None:
+        super().__init__()
+        self.p = p
+        self.model = HookedTransformer(nanda_config(p, d_model=d_model), seed=seed)
+
+    def forward(self, tokens: Int[Tensor, "example 3"]) -> Float[Tensor, "example p"]:
+        return self.model(tokens)[:, -1, : self.p]
+
+    @property
+    def embedding(self) -> Float[Tensor, "p d_model"]:
+        return self.model.W_E[: self.p]
+
+    def neuron_weights(self) -> Float[Tensor, "p d_mlp"]:
+        """Each MLP neuron's direct input weight from one residue (``W_E @ W_in``)."""
+        return self.embedding @ self.model.blocks[0].mlp.W_in
+
+
+def weight_norm(model: nn.Module) -> float:
+    """L2 norm of all trainable parameters together."""
+    sq = sum(float(p.detach().double().pow(2).sum()) for p in model.parameters() if p.requires_grad)
+    return math.sqrt(sq)

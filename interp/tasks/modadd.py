@@ -1,0 +1,112 @@
+"""Modular addition: ``a + b mod p`` over all pairs or the pairs ``a <= b``, with a fixed split.
+
+Two views of the same data:
+
+* the grokking view (:meth:`ModAddTask.dataset`): every pair once, ``a``, ``b``, the label, and
+  a boolean train mask drawn once from ``split_seed`` (full-batch training, PAIR / Nanda);
+* the task view (:meth:`ModAddTask.sample`): sequences ``a b =`` (``=`` is token ``p``) whose
+  last position is scored against ``(a + b) mod p``, drawn from the train or test pairs, so the
+  ordinary ``interp train --task modadd`` loop can use it too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from interp.tasks.base import Batch, Task, register_task
+
+
+@dataclass(frozen=True)
+class ModAddOptions:
+    p: int = 113  # the modulus
+    pairs: Literal["all", "ordered"] = "all"  # all p*p pairs, or only a <= b (PAIR)
+    train_fraction: float = 0.3
+    split_seed: int = 0  # which pairs are training pairs
+
+    def __post_init__(self) -> None:
+        if isinstance(self.p, bool) or not isinstance(self.p, int) or self.p < 2:
+            raise ValueError(f"p must be an integer >= 2, got {self.p!r}")
+        if self.pairs not in ("all", "ordered"):
+            raise ValueError(f"pairs must be 'all' or 'ordered', got {self.pairs!r}")
+        if not 0 < self.train_fraction < 1:
+            raise ValueError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
+
+
+@dataclass(frozen=True)
+class PairData:
+    """Every pair once.  a, b, label: [n_pairs] int64; train: [n_pairs] bool."""
+
+    a: Tensor
+    b: Tensor
+    label: Tensor
+    train: Tensor
+
+    @property
+    def n_train(self) -> int:
+        return int(self.train.sum())
+
+
+def all_pairs(p: int, ordered: bool) -> tuple[Tensor, Tensor]:
+    """Every pair ``(a, b)`` once (row-major); with ``ordered`` only ``a <= b``."""
+    a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
+    a, b = a.flatten(), b.flatten()
+    if ordered:
+        keep = a <= b
+        a, b = a[keep], b[keep]
+    return a, b
+
+
+def train_mask(n: int, fraction: float, seed: int) -> Tensor:
+    """A fixed random subset of ``round(fraction * n)`` (at least 1, at most n - 1) of n items."""
+    n_train = min(max(round(fraction * n), 1), n - 1)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[perm[:n_train]] = True
+    return mask
+
+
+@register_task
+class ModAddTask(Task):
+    name = "modadd"
+    Options = ModAddOptions
+    description = "a + b mod p as 'a b =' (grokking); fixed train/test split of the pairs"
+
+    @property
+    def p(self) -> int:
+        return self.options.p
+
+    @property
+    def eq(self) -> int:
+        return self.options.p
+
+    def dataset(self) -> PairData:
+        o = self.options
+        a, b = all_pairs(o.p, o.pairs == "ordered")
+        mask = train_mask(len(a), o.train_fraction, o.split_seed)
+        return PairData(a, b, (a + b) % o.p, mask)
+
+    def sequences(self, data: PairData | None = None) -> Tensor:
+        """``[n_pairs 3]`` token ids ``a b =``."""
+        data = data or self.dataset()
+        return torch.stack([data.a, data.b, torch.full_like(data.a, self.eq)], dim=1)
+
+    def model_overrides(self) -> dict[str, Any]:
+        return {"d_vocab": self.p + 1, "n_ctx": 3, "input_kind": "tokens"}
+
+    def sample(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
+        data = self.dataset()
+        pool = torch.nonzero(data.train if split == "train" else ~data.train).flatten()
+        pick = pool[torch.randint(0, len(pool), (batch_size,), generator=generator)]
+        tokens = self.sequences(data)[pick]
+        targets = torch.zeros_like(tokens)
+        targets[:, -1] = data.label[pick]
+        mask = torch.zeros_like(tokens, dtype=torch.bool)
+        mask[:, -1] = True
+        return Batch(tokens, targets, mask, "ce")
+
+    def token_names(self) -> list[str]:
+        return [str(i) for i in range(self.p)] + ["="]

@@ -1,0 +1,81 @@
+"""Batched training (vmap over stacked models) gives what the ordinary loop gives each model alone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from interp.config import ModelConfig, OptimConfig, TrainConfig
+from interp.errors import ConfigError
+from interp.models import HookedTransformer
+from interp.tasks import build_task
+from interp.train.batched import group_key, train_batched, train_models
+from interp.train.loop import evaluate, train
+from interp.train.sources import TaskSource
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+CFG = TrainConfig(
+    steps=12, batch_size=8, eval_every=100, eval_batches=2, log_every=4, seed=3,
+    optim=OptimConfig(lr=3e-3, warmup_steps=4, weight_decay=0.1),
+)  # fmt: skip
+
+
+def make(m: int, d: int = 16, task: str = "qc", **model):
+    t = build_task(task, {"m": m, "n": 2 * m})
+    base = {"n_layers": 2, "d_model": d, "n_heads": 4, "d_mlp": 32, "positional": "none"}
+    cfg = ModelConfig(**{**base, **t.model_overrides(), **model})
+    return HookedTransformer(cfg, seed=m), TaskSource(t, CFG.batch_size, CFG.seed, CFG.eval_batches)
+
+
+def assert_same(batched_model, solo_model, source) -> None:
+    for (name, a), b in zip(batched_model.named_parameters(), solo_model.parameters(), strict=True):
+        assert (a - b).abs().max() <= 1e-5, name
+    got = evaluate(batched_model, source.val_batches())
+    want = evaluate(solo_model, source.val_batches())
+    assert abs(got["loss"] - want["loss"]) <= 1e-5
+    assert abs(got["accuracy"] - want["accuracy"]) <= 1e-5
+
+
+@pytest.mark.parametrize(
+    ("ms", "task", "model"),
+    [
+        ((3, 5, 8), "qc", {}),  # different vocabularies and lengths: padded
+        ((4, 4), "mfc", {}),  # equal shapes: stack_module_state
+        ((3, 6), "qc", {"positional": "absolute"}),  # a position table, padded rows
+    ],
+)
+def test_batched_equals_training_each_model_alone(ms, task, model) -> None:
+    pairs = [make(m, task=task, **model) for m in ms]
+    records = train_batched([p for p, _ in pairs], [s for _, s in pairs], CFG)
+    assert [r.losses[-1][0] for r in records] == [CFG.steps] * len(ms)
+    for (batched_model, source), m in zip(pairs, ms, strict=True):
+        solo, solo_source = make(m, task=task, **model)
+        train(solo, solo_source, CFG)
+        assert_same(batched_model, solo, source)
+
+
+def test_train_models_groups_by_shape_and_falls_back_for_lone_models() -> None:
+    specs = [(3, 16), (5, 16), (3, 8)]  # (m, d): the d = 8 model trains alone
+    pairs = [make(m, d) for m, d in specs]
+    assert group_key(pairs[0][0].cfg) == group_key(pairs[1][0].cfg) != group_key(pairs[2][0].cfg)
+    done: list[list[int]] = []
+    train_models([p for p, _ in pairs], [s for _, s in pairs], CFG, on_model_done=done.append)
+    assert sorted(map(sorted, done)) == [[0, 1], [2]]
+    for (model, source), (m, d) in zip(pairs, specs, strict=True):
+        solo, solo_source = make(m, d)
+        train(solo, solo_source, CFG)
+        assert_same(model, solo, source)
+
+
+def test_models_of_different_width_are_refused() -> None:
+    (a, sa), (b, sb) = make(3, 16), make(3, 8)
+    with pytest.raises(ConfigError, match="share every config field"):
+        train_batched([a, b], [sa, sb], CFG)

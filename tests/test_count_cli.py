@@ -1,0 +1,90 @@
+"""``interp count``: construct and sweep end to end in a temp dir, resume, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from cli.main import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def assert_one_line_error(result, fragment: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert re.search(fragment, lines[0], re.I), lines[0]
+
+
+def test_construct_prints_exact_cells_and_writes_a_report(tmp_path) -> None:
+    out = tmp_path / "construct"
+    result = invoke("count", "construct", "--d", "6", "--m", "3,6,12", "--n", "20", "--samples",
+                    "100", "--out", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.count("yes") == 2 and "no" in result.output
+    results = json.loads((out / "results.json").read_text())
+    assert [c["exact"] for c in results["cells"]] == [True, True, False]
+    assert "Counting: accuracy vs d and m" in (out / "report.html").read_text()
+
+
+SWEEP = ["count", "sweep", "--d", "8", "--m", "2,3", "--heads", "2", "--n-factor", "2",
+         "--steps", "4", "--eval-samples", "20"]  # fmt: skip
+
+
+def test_sweep_end_to_end_and_resume(tmp_path) -> None:
+    out = tmp_path / "sweep"
+    result = invoke(*SWEEP, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "m_thr" in result.output and "report:" in result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["kind"] == "count-sweep" and config["sweep"]["m_values"] == [2, 3]
+    results = json.loads((out / "results.json").read_text())
+    assert {(c["d"], c["m"]) for c in results["cells"]} == {(8, 2), (8, 3)}
+    assert "m_thr (accuracy falls to 80%) vs d" in (out / "report.html").read_text()
+    # a stopped sweep: one cell missing; --resume redoes only that one
+    (out / "cells" / "d0008_m0003.json").unlink()
+    kept = (out / "cells" / "d0008_m0002.json").stat().st_mtime_ns
+    assert invoke(*SWEEP, "--out", out, "--resume").exit_code == 0
+    assert (out / "cells" / "d0008_m0003.json").is_file()
+    assert (out / "cells" / "d0008_m0002.json").stat().st_mtime_ns == kept
+    assert_one_line_error(invoke(*SWEEP, "--out", out), "already exists")
+    assert_one_line_error(invoke(*SWEEP[:-1], "30", "--out", out, "--resume"), "eval_samples")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--m", "1,4"], "m must be >= 2"),
+        (["--n", "0"], "n must be >= 1"),
+        (["--d", "6"], "not divisible"),
+        (["--m", "8..4"], "empty"),
+        (["--d", ","], "empty"),
+        (["--task", "copy"], "counting task"),
+    ],
+)
+def test_sweep_bad_input_is_one_line_and_writes_nothing(tmp_path, args, fragment) -> None:
+    out = tmp_path / "never"
+    assert_one_line_error(invoke("count", "sweep", *args, "--out", out), fragment)
+    assert not out.exists()
+
+
+def test_construct_bad_input_is_one_line(tmp_path) -> None:
+    assert_one_line_error(invoke("count", "construct", "--m", "1"), "m must be >= 2")
+    assert_one_line_error(invoke("count", "construct", "--n", "0"), "n must be >= 1")

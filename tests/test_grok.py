@@ -1,0 +1,243 @@
+"""Grokking: task generators, the hand-set 5-neuron model, Fourier analysis, full-batch
+memorisation, progress measures, and batched sweeps against one-at-a-time training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from interp.analysis.fourier import (
+    frequency_power,
+    key_frequencies,
+    planted_embedding,
+    project_on_frequency,
+)
+from interp.errors import ConfigError
+from interp.grok.batched import train_batched
+from interp.grok.detect import LabelRule, label_run, summarise_run
+from interp.grok.job import GrokConfig, SweepConfig, build_data, build_model
+from interp.grok.loop import FullBatchData, Optim, log_steps, train_full_batch
+from interp.grok.models import FixedFourierMLP, NandaTransformer, PairMLP, ParityMLP
+from interp.grok.progress import restricted_excluded_loss
+from interp.tasks import build_task
+from interp.tasks.modadd import all_pairs, train_mask
+
+
+@pytest.mark.parametrize("pairs, p", [("all", 7), ("ordered", 7), ("ordered", 67), ("all", 2)])
+def test_modadd_every_pair_once_with_correct_labels(pairs, p) -> None:
+    task = build_task("modadd", {"p": p, "pairs": pairs, "train_fraction": 0.4})
+    data = task.dataset()
+    seen = list(zip(data.a.tolist(), data.b.tolist(), strict=True))
+    expected = {(a, b) for a in range(p) for b in range(p) if pairs == "all" or a <= b}
+    assert len(seen) == len(set(seen)) == len(expected) and set(seen) == expected
+    assert torch.equal(data.label, (data.a + data.b) % p)
+    assert data.n_train == round(0.4 * len(seen)) or p == 2
+    seq = task.sequences(data)
+    assert seq.shape == (len(seen), 3) and bool((seq[:, 2] == p).all())
+
+
+def test_modadd_sample_scores_the_last_position_from_its_split() -> None:
+    task = build_task("modadd", {"p": 11, "train_fraction": 0.5})
+    data = task.dataset()
+    train_pairs = {
+        (a, b)
+        for a, b, t in zip(data.a.tolist(), data.b.tolist(), data.train.tolist(), strict=True)
+        if t
+    }
+    for split in ("train", "test"):
+        batch = task.sample(64, torch.Generator().manual_seed(0), split)
+        assert batch.mask[:, -1].all() and not batch.mask[:, :-1].any()
+        assert torch.equal(batch.targets[:, -1], (batch.inputs[:, 0] + batch.inputs[:, 1]) % 11)
+        inside = [(a, b) in train_pairs for a, b in batch.inputs[:, :2].tolist()]
+        assert all(inside) if split == "train" else not any(inside)
+
+
+def test_sparse_parity_labels_and_fixed_training_set() -> None:
+    task = build_task("sparse-parity", {"n_bits": 10, "k": 3, "n_train": 50, "n_test": 20})
+    x, y, xt, yt = task.dataset()
+    assert x.shape == (50, 10) and set(x.unique().tolist()) == {-1.0, 1.0}
+    assert torch.equal(y, ((x[:, :3] > 0).sum(1) % 2))
+    assert torch.equal(yt, ((xt[:, :3] > 0).sum(1) % 2))
+    assert torch.equal(task.dataset()[0], x)  # fixed by split_seed
+    smaller = build_task("sparse-parity", {"n_bits": 10, "k": 3, "n_train": 20, "n_test": 20})
+    assert torch.equal(smaller.dataset()[0], x[:20]) and torch.equal(smaller.dataset()[2], xt)
+
+
+@pytest.mark.parametrize(
+    "options, fragment",
+    [
+        ({"p": 1}, "p must be"),
+        ({"p": 7, "train_fraction": 0.0}, r"\(0, 1\)"),
+        ({"p": 7, "train_fraction": 1.0}, r"\(0, 1\)"),
+    ],
+)
+def test_modadd_bad_options_are_config_errors(options, fragment) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        build_task("modadd", options)
+
+
+def test_sparse_parity_k_above_n_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="k"):
+        build_task("sparse-parity", {"n_bits": 4, "k": 5})
+    with pytest.raises(ConfigError, match="k"):
+        GrokConfig(task="sparse-parity", n_bits=4, k=5)
+
+
+@pytest.mark.parametrize("p", [5, 13, 67, 113])
+@pytest.mark.parametrize("frequency", [1, 2])
+def test_hand_set_five_neuron_fixed_embedding_model_solves_mod_p(p, frequency) -> None:
+    model = FixedFourierMLP.hand_set(p, frequency=frequency)
+    assert model.W_in.shape == (2, 5)
+    a, b = all_pairs(p, ordered=False)
+    with torch.no_grad():
+        predicted = model(torch.stack([a, b], 1)).argmax(-1)
+    assert torch.equal(predicted, (a + b) % p)
+
+
+def test_dft_recovers_planted_frequencies() -> None:
+    p, planted = 113, [14, 35, 41, 42, 52]  # Nanda et al.'s key frequencies
+    emb = planted_embedding(p, planted, d=128, noise=0.05, seed=3)
+    spec = frequency_power(emb)
+    assert len(spec.power) == p // 2 + 1
+    assert key_frequencies(spec, 5) == planted
+    assert key_frequencies(spec, None, min_share=0.05) == planted
+    assert spec.top_share(5) > 0.9
+    # the embedding projected on a planted frequency is a circle in residue order x * f mod p
+    emb = planted_embedding(p, [14], d=16, seed=1)
+    xy = project_on_frequency(emb, 14)
+    plane_share = float(xy.pow(2).sum() / (emb - emb.mean(0)).pow(2).sum())
+    assert plane_share == pytest.approx(1.0, abs=1e-9)  # the plane holds the whole embedding
+    # whitened, the points are a circle visited in steps of 2 pi f / p (an ellipse before)
+    cov = xy.T @ xy / p
+    evals, evecs = torch.linalg.eigh(cov)
+    white = xy @ evecs @ torch.diag(evals.rsqrt())
+    radius = white.norm(dim=1)
+    assert float(radius.std() / radius.mean()) < 1e-6
+    angle = torch.atan2(white[:, 1], white[:, 0])
+    step = torch.remainder(angle[1:] - angle[:-1], 2 * torch.pi)
+    expected = 2 * torch.pi * 14 / p
+    assert torch.allclose(step, torch.full_like(step, expected), atol=1e-6) or torch.allclose(
+        step, torch.full_like(step, 2 * torch.pi - expected), atol=1e-6
+    )
+
+
+def test_restricted_loss_of_a_pure_fourier_logit_is_low_and_excluded_high() -> None:
+    p = 13
+    a, b = all_pairs(p, ordered=False)
+    c = torch.arange(p)
+    # logits of the Fourier algorithm: cos(w (a + b - c)) for two frequencies
+    w = 2 * torch.pi / p
+    logits = sum(8 * torch.cos(w * f * ((a + b)[:, None] - c[None])) for f in (3, 5))
+    labels = (a + b) % p
+    train = train_mask(len(a), 0.3, 0)
+    out = restricted_excluded_loss(logits, labels, train, p, [3, 5])
+    assert out["restricted_loss"] < 0.05 and out["excluded_loss"] > 2.0
+
+
+def test_log_steps_and_labels() -> None:
+    steps = log_steps(1000, 250)
+    assert steps[0] == 0 and steps[-1] == 1000 and {250, 500, 750}.issubset(steps)
+    assert len([s for s in steps if s <= 10]) >= 8  # dense early
+    rule = LabelRule()
+    assert label_run([1.0, 0.5], [1.0, 0.6], rule) == "no-learn"
+    assert label_run([1.0, 1e-6], [5.0, 5.0], rule) == "memorise"
+    assert label_run([1.0, 1e-7, 1e-7], [5.0, 5.0, 1e-6], rule) == "grok"
+    assert label_run([1.0, 1e-6], [1.0, 1e-6], rule) == "generalise"
+    s = summarise_run([0, 10, 20], [1, 0, 0], [1, 1, 0], [0.1, 1.0, 1.0], [0.0, 0.2, 0.97], rule)
+    assert s["memorisation_step"] == 10 and s["grokking_step"] == 20 and s["grok_delay"] == 10
+
+
+def test_short_full_batch_run_memorises_the_training_set() -> None:
+    cfg = GrokConfig(p=23, train_fraction=0.5, width=32, d_embed=16, weight_decay=0.0, lr=1e-2)
+    data = build_data(cfg)
+    rows: list[dict] = []
+    info = train_full_batch(
+        build_model(cfg), data, 200, cfg.optim, log_every=50, on_metrics=rows.append
+    )
+    train = [r for r in rows if r["split"] == "train"]
+    val = [r for r in rows if r["split"] == "val"]
+    assert train[-1]["step"] == 200 and train[-1]["accuracy"] == 1.0
+    assert train[-1]["loss"] < 0.05 < val[-1]["loss"]  # memorised, not generalised
+    assert info["steps_per_second"] > 0
+
+
+def test_nanda_transformer_is_our_hooked_model_without_layernorm() -> None:
+    model = NandaTransformer(7, d_model=32, seed=0)
+    cfg = model.model.cfg
+    assert (cfg.n_layers, cfg.normalization, cfg.act_fn, cfg.tied_embeddings) == (
+        1,
+        "none",
+        "relu",
+        False,
+    )
+    assert cfg.d_vocab == 8 and cfg.n_ctx == 3
+    tokens = build_task("modadd", {"p": 7}).sequences()
+    _, cache = model.model.run_with_cache(tokens)
+    assert "blocks.0.mlp.hook_post" in cache
+    assert model(tokens).shape == (49, 7) and model.neuron_weights().shape == (7, 512)
+
+
+def _one_at_a_time(model, data, steps, optim, dtype):
+    model = model.to(dtype)
+    data = FullBatchData(
+        data.x.to(dtype) if data.x.is_floating_point() else data.x, data.y, data.train
+    )
+    rows: list[dict] = []
+    train_full_batch(model, data, steps, optim, log_every=10, on_metrics=rows.append)
+    return rows, model
+
+
+@pytest.mark.parametrize("family", ["pair-mlp", "parity-mlp"])
+def test_batched_sweep_matches_one_at_a_time_training(family) -> None:
+    """Same seeds -> same curves and weights, for models with different weight decays and train
+    sets (float64, so the comparison is not blurred by Adam amplifying float32 rounding)."""
+    steps, dtype = 30, torch.float64
+    if family == "pair-mlp":
+        p = 17
+        a, b = all_pairs(p, ordered=True)
+        x, y = torch.stack([a, b], 1), (a + b) % p
+        specs = [(0, 1.0, 0.4), (1, 0.0, 0.4), (2, 0.5, 0.6)]
+        models = [PairMLP(p, 8, 6, seed=s) for s, _, _ in specs]
+        masks = torch.stack([train_mask(len(y), f, s) for s, _, f in specs])
+    else:
+        task = build_task("sparse-parity", {"n_bits": 8, "k": 2, "n_train": 40, "n_test": 30})
+        xtr, ytr, xte, yte = task.dataset()
+        x, y = torch.cat([xtr, xte]).to(dtype), torch.cat([ytr, yte])
+        specs = [(0, 1.0, 40), (1, 0.0, 20), (2, 0.3, 30)]
+        models = [ParityMLP(8, 16, seed=s) for s, _, _ in specs]
+        masks = torch.stack([torch.arange(len(y)) < n for _, _, n in specs])
+    models = [m.to(dtype) for m in models]
+    optim = Optim(lr=1e-2)
+    hist, params = train_batched(
+        family, models, x, y, masks, [wd for _, wd, _ in specs], steps, optim, log_every=10
+    )
+    for i, (seed, wd, _) in enumerate(specs):
+        fresh = (
+            PairMLP(17, 8, 6, seed=seed) if family == "pair-mlp" else ParityMLP(8, 16, seed=seed)
+        )
+        rows, model = _one_at_a_time(
+            fresh, FullBatchData(x, y, masks[i]), steps, Optim(lr=1e-2, weight_decay=wd), dtype
+        )
+        train = {r["step"]: r for r in rows if r["split"] == "train"}
+        val = {r["step"]: r for r in rows if r["split"] == "val"}
+        assert sorted(train) == hist.steps
+        for j, step in enumerate(hist.steps):
+            assert abs(train[step]["loss"] - hist.train_loss[i][j]) <= 1e-5
+            assert abs(val[step]["loss"] - hist.test_loss[i][j]) <= 1e-5
+            assert train[step]["accuracy"] == pytest.approx(hist.train_acc[i][j], abs=1e-6)
+            assert abs(train[step]["weight_norm"] - hist.weight_norm[i][j]) <= 1e-5
+        for name, value in model.named_parameters():
+            assert float((value.detach() - params[name][i]).abs().max()) <= 1e-5, name
+
+
+def test_sweep_config_grid_and_validation() -> None:
+    cfg = SweepConfig(
+        weight_decays=(0.0, 1.0), train_fractions=(0.3, 0.5), widths=(8, 16), seeds=(0, 1, 2)
+    )
+    assert len(cfg.points()) == 24
+    assert cfg.run_config(cfg.points()[0]).pairs == "ordered"
+    with pytest.raises(ConfigError, match=r"\(0, 1\)"):
+        SweepConfig(train_fractions=(0.5, 1.5))
+    with pytest.raises(ConfigError, match="p must"):
+        SweepConfig(p=1)
+    assert SweepConfig.from_dict(cfg.to_dict()) == cfg
