@@ -46,6 +46,22 @@ class _Config:
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
 
+def parse_options(options_cls: type, given: Mapping[str, Any], what: str) -> Any:
+    """Build a frozen options dataclass from a mapping; unknown keys and bad values -> ConfigError.
+
+    ``what`` names the owner in messages, e.g. ``"task 'copy'"`` or ``"positional encoding 'rope'"``.
+    """
+    fields = {f.name for f in dataclasses.fields(options_cls)}
+    unknown = sorted(set(given) - fields)
+    if unknown:
+        allowed = ", ".join(sorted(fields)) or "none"
+        raise ConfigError(f"{what} has no option(s) {', '.join(unknown)} (allowed: {allowed})")
+    try:
+        return options_cls(**dict(given))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{what}: {e}") from e
+
+
 def _check(cond: bool, message: str) -> None:
     if not cond:
         raise ConfigError(message)

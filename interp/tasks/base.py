@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
+from interp.config import parse_options
 from interp.errors import ConfigError
 
 LossKind = Literal["ce", "huber", "mse"]
@@ -59,7 +60,7 @@ class Task:
     description: ClassVar[str] = ""
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
-        self.options = _parse(self.Options, options or {}, self.name)
+        self.options = parse_options(self.Options, options or {}, f"task {self.name!r}")
 
     def model_overrides(self) -> dict[str, Any]:
         """ModelConfig fields the task fixes (vocabulary, context, input kind...)."""
@@ -71,19 +72,6 @@ class Task:
     def token_names(self) -> list[str] | None:
         """Human-readable names of token ids, when the task has a small vocabulary."""
         return None
-
-
-def _parse(cls: type, given: Mapping[str, Any], name: str) -> Any:
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(given) - fields)
-    if unknown:
-        raise ConfigError(
-            f"task {name!r} has no option(s) {', '.join(unknown)} (allowed: {', '.join(sorted(fields))})"
-        )
-    try:
-        return cls(**dict(given))
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"task {name!r}: {e}") from e
 
 
 _TASKS: dict[str, type[Task]] = {}

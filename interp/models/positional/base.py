@@ -16,14 +16,13 @@ Dimensions: batch, pos (= query_pos), key_pos, head_index, d_head, d_model.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from interp.config import parse_options
 from interp.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -78,7 +77,9 @@ class PositionalEncoding:
 
     def __init__(self, cfg: ModelConfig) -> None:
         self.cfg = cfg
-        self.options = _parse_options(self.Options, cfg.positional_options, self.name)
+        self.options = parse_options(
+            self.Options, cfg.positional_options, f"positional encoding {self.name!r}"
+        )
 
     def embedding(self) -> nn.Module | None:
         """Module mapping positions [pos] -> [pos, d_model], or None."""
@@ -86,20 +87,6 @@ class PositionalEncoding:
 
     def attention(self, layer: int) -> AttentionPosition:
         return AttentionPosition()
-
-
-def _parse_options(options_cls: type, given: Mapping[str, Any], name: str) -> Any:
-    fields = {f.name for f in dataclasses.fields(options_cls)}
-    unknown = sorted(set(given) - fields)
-    if unknown:
-        allowed = ", ".join(sorted(fields)) or "none"
-        raise ConfigError(
-            f"positional encoding {name!r} has no option(s) {', '.join(unknown)} (allowed: {allowed})"
-        )
-    try:
-        return options_cls(**dict(given))
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"positional encoding {name!r}: {e}") from e
 
 
 _REGISTRY: dict[str, type[PositionalEncoding]] = {}
