@@ -148,3 +148,99 @@ def test_cope_bad_options_are_one_line_config_errors(options: dict, message: str
 def test_unknown_encoding_is_one_line() -> None:
     with pytest.raises(ConfigError, match="unknown positional encoding 'cop'; choose from"):
         tiny_config(positional="cop")
+
+
+@pytest.fixture(scope="module")
+def cope_model():
+    model = tiny_model(positional="cope", n_ctx=40, init_range=0.2)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # zero-initialised tables would make the model position-free
+        for block in model.blocks:
+            block.attn.position.pos_emb.copy_(
+                torch.randn(block.attn.position.pos_emb.shape, generator=g) * 0.5
+            )
+    return model
+
+
+def test_cope_one_pass_equals_per_length_float32(cope_model) -> None:
+    from interp.analysis.collapse import CollapseConfig, build_family, capture_states, layer_names
+    from interp.analysis.precision import FORMATS
+
+    fam = build_family(cope_model, CollapseConfig(prompt_tokens=(5, 6, 7)))
+    seqs = list(dict.fromkeys(tuple(s) for n in range(1, 30) for s in fam.pair(n)))
+    names = layer_names(cope_model)
+    fp32 = FORMATS["float32"]
+    fast, passes = capture_states(cope_model, seqs, names, fp32, "native", "one-pass", 256)
+    slow, _ = capture_states(cope_model, seqs, names, fp32, "native", "per-length")
+    assert passes == 1
+    for name in names:
+        rel = (fast[name] - slow[name]).norm(dim=-1) / slow[name].norm(dim=-1)
+        assert rel.max() <= 1e-6, name
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mode"),
+    [("bfloat16", "emulated"), ("float8_e4m3fn", "emulated"), ("bfloat16", "native")],
+)
+def test_cope_in_the_precision_sweep(cope_model, fmt: str, mode: str) -> None:
+    """Finite distances, and the one-pass sweep gives the per-length collapse lengths."""
+    from interp.analysis.collapse import CollapseConfig, run_collapse
+
+    base = dict(formats=(fmt,), mode=mode, prompt_tokens=(5, 6, 7), every=3, separator=9)
+    fast = run_collapse(cope_model, CollapseConfig(max_length=30, **base))
+    slow = run_collapse(cope_model, CollapseConfig(max_length=30, method="per-length", **base))
+    assert len(fast["runs"]) == 2  # plain and separated
+    for a, b in zip(fast["runs"], slow["runs"], strict=True):
+        assert a["mode"] == mode and b["method"] == "per-length"
+        for curves in a["curves"].values():
+            assert all(d is not None and math.isfinite(d) for d in curves["linf"])
+        for key in ("collapse_length", "identical_length", "first_collapsed"):
+            assert a[key] == b[key], key
+
+
+@pytest.mark.parametrize("fmt", ["bfloat16", "float8_e4m3fn"])
+def test_cope_hooks_are_rounded_in_emulated_precision(cope_model, fmt: str) -> None:
+    from interp.analysis.precision import FORMATS, precision_context, round_to_format
+
+    tokens = torch.randint(0, 20, (2, 16), generator=torch.Generator().manual_seed(0))
+    names = [f"blocks.{i}.attn.hook_cope_{part}" for i in range(2) for part in ("gates", "pos")]
+    seen = {}
+
+    def keep(x: torch.Tensor, hook) -> None:  # noqa: ANN001
+        seen[hook.name] = x.detach().clone()
+
+    with precision_context(cope_model, FORMATS[fmt], "emulated") as (model, rounding):
+        assert set(names) <= {name for name, _ in rounding}
+        model.run_with_hooks(tokens, fwd_hooks=[*rounding, *((n, keep) for n in names)])
+    for name in names:
+        value = seen[name]
+        assert torch.equal(value, round_to_format(value, FORMATS[fmt])), name
+        assert torch.isfinite(value).all(), name
+    # the positions are rounded, not recomputed: bf16 keeps 8 significant bits only
+    pos = seen["blocks.0.attn.hook_cope_pos"]
+    assert pos.max() > 1 and pos.max() <= 16
+
+
+def test_cope_trains_under_myopic_gradients(tmp_path) -> None:
+    from interp.config import DataConfig, OptimConfig, TrainConfig
+    from interp.train.job import TrainJob, run_training
+
+    job = TrainJob(
+        ModelConfig(n_layers=1, d_model=16, n_heads=2, d_mlp=32, positional="cope"),
+        TrainConfig(
+            steps=60,
+            batch_size=8,
+            eval_every=60,
+            eval_batches=1,
+            checkpoint_every=60,
+            log_every=5,
+            seed=0,
+            grad_mode="myopic",
+            optim=OptimConfig(lr=1e-2, warmup_steps=5),
+        ),
+        DataConfig(source="task", task="copy", task_options={"length": 4, "vocab": 6}),
+    )
+    run = run_training(tmp_path / "run", job)
+    losses = [r["loss"] for r in run.metrics() if r["split"] == "train"]
+    assert all(math.isfinite(x) for x in losses)
+    assert losses[-1] < 0.75 * losses[0], losses

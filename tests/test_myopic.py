@@ -181,29 +181,12 @@ def test_cli_grad_option(tmp_path) -> None:
     assert len(bad.output.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()
 
 
-def cope_score_bias_myopic(self, q, k_past, k_live, scores):
-    """The recipe of attention.py for CoPE: gate logits with the live diagonal key."""
-    n = q.shape[1]
-    eye = torch.eye(n, dtype=torch.bool)
-    past = torch.einsum("bqhd,bkhd->bhqk", q, self.gate_keys(k_past))
-    live = torch.einsum("bqhd,bqhd->bhq", q, self.gate_keys(k_live))
-    gate_logits = torch.where(eye, live.unsqueeze(-1), past)
-    visible = torch.ones(n, n, dtype=torch.bool).tril()
-    gates = torch.sigmoid(gate_logits * self.scale) * visible
-    positions = gates.flip(-1).cumsum(-1).flip(-1).clamp(max=self.p_max)
-    return scores + self.position_logits(q, positions) * self.scale
-
-
 @pytest.mark.skipif("cope" not in positional_names(), reason="CoPE not registered")
 @pytest.mark.parametrize("mlp", [True, False], ids=["mlp", "attn-only"])
-def test_cope_with_own_gate_keys_is_exact_with_a_diagonal_corrected_score_bias_myopic(
-    monkeypatch, mlp
-) -> None:
-    """CoPE with separate gate keys recomputes several keys per entry from ``k``: the recipe of
-    attention.py (``score_bias_myopic`` with the live diagonal key) makes it exact."""
-    part = type(attention_part("cope", sep_gate_key=True))
-    if not hasattr(part, "score_bias_myopic"):
-        monkeypatch.setattr(part, "score_bias_myopic", cope_score_bias_myopic, raising=False)
+def test_cope_with_own_gate_keys_is_exact_through_its_score_bias_myopic(mlp) -> None:
+    """CoPE with separate gate keys recomputes several keys per entry from ``k``: its
+    ``score_bias_myopic`` (the live diagonal key, the recipe of attention.py) makes it exact."""
+    assert hasattr(type(attention_part("cope", sep_gate_key=True)), "score_bias_myopic")
     model = build("cope", "2L-d12-h3-rms", mlp, positional_options={"sep_gate_key": True})
     tokens, targets = data(model)
     ref = reference(model, tokens, targets)

@@ -70,6 +70,94 @@ def causal_mask(n_q: int, n_k: int, device: torch.device) -> Tensor:
     return torch.arange(n_k, device=device)[None, :] <= q_pos[:, None]
 
 
+# Three autograd functions with hand-written backward passes: the L x L tensors dominate CoPE's
+# cost, and these touch each of them as few times as possible (no masked_fill, flip, slice or
+# pad copies; one scatter buffer).  ``generate_vmap_rule``: they also run under torch.func.vmap.
+
+
+class _CausalGates(torch.autograd.Function):
+    """``sigmoid(logits)`` with the future keys (``j > i + offset``) set to exactly zero."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(logits: Tensor, offset: int) -> Tensor:  # type: ignore[override]
+        return torch.sigmoid(logits).tril_(offset)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # noqa: ANN001, ANN205
+        (gates,) = ctx.saved_tensors
+        # future gates are 0, so their factor g (1 - g) masks their gradient as well
+        return torch.ops.aten.sigmoid_backward(grad, gates), None
+
+
+class _ReverseCumsum(torch.autograd.Function):
+    """``p_ij = sum_{t >= j} g_it`` as ``total - cumsum + g`` (the total is the cumsum's last
+    entry), accumulated in float32 at least; its gradient is a plain cumsum."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(gates: Tensor) -> Tensor:  # type: ignore[override]
+        cum = gates.cumsum(-1, dtype=torch.promote_types(gates.dtype, torch.float32))
+        return torch.add(gates, cum[..., -1:]).sub_(cum)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
+        ctx.gates_dtype = inputs[0].dtype
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # noqa: ANN001, ANN205
+        return grad.cumsum(-1).to(ctx.gates_dtype)
+
+
+class _Interpolate(torch.autograd.Function):
+    """``scores + z[floor p] + frac(p) (z[floor p + 1] - z[floor p])``: two gathers forward, one
+    scatter buffer backward.  ``positions`` lie in ``[0, n_positions - 1]``.  The floor, the
+    fraction and the gathered step are extra outputs (not differentiable) saved for backward."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(z: Tensor, positions: Tensor, scores: Tensor):  # type: ignore[override]  # noqa: ANN205
+        index = positions.detach().long()  # floor, as positions are >= 0
+        fraction = torch.frac(positions).to(z.dtype)
+        step = torch.diff(z, dim=-1, append=z[..., -1:])  # last step 0: frac = 0 there
+        delta = step.gather(-1, index)
+        out = z.gather(-1, index).addcmul_(fraction, delta)
+        out = out.add_(scores) if scores.dtype == out.dtype else scores + out
+        return out, index, fraction, delta
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
+        z, positions, scores = inputs
+        ctx.mark_non_differentiable(*output[1:])
+        ctx.z_shape = z.shape
+        ctx.pos_dtype, ctx.scores_dtype = positions.dtype, scores.dtype
+        ctx.save_for_backward(*output[1:])
+
+    @staticmethod
+    def backward(ctx, grad: Tensor, *_: Tensor | None):  # noqa: ANN001, ANN205
+        index, fraction, delta = ctx.saved_tensors
+        grad_in = grad.to(delta.dtype)
+        grad_z = grad_pos = None
+        if ctx.needs_input_grad[0]:
+            upper = grad_in * fraction  # the weight of z[floor p + 1]
+            # a spare last slot: z[floor p + 1] exists even where floor p is the last position
+            buf = grad_in.new_zeros((*ctx.z_shape[:-1], ctx.z_shape[-1] + 1))
+            buf[..., :-1].scatter_add_(-1, index, grad_in - upper)
+            buf[..., 1:].scatter_add_(-1, index, upper)
+            grad_z = buf[..., :-1]
+        if ctx.needs_input_grad[1]:
+            grad_pos = (grad_in * delta).to(ctx.pos_dtype)
+        grad_scores = grad.to(ctx.scores_dtype) if ctx.needs_input_grad[2] else None
+        return grad_z, grad_pos, grad_scores
+
+
 class CopeAttention(AttentionPosition):
     hook_names = ("hook_cope_gates", "hook_cope_pos")
 
@@ -94,38 +182,49 @@ class CopeAttention(AttentionPosition):
             "batch key_pos head_index d_head, head_index d_head d_gate -> batch key_pos head_index d_gate",
         )
 
-    def positions(
+    def gate_logits(
         self,
         q: Float[Tensor, "batch query_pos head_index d_head"],
         k: Float[Tensor, "batch key_pos head_index d_head"],
         scores: Float[Tensor, "batch head_index query_pos key_pos"] | None = None,
     ) -> Float[Tensor, "batch head_index query_pos key_pos"]:
+        """``q . k_gate / sqrt(d_head)``: the attention logits ``scores`` themselves when the gates
+        share the attention keys (as the public code does), else computed from the gate keys."""
+        if scores is not None and self.gate_key_delta is None:
+            return scores
+        return (
+            einsum(
+                q,
+                self.gate_keys(k),
+                "batch query_pos head_index d_head, batch key_pos head_index d_head -> batch head_index query_pos key_pos",
+            )
+            * self.scale
+        )
+
+    def positions(
+        self,
+        q: Float[Tensor, "batch query_pos head_index d_head"],
+        k: Float[Tensor, "batch key_pos head_index d_head"],
+        scores: Float[Tensor, "batch head_index query_pos key_pos"] | None = None,
+        gate_logits: Float[Tensor, "batch head_index query_pos key_pos"] | None = None,
+    ) -> Float[Tensor, "batch head_index query_pos key_pos"]:
         """Gates (through ``hook_cope_gates``) -> clamped positions (through ``hook_cope_pos``).
 
-        ``scores`` are the attention logits ``q . k / sqrt(d_head)``; when given (and the gates
-        share the attention keys) the gate logits are read from them, as the public code does.
+        ``scores`` are the attention logits ``q . k / sqrt(d_head)`` (see :meth:`gate_logits`);
+        ``gate_logits``, when given, replace the gate logits altogether (myopic training).
         """
-        visible = causal_mask(q.shape[1], k.shape[1], q.device)
-        if scores is None or self.gate_key_delta is not None:
-            scores = (
-                einsum(
-                    q,
-                    self.gate_keys(k),
-                    "batch query_pos head_index d_head, batch key_pos head_index d_head -> batch head_index query_pos key_pos",
-                )
-                * self.scale
-            )
-        gates = torch.sigmoid(scores).masked_fill(~visible, 0.0)
+        n_q, n_k = q.shape[1], k.shape[1]
+        if gate_logits is None:
+            gate_logits = self.gate_logits(q, k, scores)
+        gates = _CausalGates.apply(gate_logits, n_k - n_q)
         hook = self.hooks.get("hook_cope_gates")
         if hook is not None:
             gates = hook(gates)
             if hook._forward_hooks:  # a hook may have written future keys: they stay at zero
-                gates = gates.masked_fill(~visible, 0.0)
-        # p_ij = sum_{t=j..i} g_it = (sum_t g_it) - (sum_{t<=j} g_it) + g_ij  (future gates are 0);
-        # summed in float32 so half-precision models keep integer-accurate positions
-        total = gates.sum(-1, keepdim=True, dtype=torch.float32)
-        positions = total - gates.cumsum(-1, dtype=torch.float32) + gates
-        if self.p_max < k.shape[1]:  # otherwise positions cannot exceed p_max
+                gates = gates.masked_fill(~causal_mask(n_q, n_k, q.device), 0.0)
+        # summed in float32 at least, so half-precision models keep integer-accurate positions
+        positions = _ReverseCumsum.apply(gates)
+        if self.p_max < n_k:  # otherwise positions cannot exceed p_max
             positions = positions.clamp(max=self.p_max)
         hook = self.hooks.get("hook_cope_pos")
         return hook(positions) if hook is not None else positions
@@ -134,21 +233,18 @@ class CopeAttention(AttentionPosition):
         self,
         q: Float[Tensor, "batch query_pos head_index d_head"],
         positions: Float[Tensor, "batch head_index query_pos key_pos"],
+        scores: Float[Tensor, "batch head_index query_pos key_pos"] | None = None,
     ) -> Float[Tensor, "batch head_index query_pos key_pos"]:
-        """``q_i . e[p_ij]`` interpolated, from ``z = q . E`` at integer positions only.
+        """``q_i . e[p_ij]`` interpolated (plus ``scores`` when given), from ``z = q . E`` at
+        integer positions only.
 
         ``positions`` must lie in ``[0, p_max]`` (as :meth:`positions` returns them).
         """
-        z = einsum(
-            q,
-            self.pos_emb.to(q.dtype),
-            "batch query_pos head_index d_head, head_index d_head n_positions -> batch head_index query_pos n_positions",
-        )
-        # z at floor(p) plus the fractional part times the step to the next integer position
-        step = torch.nn.functional.pad(z[..., 1:] - z[..., :-1], (0, 1))
-        index = positions.detach().long()  # floor, as positions are >= 0
-        fraction = (positions - index).to(z.dtype)
-        return torch.addcmul(z.gather(-1, index), fraction, step.gather(-1, index))
+        # [batch head_index query_pos n_positions], written in that layout (no permuted copy)
+        z = torch.matmul(q.transpose(1, 2), self.pos_emb.to(q.dtype))
+        if scores is None:
+            scores = z.new_zeros(())
+        return _Interpolate.apply(z, positions, scores)[0]
 
     def score_bias(
         self,
@@ -156,8 +252,37 @@ class CopeAttention(AttentionPosition):
         k: Float[Tensor, "batch key_pos head_index d_head"],
         scores: Float[Tensor, "batch head_index query_pos key_pos"],
     ) -> Float[Tensor, "batch head_index query_pos key_pos"]:
-        bias = self.position_logits(q * self.scale, self.positions(q, k, scores))
-        return scores + bias.to(scores.dtype)
+        return self.position_logits(q * self.scale, self.positions(q, k, scores), scores)
+
+    def score_bias_myopic(
+        self,
+        q: Float[Tensor, "batch query_pos head_index d_head"],
+        k_past: Float[Tensor, "batch key_pos head_index d_head"],
+        k_live: Float[Tensor, "batch key_pos head_index d_head"],
+        scores: Float[Tensor, "batch head_index query_pos key_pos"],
+    ) -> Float[Tensor, "batch head_index query_pos key_pos"]:
+        """Myopic training (see ``interp.models.attention``): the gate of key j = i reads the
+        live key, the others the past (detached-input) keys, so the gradient is exact.
+
+        Shared gate keys read the myopic ``scores``, whose diagonal is already live; separate
+        gate keys get the same diagonal correction (forward values unchanged, bit for bit).
+        """
+        if self.gate_key_delta is None:
+            return self.score_bias(q, k_past, scores)
+        past = self.gate_logits(q, k_past)
+        live = (
+            einsum(
+                q,
+                self.gate_keys(k_live),
+                "batch pos head_index d_head, batch pos head_index d_head -> batch head_index pos",
+            )
+            * self.scale
+        )
+        diag = past.diagonal(dim1=-2, dim2=-1).detach() + (live - live.detach())
+        eye = torch.eye(q.shape[1], dtype=torch.bool, device=q.device)
+        logits = torch.where(eye, diag.unsqueeze(-1), past)
+        positions = self.positions(q, k_past, gate_logits=logits)
+        return self.position_logits(q * self.scale, positions, scores)
 
 
 @register_positional
