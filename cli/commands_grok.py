@@ -45,10 +45,20 @@ def grok(
     n_bits: Annotated[int, typer.Option(help="Sparse parity: bits.")] = 30,
     k: Annotated[int, typer.Option("--k", help="Sparse parity: parity of the first k bits.")] = 3,
     n_train: Annotated[int, typer.Option(help="Sparse parity: training sequences.")] = 1200,
-    width: Annotated[int | None, typer.Option(help="Hidden neurons (24 / 5 / 128).")] = None,
-    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 1.0,
-    lr: Annotated[float, typer.Option(help="Learning rate (constant).")] = 1e-3,
-    steps: Annotated[int, typer.Option(help="Full-batch steps.")] = 50_000,
+    width: Annotated[
+        int | None,
+        typer.Option(help="Hidden neurons (24 mlp / 5 fixed / 512 transformer / 256 parity)."),
+    ] = None,
+    weight_decay: Annotated[
+        float | None, typer.Option(help="AdamW weight decay (1.0 modadd, 0.3 sparse-parity).")
+    ] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option(help="Learning rate, constant (1e-3 modadd, 1e-2 sparse-parity)."),
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Full-batch steps (50,000 modadd, 4,000 sparse-parity).")
+    ] = None,
     log_every: Annotated[int, typer.Option(help="Log (and analyse) every N steps.")] = 100,
     checkpoint_every: Annotated[int, typer.Option(help="Save weights every N steps.")] = 10_000,
     seed: Annotated[int, typer.Option(help="Initialisation and split seed.")] = 0,

@@ -241,3 +241,12 @@ def test_sweep_config_grid_and_validation() -> None:
     with pytest.raises(ConfigError, match="p must"):
         SweepConfig(p=1)
     assert SweepConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_sparse_parity_defaults_are_the_grokking_recipe_and_modadd_keeps_the_papers() -> None:
+    parity = GrokConfig(task="sparse-parity").resolved()
+    assert (parity.width, parity.lr, parity.weight_decay, parity.steps) == (256, 1e-2, 0.3, 4000)
+    assert parity.optim == Optim(1e-2, 0.3)
+    modadd = GrokConfig().resolved()
+    assert (modadd.width, modadd.lr, modadd.weight_decay, modadd.steps) == (24, 1e-3, 1.0, 50_000)
+    assert GrokConfig(task="sparse-parity", lr=3e-3, weight_decay=0.0).optim == Optim(3e-3, 0.0)

@@ -28,18 +28,17 @@ Family = str  # "pair-mlp" | "parity-mlp"
 def prepare_inputs(
     family: Family, x: Tensor, idx: Tensor, n_residues: int = 0, dtype: torch.dtype = torch.float32
 ) -> Tensor:
-    """Each model's examples ``x[idx[m]]`` as the tensor :func:`forward_batched` multiplies.
+    """Each model's examples ``x[idx[m]]`` as the tensor :func:`forward_batched` reads.
 
-    pair-mlp: ``onehot(a) + onehot(b)`` as [model p example] (so ``E_a + E_b = E^T @ it``);
-    parity-mlp: the bits as [model n_bits example].
+    pair-mlp: flat row indices ``[2 model*example]`` into the stacked ``E W_in`` table
+    (``[model*p width]``: row ``m p + a``), so ``(E_a + E_b) W_in`` is two row gathers;
+    parity-mlp: the bits as [model example n_bits].
     """
     if family == "pair-mlp":
-        out = torch.zeros(idx.shape[0], n_residues, idx.shape[1], device=x.device, dtype=dtype)
-        for col in (0, 1):
-            out.scatter_add_(1, x[idx, col].unsqueeze(1), torch.ones_like(out[:, :1]))
-        return out
+        offset = (torch.arange(idx.shape[0], device=x.device) * n_residues)[:, None]
+        return torch.stack([(x[idx, col] + offset).reshape(-1) for col in (0, 1)])
     if family == "parity-mlp":
-        return x[idx].transpose(1, 2).to(dtype).contiguous()
+        return x[idx].to(dtype).contiguous()
     raise ValueError(f"unknown batched family {family!r}")
 
 
@@ -48,21 +47,19 @@ def forward_batched(
 ) -> Float[Tensor, "model example class"]:
     """Logits of every stacked model on its own examples (``inputs`` from :func:`prepare_inputs`).
 
-    Computed feature-major ([model feature example]) so every product is one ``bmm``; the PAIR
-    MLP is re-associated (same function): ``(E_a + E_b) W_in`` is ``(W_in^T E^T) @ inputs`` and
-    ``h W_out E^T`` is ``h (W_out E^T)``.
+    The PAIR MLP is re-associated (same function): ``(E_a + E_b) W_in`` is ``(E W_in)_a +
+    (E W_in)_b`` (row gathers, no one-hot matmul) and ``h W_out E^T`` is ``h (W_out E^T)``.
     """
     if family == "pair-mlp":
         E, W_in, W_out = params["E"], params["W_in"], params["W_out"]  # [model p d_embed] ...
-        EW_t = torch.bmm(W_in.transpose(1, 2), E.transpose(1, 2))  # [model width p]
-        hidden_t = torch.relu(torch.bmm(EW_t, inputs))  # [model width example]
-        readout = torch.bmm(W_out, E.transpose(1, 2))  # [model width p]
-        return torch.bmm(hidden_t.transpose(1, 2), readout)  # [model example p]
+        n_models, p, _ = E.shape
+        table = torch.bmm(E, W_in).reshape(n_models * p, -1)  # [model*p width]
+        pre = table.index_select(0, inputs[0]) + table.index_select(0, inputs[1])
+        hidden = torch.relu(pre).view(n_models, -1, table.shape[1])  # [model example width]
+        return torch.bmm(hidden, torch.bmm(W_out, E.transpose(1, 2)))  # [model example p]
     if family == "parity-mlp":
-        pre_t = torch.bmm(params["W_in"].transpose(1, 2), inputs) + params["b_in"][:, :, None]
-        return (
-            torch.bmm(torch.relu(pre_t).transpose(1, 2), params["W_out"]) + params["b_out"][:, None]
-        )
+        pre = torch.baddbmm(params["b_in"][:, None], inputs, params["W_in"])
+        return torch.baddbmm(params["b_out"][:, None], torch.relu(pre), params["W_out"])
     raise ValueError(f"unknown batched family {family!r}")
 
 
@@ -121,6 +118,75 @@ def train_batched(
         )
 
 
+@dataclass
+class _Group:
+    """Models with the same number of training examples: trained together without padding."""
+
+    members: Tensor  # [group] indices into the models
+    params: dict[str, nn.Parameter]
+    decay: dict[str, Tensor]
+    optimizer: torch.optim.Optimizer
+    train_in: Tensor
+    train_y: Tensor  # [group*n_train]
+    n_train: int
+    test_in: Tensor
+    test_y: Tensor  # [group n_test]
+
+
+def _make_groups(
+    family: Family,
+    models: Sequence[nn.Module],
+    x: Tensor,
+    y: Tensor,
+    masks: Tensor,
+    weight_decays: Sequence[float],
+    optim: Optim,
+    device: str,
+) -> list[_Group]:
+    names = [name for name, _ in models[0].named_parameters()]
+    n_train = masks.sum(1)
+    groups = []
+    for n in sorted(set(n_train.tolist())):
+        members = torch.nonzero(n_train == n).flatten()
+        params = {
+            name: nn.Parameter(
+                torch.stack(
+                    [dict(models[int(i)].named_parameters())[name].detach() for i in members]
+                ).to(device)
+            )
+            for name in names
+        }
+        wd = torch.tensor([weight_decays[int(i)] for i in members], dtype=torch.float64)
+        decay = {
+            k: (1 - optim.lr * wd).to(device, p.dtype).view(-1, *([1] * (p.ndim - 1)))
+            for k, p in params.items()
+        }
+        # each member's own training examples, in example order
+        order = torch.argsort((~masks[members]).to(torch.int8), dim=1, stable=True)
+        train_idx, test_idx = order[:, :n], order[:, n:]
+        n_residues = params["E"].shape[1] if family == "pair-mlp" else 0
+        dtype = params[names[0]].dtype
+        groups.append(
+            _Group(
+                members=members.to(device),
+                params=params,
+                decay=decay,
+                optimizer=torch.optim.AdamW(
+                    params.values(),
+                    lr=optim.lr,
+                    betas=(optim.beta1, optim.beta2),
+                    weight_decay=0.0,
+                ),
+                train_in=prepare_inputs(family, x, train_idx, n_residues, dtype),
+                train_y=y[train_idx].reshape(-1),
+                n_train=int(n),
+                test_in=prepare_inputs(family, x, test_idx, n_residues, dtype),
+                test_y=y[test_idx],
+            )
+        )
+    return groups
+
+
 def _train_batched(
     family: Family,
     models: Sequence[nn.Module],
@@ -137,64 +203,43 @@ def _train_batched(
     n_models = len(models)
     if train_masks.shape != (n_models, len(y)) or len(weight_decays) != n_models:
         raise ValueError("need one train mask row and one weight decay per model")
-    names = [name for name, _ in models[0].named_parameters()]
-    params = {
-        name: nn.Parameter(
-            torch.stack([dict(m.named_parameters())[name].detach() for m in models]).to(device)
-        )
-        for name in names
-    }
     x, y, masks = x.to(device), y.to(device), train_masks.to(device)
-    # each model's own training examples, padded to the longest; padding has weight 0
-    n_train = masks.sum(1)
-    n_max = int(n_train.max())
-    order = torch.argsort((~masks).to(torch.int8), dim=1, stable=True)  # train examples first
-    train_idx = order[:, :n_max]  # [model n_max]
-    valid = torch.arange(n_max, device=device)[None] < n_train[:, None]
-    train_w = valid.float() / n_train[:, None].clamp(min=1)  # mean over own train set
-    train_y = y[train_idx]
-    all_idx = torch.arange(len(y), device=device).expand(n_models, -1)
-    n_residues = params["E"].shape[1] if family == "pair-mlp" else 0
-    dtype = next(iter(params.values())).dtype
-    train_in = prepare_inputs(family, x, train_idx, n_residues, dtype)
-    all_in = prepare_inputs(family, x, all_idx[:1], n_residues, dtype).expand(n_models, -1, -1)
-    y_all = y.expand(n_models, -1)
-    test_mask = (~masks).float()
-    n_test = test_mask.sum(1).clamp(min=1)
-    own_w = masks.float() / n_train[:, None].clamp(min=1)
-    wd = torch.tensor(list(weight_decays), dtype=torch.float64, device=device)
-    decay = {
-        k: (1 - optim.lr * wd).to(p.dtype).view(-1, *([1] * (p.ndim - 1)))
-        for k, p in params.items()
-    }
-    optimizer = torch.optim.AdamW(
-        params.values(), lr=optim.lr, betas=(optim.beta1, optim.beta2), weight_decay=0.0
-    )
+    groups = _make_groups(family, models, x, y, masks, weight_decays, optim, device)
     logged = set(log_steps(steps, log_every))
     hist = BatchedHistory(steps=sorted(logged))
-    rows: dict[str, list[Tensor]] = {k: [] for k in ("trl", "tel", "tra", "tea", "wn")}
+    keys = ("trl", "tel", "tra", "tea", "wn")
+    rows: dict[str, list[Tensor]] = {k: [] for k in keys}
     for step in range(steps + 1):
-        if step in logged:
+        log = step in logged
+        if log:
+            row = {k: torch.empty(n_models, dtype=torch.float64) for k in keys}
+        elif step == steps:
+            break
+        for g in groups:
+            with torch.set_grad_enabled(step < steps):
+                logits = forward_batched(family, g.params, g.train_in)
+                flat = logits.view(-1, logits.shape[-1])
+                # one fused log-softmax + nll for the whole group; every member has n_train
+                # examples, so sum / n_train is the sum over members of each one's mean loss
+                if log:
+                    ce = F.cross_entropy(flat, g.train_y, reduction="none")
+                    loss = ce.sum() / max(g.n_train, 1)
+                    _log_group(family, g, logits.detach(), ce.detach(), row)
+                else:
+                    loss = F.cross_entropy(flat, g.train_y, reduction="sum") / max(g.n_train, 1)
+            if step == steps:
+                continue
+            g.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
             with torch.no_grad():
-                logits = forward_batched(family, params, all_in)  # [model example class]
-                ce = _per_model_ce(logits, y_all)
-                correct = (logits.argmax(-1) == y_all).float()
-                rows["trl"].append((ce * own_w).sum(1))
-                rows["tel"].append((ce * test_mask).sum(1) / n_test)
-                rows["tra"].append((correct * own_w).sum(1))
-                rows["tea"].append((correct * test_mask).sum(1) / n_test)
-                sq = sum(p.detach().double().pow(2).flatten(1).sum(1) for p in params.values())
-                rows["wn"].append(sq.sqrt())
+                for k, p in g.params.items():
+                    p.mul_(g.decay[k])
+            g.optimizer.step()
+        if log:
+            for k in keys:
+                rows[k].append(row[k])
         if step == steps:
             break
-        logits = forward_batched(family, params, train_in)
-        loss = (_per_model_ce(logits, train_y) * train_w).sum()  # sum of own means
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        with torch.no_grad():
-            for k, p in params.items():
-                p.mul_(decay[k])
-        optimizer.step()
         if on_step is not None:
             on_step(step + 1)
     for key, attr in (
@@ -205,4 +250,46 @@ def _train_batched(
         ("wn", "weight_norm"),
     ):
         setattr(hist, attr, torch.stack(rows[key], 1).tolist())
-    return hist, {k: v.detach().cpu() for k, v in params.items()}
+    final = {}
+    for name in groups[0].params:
+        ref = groups[0].params[name]
+        out = torch.empty(n_models, *ref.shape[1:], dtype=ref.dtype)
+        for g in groups:
+            out[g.members.cpu()] = g.params[name].detach().cpu()
+        final[name] = out
+    return hist, final
+
+
+def _correct(logits: Tensor, targets: Tensor) -> Tensor:
+    """1.0 where ``argmax(logits) == target``.  ``amax`` is much cheaper than ``argmax`` on CPU,
+    so argmax runs only on rows with a tied maximum (dead-ReLU examples give all-zero logits),
+    where it picks the first index."""
+    is_max = logits == logits.amax(-1, keepdim=True)
+    correct = is_max.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    ties = torch.count_nonzero(is_max, dim=-1) > 1
+    if bool(ties.any()):
+        correct[ties] = logits[ties].argmax(-1) == targets[ties]
+    return correct.to(logits.dtype)
+
+
+@torch.no_grad()
+def _log_group(
+    family: Family, g: _Group, logits: Tensor, ce: Tensor, row: dict[str, Tensor]
+) -> None:
+    """Fill ``row`` ([model] tensors) for the group's members: the train metrics come from this
+    step's training forward pass (``logits`` [group n_train class], ``ce`` flat), the test
+    metrics from one more forward pass over the test examples only."""
+    size = len(g.members)
+    members = g.members.cpu()
+    row["trl"][members] = ce.view(size, -1).mean(1).double().cpu()
+    row["tra"][members] = _correct(logits, g.train_y.view(size, -1)).mean(1).double().cpu()
+    if g.test_y.shape[1]:
+        test_logits = forward_batched(family, g.params, g.test_in)
+        test_ce = _per_model_ce(test_logits, g.test_y)
+        row["tel"][members] = test_ce.mean(1).double().cpu()
+        row["tea"][members] = _correct(test_logits, g.test_y).mean(1).double().cpu()
+    else:
+        row["tel"][members] = 0.0
+        row["tea"][members] = 0.0
+    sq = sum(p.detach().double().pow(2).flatten(1).sum(1) for p in g.params.values())
+    row["wn"][members] = sq.sqrt().cpu()

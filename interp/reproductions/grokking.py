@@ -5,6 +5,10 @@ The runs with and without weight decay share a seed and train together (one batc
 the comparison is paired.  Quick mode raises the learning rate and shortens training so the
 whole reproduction fits in about two minutes of one CPU core; the full mode uses the papers'
 settings (lr 1e-3, 50k steps).
+
+Sparse parity uses the CPU-sized recipe of :mod:`interp.tasks.sparse_parity` in both modes
+(width 256, AdamW lr 1e-2, wd 0.3 vs 0, {-1, +1} inputs, cross-entropy; 4,000 steps quick,
+6,000 full): it memorises by step ~300 and generalises around step 1,500-2,500.
 """
 
 from __future__ import annotations
@@ -86,11 +90,12 @@ def grokking(out_dir: Path, quick: bool, progress: ProgressFn) -> list[Claim]:
     spec = frequency_power(params["E"][0])
     top = sorted(spec.top(5))
     share = spec.top_share(5)
-    p_steps, p_lr = (2_000, 3e-3) if quick else (20_000, 1e-3)
+    p_steps, p_lr, p_log = (4_000, 1e-2, 100) if quick else (6_000, 1e-2, 100)
     progress(
-        f"sparse parity (30 bits, k = 3, 1,200 training sequences), wd 1 and wd 0, {p_steps} steps"
+        "sparse parity (30 bits, k = 3, 1,200 training sequences, width 256), wd 0.3 and wd 0, "
+        f"{p_steps} steps, lr {p_lr}"
     )
-    par, _ = _pair("sparse-parity", {"seed": 0}, (1.0, 0.0), p_steps, p_lr, log)
+    par, _ = _pair("sparse-parity", {"seed": 0}, (0.3, 0.0), p_steps, p_lr, p_log)
     pwd1, pwd0 = par
     atomic_write_json(
         Path(out_dir) / "grokking.json",
@@ -136,9 +141,11 @@ def grokking(out_dir: Path, quick: bool, progress: ProgressFn) -> list[Claim]:
         Claim(
             "sparse parity: with weight decay the MLP generalises after memorising",
             "PAIR: 1,200 sequences, weight decay -> grokking; the phase depends on width/size/wd",
-            f"wd 1: memorised {_fmt(pwd1['memorisation_step'])}, generalised "
+            f"wd 0.3: memorised {_fmt(pwd1['memorisation_step'])}, generalised "
             f"{_fmt(pwd1['grokking_step'])}, final test acc {pwd1['final_test_accuracy']:.2f}; "
             f"wd 0: final test acc {pwd0['final_test_accuracy']:.2f}",
-            None if quick else pwd1["grokking_step"] is not None,
+            pwd1["grokking_step"] is not None
+            and pwd1["memorisation_step"] is not None
+            and pwd1["grokking_step"] > pwd1["memorisation_step"],
         ),
     ]

@@ -3,6 +3,17 @@
 A fixed training set of ``n_train`` sequences (drawn once from ``split_seed``) and a fixed test
 set of ``n_test`` fresh sequences.  Inputs are real vectors in {-1, +1} (``input_kind="vector"``,
 one position); the target is the parity class 0 or 1.
+
+Recipe that groks on a CPU (``interp grok --task sparse-parity`` defaults, measured on one core
+of a shared VM, 30 bits, k = 3, 1,200 training sequences): the 1-hidden-layer ReLU MLP of width
+256, full-batch AdamW lr 1e-2 (betas 0.9 / 0.98), weight decay 0.3, cross-entropy, {-1, +1}
+inputs.  Train accuracy hits 1.0 by step ~75-300; test accuracy stays near 0.5 and then climbs to
+1.0 around step 1,500-3,200 depending on the seed (seed 0: memorised at 75, >= 0.95 at 3,162);
+4,000 steps take ~20-40 s per run.  With weight decay 0 the same run memorises and stays at
+chance.  Also seen: width 128 / wd 0.3 and width 512 / wd 0.1-0.3 (lr 1e-2) grok, more slowly
+or less reliably for width 128; wd 1 at lr 1e-2 stays near chance (lr x wd too strong) and the
+previous lr 1e-3 / width 128 never left chance within 8,000 steps (Barak et al. 2022 and Merrill
+et al. 2023 likewise use lr >= 1e-2 for sparse parity).
 """
 
 from __future__ import annotations
