@@ -32,6 +32,9 @@ def precache_config(
     seeds: int,
     probe_layer: int,
     tokenizer: str = "bpe",
+    probe_horizons: int = 3,
+    probe_tokens: int = 4000,
+    val_fraction: float = 0.1,
     bpe_vocab: int = 1024,
     max_chars: int = 1_000_000,
 ) -> tuple[Any, Any, dict[str, Any]]:
@@ -53,6 +56,8 @@ def precache_config(
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     if probe_layer > layers:
         raise ConfigError(f"--probe-layer {probe_layer} exceeds --layers {layers}")
+    if corpus is not None and probe_horizons > ctx - 1:
+        raise ConfigError(f"--probe-horizons {probe_horizons} needs --ctx above {probe_horizons}")
     data = DataConfig(
         source="task" if task else "corpus",
         corpus=corpus or "builtin",
@@ -61,6 +66,7 @@ def precache_config(
         tokenizer=tokenizer,
         bpe_vocab_size=bpe_vocab,
         max_chars=max_chars,
+        val_fraction=val_fraction,
     )
     model = ModelConfig(
         n_layers=layers, d_model=d_model, n_heads=heads, d_mlp=d_mlp, n_ctx=ctx, positional=pe
@@ -73,7 +79,12 @@ def precache_config(
         optim=OptimConfig(lr=lr, warmup_steps=warmup, weight_decay=0.0),
     )
     job = TrainJob(model, train, data)
-    myopia = MyopiaConfig(seeds=tuple(range(seeds)), probe_layer=probe_layer)
+    myopia = MyopiaConfig(
+        seeds=tuple(range(seeds)),
+        probe_layer=probe_layer,
+        token_horizons=probe_horizons,
+        token_probe_tokens=probe_tokens,
+    )
     config = {
         "kind": KIND,
         "seed": 0,
@@ -145,8 +156,17 @@ def precache(
     probe_layer: Annotated[
         int, typer.Option(help="Probe the state after this many blocks (task only).")
     ] = 1,
+    probe_horizons: Annotated[
+        int, typer.Option(help="Future-token probes on text: horizons 1..N.")
+    ] = 3,
+    probe_tokens: Annotated[
+        int, typer.Option(help="Held-out tokens per twin for the future-token probes (text).")
+    ] = 4000,
     tokenizer: Annotated[str, typer.Option(help="byte or bpe (text only).")] = "bpe",
     max_chars: Annotated[int, typer.Option(help="Cap on corpus characters.")] = 1_000_000,
+    val_fraction: Annotated[
+        float, typer.Option(help="Documents held out for validation and the token probes (text).")
+    ] = 0.1,
     resume: Annotated[bool, typer.Option(help="Continue the comparison in --out.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run in --out.")] = False,
 ) -> None:
@@ -175,8 +195,11 @@ def precache(
         eval_every=eval_every,
         seeds=seeds,
         probe_layer=probe_layer,
+        probe_horizons=probe_horizons,
+        probe_tokens=probe_tokens,
         tokenizer=tokenizer,
         max_chars=max_chars,
+        val_fraction=val_fraction,
     )
     out = out or default_out("precache")
     if not resume:

@@ -154,6 +154,7 @@ def test_cli_end_to_end_resume_and_report(tmp_path) -> None:
         (["--corpus", "builtin"], "either --task or --corpus"),
         (["--probe-layer", "3"], "probe-layer"),
         (["--pe", "sideways"], "positional"),
+        (["--probe-horizons", "0"], "token_horizons"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, fragment) -> None:
@@ -193,3 +194,92 @@ def test_reproduction_is_registered_with_valid_quick_jobs() -> None:
     assert "precache" in reproduction_names()
     synth, text, seeds = _jobs(quick=True)
     assert synth.data.task == "precache" and text.data.source == "corpus" and seeds == 1
+    assert text.data.val_fraction == 0.1  # 5% of the builtin corpus can be one short document
+
+
+def test_reproduction_reports_token_probes_unjudged() -> None:
+    from interp.reproductions.precache import _token_probe_claim
+
+    assert _token_probe_claim(None).passed is None
+    assert "failed" in _token_probe_claim({"status": "not computed", "note": "failed: x"}).ours
+    tp = {
+        "status": "done",
+        "layers": [0, 1, 2],
+        "layer_labels": ["0 (embed)", "1", "2 (final)"],
+        "horizons": [1, 2],
+        "vanilla": {"top1": [[0.2, 0.1], [0.3, 0.2], [0.4, 0.2]]},
+        "myopic": {"top1": [[0.2, 0.1], [0.25, 0.2], [0.4, 0.2]]},
+        "diff": [[0.0, 0.0], [0.05, 0.0], [0.0, 0.0]],
+        "tokens": {"test": 50},
+    }
+    claim = _token_probe_claim(tp)
+    assert claim.passed is None and "from layer 1: k=1 0.300/0.250" in claim.ours
+    assert "0.050" in claim.ours
+
+
+# --------------------------------------------------------------------------- future-token probes
+
+
+TINY_TEXT = ["precache", "--corpus", "builtin", "--tokenizer", "byte", "--max-chars", "60000",
+             "--ctx", "16", "--steps", "4", "--eval-every", "2", "--warmup", "1", "--layers", "2",
+             "--d-model", "16", "--heads", "2", "--d-mlp", "32", "--seeds", "1"]  # fmt: skip
+
+
+def test_text_twins_get_future_token_probes(tmp_path) -> None:
+    out = tmp_path / "text"
+    result = invoke(*TINY_TEXT, "--out", out)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    tp = results["token_probe"]
+    assert tp["status"] == "done" and results["probe"] is None
+    assert tp["layers"] == [0, 1, 2] and tp["horizons"] == [1, 2, 3]
+    assert tp["tokens"]["test"] > 0 and tp["seeds"] == 1 and isinstance(tp["notes"], list)
+    for mode in ("vanilla", "myopic"):
+        grid = tp[mode]["top1"]
+        assert len(grid) == 3 and all(len(row) == 3 for row in grid)
+        assert all(0.0 <= v <= 1.0 for row in grid for v in row)
+        assert results["per_seed"][0][mode]["token_probe"]["top1"] == grid  # one seed: the mean
+    for i in range(3):
+        for k in range(3):
+            want = tp["vanilla"]["top1"][i][k] - tp["myopic"]["top1"][i][k]
+            assert tp["diff"][i][k] == pytest.approx(want)
+    assert any("future-lens probes" in line for line in results["verdict"]["evidence"])
+    html = (out / "report.html").read_text()
+    assert "future-token probes (future lens" in html and "layer 0 (embed): k=1" in html
+
+
+def test_token_probe_summary_averages_seeds() -> None:
+    from interp.analysis.myopia import token_probe_sentence, token_probe_summary
+
+    def twin(top1: list[list[float]]) -> dict:
+        return {
+            "layers": [0, 1],
+            "layer_labels": ["0 (embed)", "1 (final)"],
+            "horizons": [1, 2],
+            "top1": top1,
+            "top1_lo": top1,
+            "top1_hi": top1,
+            "baselines": {"unigram": [0.1, 0.1], "bigram": [0.2, 0.15]},
+            "model_top1": top1[-1][0],
+            "tokens": {"test": 100},
+            "data": "d",
+            "notes": ["few tokens"],
+        }
+
+    per_seed = [
+        {"vanilla": {"token_probe": twin([[0.2, 0.1], [0.5, 0.3]])},
+         "myopic": {"token_probe": twin([[0.2, 0.1], [0.4, 0.2]])}},
+        {"vanilla": {"token_probe": twin([[0.4, 0.1], [0.7, 0.3]])},
+         "myopic": {"token_probe": twin([[0.2, 0.1], [0.6, 0.2]])}},
+    ]  # fmt: skip
+    tp = token_probe_summary(per_seed)
+    flat = lambda grid: [v for row in grid for v in row]  # noqa: E731
+    assert flat(tp["vanilla"]["top1"]) == pytest.approx([0.3, 0.1, 0.6, 0.3])
+    assert flat(tp["myopic"]["top1"]) == pytest.approx([0.2, 0.1, 0.5, 0.2])
+    assert flat(tp["diff"]) == pytest.approx([0.1, 0.0, 0.1, 0.1])
+    assert "top1_lo" not in tp["vanilla"]  # per-seed intervals are not averaged
+    assert tp["vanilla"]["model_top1"] == pytest.approx(0.6)
+    assert tp["notes"] == ["few tokens"]
+    assert "k=2: vanilla 0.100, myopic 0.100" in token_probe_sentence(tp)  # layer 0, not final
+    v = verdict(gap_summary([3.0, 3.0], [3.1, 3.1]), None, 0.10, tp)
+    assert v["label"] == "breadcrumbs" and any("future-lens" in e for e in v["evidence"])

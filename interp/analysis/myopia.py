@@ -22,9 +22,12 @@ Definitions we chose (the paper leaves them open):
 * breadcrumbs: relative gap below the threshold (including a negative gap);
 * inconclusive: otherwise (large but noisy gap, or a gap the probe does not back up).
 
-Future-token probes on text (MISSION §1, Future Lens) belong to ``probes/`` (issue 3).
-TODO: once ``probes.run`` is stable, probe both twins of a corpus comparison at horizons 1..H
-and store the result under ``token_probe``; today that entry says it is not computed.
+On a corpus, both twins also get the future-token probes of ``probes/`` (issue 3, Future Lens):
+a ridge map from the residual stream after each layer at t to the final state at t+k-1, decoded
+by the twin's own head, for horizons k = 1..``token_horizons`` on ``token_probe_tokens`` held-out
+tokens of the twins' own validation split.  ``token_probe`` holds held-out top-1 per
+layer × horizon for vanilla and myopic (means over seeds) and vanilla - myopic.  It is reported
+as evidence; the verdict's label still rests on the loss gap (and the synthetic probe).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from interp.errors import ConfigError
+from interp.errors import ConfigError, InterpError
 
 KIND = "precache"
 MODES = ("vanilla", "myopic")
@@ -60,6 +63,8 @@ class MyopiaConfig:
     probe_sequences: int = 256  # fresh task sequences for the probe (half fit, half scored)
     ridge: float = 1e-3
     precaching_rel_gap: float = 0.10
+    token_horizons: int = 3  # future-token probes on text: horizons 1..H
+    token_probe_tokens: int = 4000  # held-out tokens per twin for those probes (fit+val+test)
 
     def __post_init__(self) -> None:
         seeds = tuple(self.seeds)
@@ -74,6 +79,8 @@ class MyopiaConfig:
             raise ConfigError("probe_sequences must be >= 4")
         if self.ridge <= 0 or self.precaching_rel_gap <= 0:
             raise ConfigError("ridge and precaching_rel_gap must be positive")
+        if self.token_horizons < 1 or self.token_probe_tokens < 1:
+            raise ConfigError("token_horizons and token_probe_tokens must be positive")
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -141,9 +148,14 @@ def position_gap(
 
 
 def verdict(
-    summary: dict[str, Any], probe: dict[str, Any] | None, rel_threshold: float = 0.10
+    summary: dict[str, Any],
+    probe: dict[str, Any] | None,
+    rel_threshold: float = 0.10,
+    token_probe: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Pre-caching, breadcrumbs or inconclusive, with the evidence as sentences."""
+    """Pre-caching, breadcrumbs or inconclusive, with the evidence as sentences.
+
+    ``token_probe`` (text) adds a sentence of evidence; it does not change the label."""
     gap, rel, ci = summary["gap"], summary["rel_gap"], summary.get("gap_ci")
     evidence = [
         f"validation loss vanilla {summary['vanilla']:.4f}, myopic {summary['myopic']:.4f}: "
@@ -166,6 +178,8 @@ def verdict(
                 else ""
             )
         )
+    if token_probe and token_probe.get("status") == "done":
+        evidence.append(token_probe_sentence(token_probe))
     if not big:
         label = "breadcrumbs"
         evidence.append(
@@ -243,6 +257,102 @@ def zero_baseline(val_batches: Sequence[Any]) -> float | None:
     return total / max(count, 1.0)
 
 
+def twin_token_probe(run_dir: Path, horizons: int, tokens: int, seed: int) -> dict[str, Any]:
+    """Future-lens probes (``probes/``) of one text twin: top-1 per layer × horizon, held out.
+
+    Layers 0 (embeddings) .. n_layers (final residual stream); the data are the validation
+    documents of the twin's own training run, so both twins of a seed see the same blocks.
+    """
+    from interp import load_model
+    from probes.run import ProbeConfig, prepare, run_probes
+
+    spec = str(run_dir)
+    model = load_model(spec)
+    model.eval()
+    config = ProbeConfig(model=spec, horizon=horizons, tokens=tokens, seed=seed, n_boot=200)
+    res = run_probes(model, prepare(model, config, spec))
+    lens = res["probes"]["future_lens"]
+    top1 = lens["metrics"]["top1"]
+    return {
+        "layers": res["layers"],
+        "layer_labels": res["layer_labels"],
+        "horizons": res["horizons"],
+        "top1": top1["value"],
+        "top1_lo": top1["lo"],
+        "top1_hi": top1["hi"],
+        "val_r2": lens["val_r2"],
+        "baselines": {
+            name: res["baselines"][name]["top1"]["value"] for name in ("unigram", "bigram")
+        },
+        "model_top1": res["baselines"]["model"]["top1"]["value"][0],
+        "tokens": res["tokens"],
+        "data": res["data"],
+        "notes": res["notes"],
+    }
+
+
+def token_probe_summary(per_seed: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Means over seeds of the twins' future-lens top-1 [layer][horizon], and vanilla - myopic."""
+    n = len(per_seed)
+    first = per_seed[0]["vanilla"]["token_probe"]
+
+    def mean(mode: str, key: str) -> list[list[float]]:
+        grids = [r[mode]["token_probe"][key] for r in per_seed]
+        return [
+            [sum(g[i][k] for g in grids) / n for k in range(len(grids[0][i]))]
+            for i in range(len(grids[0]))
+        ]
+
+    v, m = mean("vanilla", "top1"), mean("myopic", "top1")
+    out: dict[str, Any] = {
+        "status": "done",
+        "method": (
+            "future lens (probes/): ridge from the residual stream after each layer at t to the "
+            "final state at t+k-1, decoded by the twin's own head; λ per (layer, horizon) on "
+            "validation blocks; held-out top-1 on test blocks"
+        ),
+        "layers": first["layers"],
+        "layer_labels": first["layer_labels"],
+        "horizons": first["horizons"],
+        "tokens": first["tokens"],
+        "data": first["data"],
+        "seeds": n,
+        "notes": sorted(
+            {note for r in per_seed for mode in MODES for note in r[mode]["token_probe"]["notes"]}
+        ),
+        "vanilla": {"top1": v},
+        "myopic": {"top1": m},
+        "diff": [[a - b for a, b in zip(rv, rm, strict=True)] for rv, rm in zip(v, m, strict=True)],
+    }
+    for mode in MODES:
+        tp = out[mode]
+        tp["model_top1"] = sum(r[mode]["token_probe"]["model_top1"] for r in per_seed) / n
+        if n == 1:
+            tp["top1_lo"] = per_seed[0][mode]["token_probe"]["top1_lo"]
+            tp["top1_hi"] = per_seed[0][mode]["token_probe"]["top1_hi"]
+    out["baselines"] = {
+        name: [
+            sum(r["vanilla"]["token_probe"]["baselines"][name][k] for r in per_seed) / n
+            for k in range(len(first["horizons"]))
+        ]
+        for name in ("unigram", "bigram")
+    }
+    return out
+
+
+def token_probe_sentence(tp: dict[str, Any]) -> str:
+    """One line of evidence: top-1 at each horizon from the last layer before the final state."""
+    i = max(0, len(tp["layers"]) - 2)  # the state after n_layers - 1 blocks (not the final one)
+    parts = [
+        f"k={k}: vanilla {tp['vanilla']['top1'][i][j]:.3f}, myopic {tp['myopic']['top1'][i][j]:.3f}"
+        for j, k in enumerate(tp["horizons"])
+    ]
+    return (
+        f"future-lens probes from layer {tp['layer_labels'][i]} (held-out top-1, "
+        f"{tp['tokens']['test']} test tokens): " + "; ".join(parts)
+    )
+
+
 # --------------------------------------------------------------------------- the experiment
 
 
@@ -292,6 +402,14 @@ def run_precache(
                 )
                 row[mode]["probe_r2_by_layer"] = by_layer
                 row[mode]["probe_r2"] = by_layer[config.probe_layer - 1]
+            if job.data.source == "corpus":
+                say(f"seed {seed}: future-token probes on the {mode} twin")
+                try:
+                    row[mode]["token_probe"] = twin_token_probe(
+                        path, config.token_horizons, config.token_probe_tokens, seed
+                    )
+                except InterpError as e:  # e.g. too few held-out tokens: keep the comparison
+                    row[mode]["token_probe_error"] = str(e)
             if mode == "vanilla":
                 row["zero_baseline"] = zero_baseline(source.val_batches())
         per_seed.append(row)
@@ -321,10 +439,19 @@ def run_precache(
                 for mode in MODES
             },
         }
-    token_probe = {
-        "status": "not computed",
-        "note": "future-token probes on text: TODO, hook up probes/ (issue 3) on both twins",
-    }
+    token_probe = None
+    if job.data.source == "corpus":
+        errors = [
+            r[m]["token_probe_error"]
+            for r in per_seed
+            for m in MODES
+            if "token_probe_error" in r[m]
+        ]
+        token_probe = (
+            {"status": "not computed", "note": f"future-token probes failed: {errors[0]}"}
+            if errors
+            else token_probe_summary(per_seed)
+        )
     return {
         "kind": KIND,
         "source": job.data.source,
@@ -332,6 +459,6 @@ def run_precache(
         "summary": summary,
         "positions": positions,
         "probe": probe,
-        "token_probe": token_probe if job.data.source == "corpus" else None,
-        "verdict": verdict(summary, probe, config.precaching_rel_gap),
+        "token_probe": token_probe,
+        "verdict": verdict(summary, probe, config.precaching_rel_gap, token_probe),
     }

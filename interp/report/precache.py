@@ -75,6 +75,54 @@ def probe_figure(results: dict[str, Any], title: str) -> go.Figure | None:
     return style_figure(fig, title=title, y_title="held-out R²", hovermode="closest")
 
 
+def token_probe_figure(results: dict[str, Any], title: str) -> go.Figure | None:
+    """Future-lens top-1 by layer, one line per horizon: vanilla solid, myopic dashed."""
+    tp = results.get("token_probe")
+    if not tp or tp.get("status") != "done":
+        return None
+    labels = tp["layer_labels"]
+    fig = go.Figure()
+    for j, k in enumerate(tp["horizons"]):
+        for mode, dash in (("vanilla", "solid"), ("myopic", "dash")):
+            fig.add_trace(
+                go.Scatter(
+                    x=labels,
+                    y=[row[j] for row in tp[mode]["top1"]],
+                    name=f"{mode} k={k}",
+                    mode="lines+markers",
+                    line={"color": COLORS[mode], "dash": dash, "width": 1 + 2 / k},
+                )
+            )
+    return style_figure(fig, title=title, x_title="layer", y_title="held-out top-1")
+
+
+def token_probe_lines(label: str, tp: dict[str, Any]) -> list[str]:
+    """The top-1 grid as text: per layer, vanilla / myopic (vanilla - myopic) per horizon."""
+    lines = [
+        f"{label}future-token probes (future lens, held-out top-1 on {tp['tokens']['test']} "
+        f"test tokens, mean of {tp['seeds']} seed(s)); per layer and horizon k: "
+        "vanilla / myopic (vanilla - myopic):"
+    ]
+    for i, layer in enumerate(tp["layer_labels"]):
+        cells = [
+            f"k={k} {tp['vanilla']['top1'][i][j]:.3f} / {tp['myopic']['top1'][i][j]:.3f} "
+            f"({tp['diff'][i][j]:+.3f})"
+            for j, k in enumerate(tp["horizons"])
+        ]
+        lines.append(f"- layer {layer}: " + "; ".join(cells))
+    base = tp.get("baselines") or {}
+    if base:
+        lines.append(
+            "- baselines (top-1 by horizon): "
+            + "; ".join(
+                f"{name} " + "/".join(f"{v:.3f}" for v in vals) for name, vals in base.items()
+            )
+            + f"; the models' own next-token top-1: vanilla {tp['vanilla']['model_top1']:.3f}, "
+            f"myopic {tp['myopic']['model_top1']:.3f}"
+        )
+    return lines
+
+
 def _rows(label: str, results: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for r in results.get("per_seed", []):
@@ -107,13 +155,20 @@ def precache_section(run: RunView) -> Section | None:
         probe = probe_figure(results, f"{label}probe for the future-only feature")
         if probe is not None:
             figures.append(probe)
+        tokens = token_probe_figure(results, f"{label}future-token probes (top-1 by layer)")
+        if tokens is not None:
+            figures.append(tokens)
         verdict = results.get("verdict") or {}
         text.append(f"{label}verdict: {verdict.get('label', '?')}.")
         text.extend(f"- {line}" for line in verdict.get("evidence", []))
         text.append("")
         rows.extend(_rows(label, results))
         token = results.get("token_probe")
-        if token and token.get("status") != "done":
+        if token and token.get("status") == "done":
+            text.extend(token_probe_lines(label, token))
+            text.append("")
+            notes.extend(f"{label}future-token probes: {n}" for n in token.get("notes", []))
+        elif token:
             notes.append(f"{label}future-token probes: {token.get('note', 'not computed')}")
     intro = (
         "Vanilla and myopic twins share initial weights, data order and seed; the myopic twin's "
