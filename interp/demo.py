@@ -54,8 +54,13 @@ def cache_root() -> Path:
     return Path(os.environ.get("INTERP_CACHE", Path.home() / ".cache" / "interp"))
 
 
+# bump when the data pipeline changes what the same config trains on (cached models go stale)
+DATA_REVISION = 2  # 2: character-balanced validation split
+
+
 def demo_run_dir(job: TrainJob) -> Path:
-    key = hashlib.sha256(json.dumps(job.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+    keyed = {**job.to_dict(), "data_revision": DATA_REVISION}
+    key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:12]
     return cache_root() / "demo" / key
 
 

@@ -313,3 +313,13 @@ def test_too_small_corpus() -> None:
     corpus = Corpus(name="tiny", documents=("short one", "short two"))
     with pytest.raises(InterpError, match="too small for block_len=64"):
         build_text_dataset(corpus, ByteTokenizer(), block_len=64)
+
+
+def test_split_gives_validation_its_share_of_characters() -> None:
+    # one huge document and many small ones: a per-document coin flip would starve validation
+    docs = ["x" * 50_000] + [f"doc {i} " * 20 for i in range(200)]
+    train, val = split_documents(docs, 0.1, seed=0)
+    total = sum(map(len, docs))
+    assert sum(map(len, val)) >= 0.1 * total
+    assert sorted(train + val) == sorted(docs) and train and val
+    assert sum(map(len, val)) <= 0.3 * total  # and not swamped by the huge one
