@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +22,7 @@ from torch import Tensor, nn
 
 from interp.errors import NumericalError
 from interp.grok.models import weight_norm
+from interp.seed import torch_threads  # noqa: F401  (re-exported for grok modules)
 
 MetricsCallback = Callable[[dict[str, Any]], None]
 
@@ -62,19 +62,6 @@ def log_steps(total: int, every: int, per_decade: int = 16) -> list[int]:
         steps.add(s)
         i += 1
     return sorted(steps)
-
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run with ``n`` torch threads (restored after).  These models are tiny: on a busy machine
-    extra threads only spin (measured 10x slower with 2 threads than with 1 under load)."""
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @torch.no_grad()

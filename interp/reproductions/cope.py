@@ -12,11 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from interp.analysis.pe_bench import PEBenchConfig, run_pe_bench
 from interp.io import atomic_write_json
 from interp.reproduce import Claim, ProgressFn, register_reproduction
+from interp.seed import torch_threads
 
 PAPER_TABLE3 = {"absolute": (5.3, 67.6, 71.5), "rope": (1.1, 17.8, 22.4), "cope": (0.0, 1.2, 7.4)}
 ENCODINGS = ("absolute", "rope", "cope")
@@ -66,12 +65,8 @@ def _bench(out: Path, name: str, cfg: PEBenchConfig, progress: ProgressFn) -> di
     "cope", "CoPE vs absolute and relative positions: counting with variables, Flip-Flop"
 )
 def reproduce_cope(out: Path, quick: bool, progress: ProgressFn) -> list[Claim]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # models this small gain nothing from threads on a shared CPU
-    try:
+    with torch_threads(1):  # models this small gain nothing from threads on a shared CPU
         return _reproduce(out, quick, progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _reproduce(out: Path, quick: bool, progress: ProgressFn) -> list[Claim]:
