@@ -32,6 +32,15 @@ COLORS = {
 }
 
 
+def _layer_trace(i: int, n_layers: int, name: str, x: Any, y: Any) -> go.Scatter:
+    """One line per layer, coloured from red (first) to blue (last), named without the hook suffix."""
+    shade = int(40 + 180 * i / max(1, n_layers - 1))
+    label = name.replace(".hook_resid_post", "").replace(".hook_normalized", "")
+    return go.Scatter(
+        x=x, y=y, mode="lines", name=label, line={"color": f"rgb({255 - shade}, 80, {shade})"}
+    )
+
+
 def _results(run: RunView, kind: str) -> Mapping[str, Any] | None:
     if run.config.get("kind") == kind:
         found = run.read_json("results.json")
@@ -135,16 +144,7 @@ def layers_figure(results: Mapping[str, Any], fmt: str) -> go.Figure:
     n_layers = len(results["layers"])
     for i, name in enumerate(results["layers"]):
         xs, ys = _positive(run["lengths"], run["curves"][name]["relative"])
-        shade = int(40 + 180 * i / max(1, n_layers - 1))
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                mode="lines",
-                name=name.replace(".hook_resid_post", "").replace(".hook_normalized", ""),
-                line={"color": f"rgb({255 - shade}, {80}, {shade})"},
-            )
-        )
+        fig.add_trace(_layer_trace(i, n_layers, name, xs, ys))
     figures.style_figure(
         fig,
         title=f"relative distance by layer ({_label(run)})",
@@ -304,16 +304,7 @@ def _squash_layers_figure(results: Mapping[str, Any], prompt: str) -> go.Figure:
     n = len(results["layers"])
     for i, name in enumerate(results["layers"]):
         curve = p["sensitivity"][name]
-        shade = int(40 + 180 * i / max(1, n - 1))
-        fig.add_trace(
-            go.Scatter(
-                x=list(range(len(curve))),
-                y=curve,
-                mode="lines",
-                name=name.replace(".hook_resid_post", "").replace(".hook_normalized", ""),
-                line={"color": f"rgb({255 - shade}, 80, {shade})"},
-            )
-        )
+        fig.add_trace(_layer_trace(i, n, name, list(range(len(curve))), curve))
     figures.style_figure(
         fig,
         title=f"sensitivity by layer ({prompt})",
