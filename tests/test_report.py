@@ -368,3 +368,14 @@ def test_ema_is_debiased() -> None:
     out = F.ema([2.0, 2.0, 2.0, 2.0, 2.0, 2.0], smoothing=0.9)
     assert all(abs(v - 2.0) < 1e-12 for v in out)
     assert F.ema([1.0, 3.0], smoothing=0.0) == [1.0, 3.0]
+
+
+def test_analysis_run_without_per_position_loss_has_no_empty_section(tmp_path: Path) -> None:
+    run = tmp_path / "grok"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"kind": "grok", "seed": 0}))
+    (run / "metrics.jsonl").write_text(
+        "".join(json.dumps({"step": s, "split": "val", "loss": 1.0 / s}) + "\n" for s in (1, 2, 3))
+    )
+    html = build_report(run).read_text(encoding="utf-8")
+    assert "Loss by position" not in html and "Training" in html

@@ -255,11 +255,12 @@ def training_section(run: RunView) -> Section | None:
 
 @register_section("per-position", order=20)
 def per_position_section(run: RunView) -> Section | None:
-    if not run.metrics and not _is_training_run(run):
-        return None
+    has_by_pos = any(r.get("loss_by_pos") for r in run.rows("val"))
+    if not has_by_pos and not _is_training_run(run):
+        return None  # analysis runs (grok, probe...) log no per-position loss: no empty section
     fig = figures.per_position_loss(run.metrics)
     notes = ()
-    if run.rows("val") and not any(r.get("loss_by_pos") for r in run.rows("val")):
+    if run.rows("val") and not has_by_pos:
         notes = ("The validation rows of this run carry no per-position loss (loss_by_pos).",)
     return Section(
         title="Loss by position",
