@@ -148,6 +148,46 @@ def _spans_decade(values: Sequence[float]) -> bool:
 # --------------------------------------------------------------------------- figures
 
 
+def line_trace(
+    x: Sequence[Any],
+    y: Sequence[Any],
+    name: str,
+    color: str,
+    width: float,
+    *,
+    dash: str | None = None,
+    markers: bool | int = False,
+    opacity: float | None = None,
+    hover: str = "%{y:.4f}",
+) -> go.Scatter:
+    """One line in the report's style; ``markers`` True or a marker size adds markers."""
+    line: dict[str, Any] = {"color": color, "width": width}
+    if dash is not None:
+        line["dash"] = dash
+    extra: dict[str, Any] = {}
+    if markers is not True and markers:
+        extra["marker"] = {"size": markers}
+    if opacity is not None:
+        extra["opacity"] = opacity
+    return go.Scatter(
+        x=x,
+        y=y,
+        name=name,
+        mode="lines+markers" if markers else "lines",
+        line=line,
+        hovertemplate=hover,
+        **extra,
+    )
+
+
+def raw_and_smoothed(
+    fig: go.Figure, xs: Sequence[float], ys: Sequence[float], name: str, color: str, hover: str
+) -> None:
+    """Add a faint raw curve and its bold EMA (the report's style for noisy training logs)."""
+    fig.add_trace(line_trace(xs, ys, name, color, 1, opacity=0.3, hover=hover))
+    fig.add_trace(line_trace(xs, ema(ys), f"{name} (EMA)", color, 2.2, hover=hover))
+
+
 def loss_curves(metrics: Sequence[Mapping[str, Any]]) -> go.Figure:
     """Train loss (faint raw + smoothed EMA) and validation loss (markers) against step.
 
@@ -162,51 +202,13 @@ def loss_curves(metrics: Sequence[Mapping[str, Any]]) -> go.Figure:
         return empty_figure(title)
     fig = go.Figure()
     if ty:
-        fig.add_trace(
-            go.Scatter(
-                x=tx,
-                y=ty,
-                name="train",
-                mode="lines",
-                line={"color": TRAIN_COLOR, "width": 1},
-                opacity=0.3,
-                hovertemplate="%{y:.4f}",
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=tx,
-                y=ema(ty),
-                name="train (EMA)",
-                mode="lines",
-                line={"color": TRAIN_COLOR, "width": 2.2},
-                hovertemplate="%{y:.4f}",
-            )
-        )
+        raw_and_smoothed(fig, tx, ty, "train", TRAIN_COLOR, "%{y:.4f}")
     if ey:
         fig.add_trace(
-            go.Scatter(
-                x=ex,
-                y=ey,
-                name="train (eval)",
-                mode="lines+markers",
-                line={"color": TRAIN_EVAL_COLOR, "width": 1.5, "dash": "dot"},
-                marker={"size": 6},
-                hovertemplate="%{y:.4f}",
-            )
+            line_trace(ex, ey, "train (eval)", TRAIN_EVAL_COLOR, 1.5, dash="dot", markers=6)
         )
     if vy:
-        fig.add_trace(
-            go.Scatter(
-                x=vx,
-                y=vy,
-                name="val",
-                mode="lines+markers",
-                line={"color": VAL_COLOR, "width": 2},
-                marker={"size": 7},
-                hovertemplate="%{y:.4f}",
-            )
-        )
+        fig.add_trace(line_trace(vx, vy, "val", VAL_COLOR, 2, markers=7))
     style_figure(fig, title=title, x_title="step", y_title="loss")
     if _spans_decade([*ty, *vy, *ey]):
         fig.update_yaxes(type="log")
@@ -257,44 +259,21 @@ def per_position_loss(metrics: Sequence[Mapping[str, Any]], max_earlier: int = 5
     fig = go.Figure()
     plotted: list[float] = []
     for (step, curve), color in zip(shown, _faded_colors(len(shown)), strict=True):
-        fig.add_trace(
-            go.Scatter(
-                x=list(range(len(curve))),
-                y=curve,
-                name=f"step {step}",
-                mode="lines",
-                line={"color": color, "width": 1.5},
-                hovertemplate="%{y:.4f}",
-            )
-        )
+        fig.add_trace(line_trace(list(range(len(curve))), curve, f"step {step}", color, 1.5))
         plotted.extend(v for v in curve if v is not None)
     train_evals = [
         (r["step"], c) for r in rows_for_split(metrics, "train_eval") if (c := _loss_by_pos(r))
     ]
     if train_evals:
         step, curve = train_evals[-1]
+        x = list(range(len(curve)))
         fig.add_trace(
-            go.Scatter(
-                x=list(range(len(curve))),
-                y=curve,
-                name=f"train, step {step}",
-                mode="lines",
-                line={"color": TRAIN_EVAL_COLOR, "width": 1.5, "dash": "dot"},
-                hovertemplate="%{y:.4f}",
-            )
+            line_trace(x, curve, f"train, step {step}", TRAIN_EVAL_COLOR, 1.5, dash="dot")
         )
         plotted.extend(v for v in curve if v is not None)
-    fig.add_trace(
-        go.Scatter(
-            x=list(range(len(last_curve))),
-            y=last_curve,
-            name=f"step {last_step} (last)",
-            mode="lines+markers" if len(last_curve) <= 64 else "lines",
-            line={"color": "#1e3a8a", "width": 3},
-            marker={"size": 5},
-            hovertemplate="%{y:.4f}",
-        )
-    )
+    x = list(range(len(last_curve)))
+    name = f"step {last_step} (last)"
+    fig.add_trace(line_trace(x, last_curve, name, "#1e3a8a", 3, markers=len(x) <= 64 and 5))
     plotted.extend(v for v in last_curve if v is not None)
     style_figure(fig, title=title, x_title="position", y_title="loss")
     if _spans_decade(plotted):
@@ -308,16 +287,7 @@ def lr_schedule(metrics: Sequence[Mapping[str, Any]]) -> go.Figure:
     xs, ys = series(metrics, "train", "lr")
     if not ys:
         return empty_figure(title)
-    fig = go.Figure(
-        go.Scatter(
-            x=xs,
-            y=ys,
-            name="lr",
-            mode="lines",
-            line={"color": NEUTRAL_COLOR, "width": 2},
-            hovertemplate="%{y:.3g}",
-        )
-    )
+    fig = go.Figure(line_trace(xs, ys, "lr", NEUTRAL_COLOR, 2, hover="%{y:.3g}"))
     style_figure(fig, title=title, x_title="step", y_title="learning rate", height=280)
     fig.update_yaxes(exponentformat="power" if max(ys) < 1e-2 else "none", rangemode="tozero")
     return fig
@@ -330,27 +300,7 @@ def grad_norm_curve(metrics: Sequence[Mapping[str, Any]]) -> go.Figure:
     if not ys:
         return empty_figure(title)
     fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=xs,
-            y=ys,
-            name="grad norm",
-            mode="lines",
-            line={"color": "#b45309", "width": 1},
-            opacity=0.35,
-            hovertemplate="%{y:.3g}",
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=xs,
-            y=ema(ys),
-            name="grad norm (EMA)",
-            mode="lines",
-            line={"color": "#b45309", "width": 2},
-            hovertemplate="%{y:.3g}",
-        )
-    )
+    raw_and_smoothed(fig, xs, ys, "grad norm", "#b45309", "%{y:.3g}")
     style_figure(fig, title=title, x_title="step", y_title="‖g‖", height=280)
     if _spans_decade(ys):
         fig.update_yaxes(type="log")
@@ -367,26 +317,19 @@ def accuracy_curves(metrics: Sequence[Mapping[str, Any]]) -> go.Figure:
     fig = go.Figure()
     if ey:
         fig.add_trace(
-            go.Scatter(
-                x=ex,
-                y=ey,
-                name="train (eval)",
-                mode="lines+markers",
-                line={"color": TRAIN_EVAL_COLOR, "width": 1.5, "dash": "dot"},
-                hovertemplate="%{y:.2%}",
+            line_trace(
+                ex,
+                ey,
+                "train (eval)",
+                TRAIN_EVAL_COLOR,
+                1.5,
+                dash="dot",
+                markers=True,
+                hover="%{y:.2%}",
             )
         )
     if vy:
-        fig.add_trace(
-            go.Scatter(
-                x=vx,
-                y=vy,
-                name="val",
-                mode="lines+markers",
-                line={"color": VAL_COLOR, "width": 2},
-                hovertemplate="%{y:.2%}",
-            )
-        )
+        fig.add_trace(line_trace(vx, vy, "val", VAL_COLOR, 2, markers=True, hover="%{y:.2%}"))
     style_figure(fig, title=title, x_title="step", y_title="accuracy", height=300)
     if max(*vy, *ey, 0.0) <= 1.0:  # fractions; leave other scales (e.g. percent) alone
         fig.update_yaxes(tickformat=".0%", range=[0, 1.02])
