@@ -3,27 +3,9 @@
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
-from typer.testing import CliRunner
-
-from cli.main import app
-
-runner = CliRunner()
-
-
-def invoke(*args: str):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-def assert_one_line_error(result, fragment: str) -> None:
-    assert result.exit_code != 0, result.output
-    text = result.output.strip()
-    assert "Traceback" not in text
-    lines = text.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), text
-    assert re.search(fragment, lines[0], re.I), lines[0]
+from cli_helpers import assert_one_line_error, invoke
 
 
 def test_end_to_end_task_train_then_report(tmp_path) -> None:

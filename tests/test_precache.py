@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import re
 
 import pytest
 import torch
-from typer.testing import CliRunner
+from cli_helpers import assert_one_line_error, invoke
 
-from cli.main import app
 from interp.analysis.myopia import (
     MyopiaConfig,
     gap_summary,
@@ -21,20 +19,6 @@ from interp.analysis.myopia import (
 )
 from interp.errors import ConfigError
 from interp.tasks import build_task
-
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-def assert_one_line_error(result, fragment: str) -> None:
-    assert result.exit_code != 0, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    assert re.search(fragment, lines[0], re.I), lines[0]
-
 
 # --------------------------------------------------------------------------- task
 
