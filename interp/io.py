@@ -20,7 +20,7 @@ import torch
 from interp.errors import CorruptFileError, LoadError
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -57,7 +57,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return path
 
 
@@ -120,11 +120,18 @@ def append_jsonl(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> 
 
 
 def _drop_torn_tail(path: Path) -> None:
-    if not path.exists():
+    """Drop an unterminated last line (a kill mid-append); reads one byte unless there is one."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() == 0:
+                return
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) == b"\n":
+                return
+    except FileNotFoundError:
         return
     data = path.read_bytes()
-    if not data or data.endswith(b"\n"):
-        return
     keep = data[: data.rfind(b"\n") + 1]
     atomic_write_bytes(path, keep)
 

@@ -292,7 +292,9 @@ def boot_bridge(
 
     try:
         with _hub_offline(force_offline), _quiet_progress():
-            bridge = TransformerBridge.boot_transformers(name, device=device, dtype=dtype)
+            bridge = TransformerBridge.boot_transformers(
+                name, device=device, dtype=dtype, trust_remote_code=False
+            )
     except Exception as exc:
         if source == "local directory" and _is_corrupt(exc):
             raise CorruptFileError(

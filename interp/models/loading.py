@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from interp.errors import InterpError, LoadError
+from interp.errors import CorruptFileError, InterpError, LoadError
 
 _HF_ERRORS = (OSError, ValueError, KeyError, EnvironmentError)
 
@@ -67,12 +67,41 @@ def load_run_model(run_dir: Path, device: str = "cpu") -> Any:
     return model.to(device).eval()
 
 
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
+
+
+def _weights_error(spec: str, local: bool, exc: BaseException) -> LoadError:
+    """One line for a failed ``from_pretrained``, naming the weight file when it is at fault."""
+    text = str(exc).strip()
+    reason = text.splitlines()[0][:200] if text else type(exc).__name__
+    files = (
+        ", ".join(str(p) for p in sorted(Path(spec).iterdir()) if p.suffix in _WEIGHT_SUFFIXES)
+        if local
+        else ""
+    ) or spec
+    chain, cur = [], exc
+    while cur is not None and len(chain) < 8:
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    names = {type(c).__name__ for c in chain}
+    if "UnpicklingError" in names:
+        return CorruptFileError(
+            f"refusing to load {files}: the pickle holds more than plain tensors "
+            "(read with torch.load(weights_only=True); nothing in it was run)"
+        )
+    if "SafetensorError" in names or any("deserializ" in str(c) for c in chain):
+        return CorruptFileError(f"could not load {files}: not a valid safetensors file ({reason})")
+    return LoadError(f"could not load GPT-2 weights or tokenizer for {spec!r} ({reason})")
+
+
 def _load_hf(spec: str, device: str) -> Any:
     from transformers import AutoConfig
 
     local = Path(spec).is_dir()
     try:
-        hf_cfg = AutoConfig.from_pretrained(spec, local_files_only=local or _offline())
+        hf_cfg = AutoConfig.from_pretrained(
+            spec, local_files_only=local or _offline(), trust_remote_code=False
+        )
     except _HF_ERRORS as e:
         where = (
             "a local directory"
@@ -84,6 +113,11 @@ def _load_hf(spec: str, device: str) -> Any:
             )
         )
         reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        if "custom code" in reason or "trust_remote_code" in reason:
+            raise LoadError(
+                f"refusing to load model {spec!r}: it needs its own Python code "
+                "(trust_remote_code), which interp never runs"
+            ) from e
         raise LoadError(
             f"could not load model {spec!r}: not an interp run, and no config found in {where} ({reason})"
         ) from e
@@ -93,10 +127,16 @@ def _load_hf(spec: str, device: str) -> Any:
         from interp.models.gpt2 import from_hf_gpt2
 
         try:
-            hf_model = GPT2LMHeadModel.from_pretrained(spec, local_files_only=local or _offline())
-            tokenizer = AutoTokenizer.from_pretrained(spec, local_files_only=local or _offline())
-        except _HF_ERRORS as e:
-            raise LoadError(f"could not load GPT-2 weights or tokenizer for {spec!r} ({e})") from e
+            # never run code from the checkpoint; a pickled pytorch_model.bin is read with
+            # torch.load(weights_only=True), which refuses anything but tensors
+            hf_model = GPT2LMHeadModel.from_pretrained(
+                spec, local_files_only=local or _offline(), weights_only=True
+            )
+            tokenizer = AutoTokenizer.from_pretrained(
+                spec, local_files_only=local or _offline(), trust_remote_code=False
+            )
+        except Exception as e:  # noqa: BLE001 - a third-party loader's failure becomes one line
+            raise _weights_error(spec, local, e) from e
         model = from_hf_gpt2(hf_model)
         from interp.data import HFTokenizer
 
@@ -116,7 +156,9 @@ def load_model(spec: str | os.PathLike, device: str = "cpu") -> Any:
     if path.is_dir():
         cfg = _read_json_quiet(path / "config.json")
         if cfg is None and (path / "config.json").exists():
-            raise LoadError(f"could not load model {spec_str!r}: its config.json is not valid JSON")
+            raise CorruptFileError(
+                f"could not load model {spec_str!r}: {path / 'config.json'} is not valid JSON"
+            )
         if cfg is not None and cfg.get("kind") == "train":
             return load_run_model(path, device)
         if cfg is None:

@@ -25,7 +25,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from interp.errors import CorruptFileError, LoadError
-from interp.io import atomic_write_bytes, atomic_write_json, read_json
+from interp.io import atomic_write_bytes, atomic_write_json, fsync_dir, read_json
 
 
 def save_weights(
@@ -93,9 +93,8 @@ def save_checkpoint(
 ) -> Path:
     ckpt_root = Path(run_dir) / "checkpoints"
     name = f"step_{step:07d}"
+    _sweep_debris(ckpt_root)  # leftovers of a run killed mid-save
     tmp = ckpt_root / f".tmp-{name}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     save_weights(tmp / "model.safetensors", model.state_dict())
     optim_tensors, groups = _optim_tensors(optimizer)
@@ -106,13 +105,34 @@ def save_checkpoint(
     )
     final = ckpt_root / name
     if final.exists():
-        shutil.rmtree(final)
+        _discard(final)
     tmp.rename(final)
+    fsync_dir(ckpt_root)
     atomic_write_json(ckpt_root / "latest.json", {"step": step, "dir": name})
     old = sorted(p for p in ckpt_root.glob("step_*") if p.is_dir() and p.name != name)
     for p in old[: max(0, len(old) - (keep - 1))]:
-        shutil.rmtree(p, ignore_errors=True)
+        _discard(p)
     return final
+
+
+def _discard(path: Path) -> None:
+    """Remove a checkpoint folder: renamed out of ``step_*`` first, so a kill mid-delete never
+    leaves a half-deleted folder that looks like a checkpoint."""
+    trash = path.with_name(f".old-{path.name}")
+    if trash.exists():
+        shutil.rmtree(trash, ignore_errors=True)
+    path.rename(trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _sweep_debris(ckpt_root: Path) -> None:
+    if not ckpt_root.is_dir():
+        return
+    for p in list(ckpt_root.glob(".tmp-step_*")) + list(ckpt_root.glob(".old-step_*")):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+_CHECKPOINT_FILES = ("model.safetensors", "optim.safetensors", "state.json")
 
 
 def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
@@ -126,7 +146,7 @@ def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
             pass
     candidates += sorted((p for p in ckpt_root.glob("step_*") if p.is_dir()), reverse=True)
     for path in candidates:
-        if (path / "state.json").is_file():
+        if all((path / f).is_file() for f in _CHECKPOINT_FILES):
             state = read_json(path / "state.json", "checkpoint state")
             return Checkpoint(int(state["step"]), path, state.get("extra", {}))
     return None

@@ -5,6 +5,7 @@ This is the one library call behind ``interp train`` and ``interp demo``.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,8 +68,21 @@ def _tokenizer_for(data: DataConfig, run_dir: Path | None, corpus: Any) -> Any:
     else:
         tok = train_bpe(corpus.documents, data.bpe_vocab_size)
     if tok_dir is not None:
-        tok.save(tok_dir)
+        save_tokenizer(tok, tok_dir)
     return tok
+
+
+def save_tokenizer(tokenizer: Any, tok_dir: Path) -> None:
+    """Assemble the tokenizer folder under a temporary name and rename it into place, so a kill
+    mid-save never leaves a half-written ``tokenizer/`` that a resume would trust."""
+    tok_dir = Path(tok_dir)
+    tmp = tok_dir.with_name(f".tmp-{tok_dir.name}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tokenizer.save(tmp)
+    if tok_dir.exists():
+        shutil.rmtree(tok_dir)
+    tmp.rename(tok_dir)
 
 
 def resolve(job: TrainJob, run_dir: Path | None = None) -> tuple[TrainJob, DataSource, Any]:
@@ -141,6 +155,8 @@ def run_training(
 ) -> RunDir:
     """Train into run directory ``out`` (new, or resumed from its last checkpoint)."""
     out = Path(out)
+    if resume and RunDir.is_blank(out):
+        resume = False  # killed before its config.json was written: nothing to continue
     if resume:
         run = RunDir.open(out)
         stored = TrainJob.from_dict(run.config())
@@ -155,7 +171,7 @@ def run_training(
         run = RunDir.create(out, resolved.to_dict(), overwrite=overwrite)
         job = resolved
         if hasattr(reader, "save") and job.data.source == "corpus":
-            reader.save(run.path / "tokenizer")
+            save_tokenizer(reader, run.path / "tokenizer")
     run.write_env(job.train.seed, job.train.device)
 
     seed_everything(job.train.seed)

@@ -152,6 +152,10 @@ def _train(
         if done % cfg.eval_every == 0 or done == cfg.steps:
             emit({"step": done, "split": "val", **evaluate(model, val, device)})
         if on_checkpoint and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+            if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+                raise NumericalError(
+                    f"weights are not finite after step {step}; stopping (last checkpoint kept)"
+                )
             on_checkpoint(done, model, optimizer)
         if on_step:
             on_step(done)
