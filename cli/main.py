@@ -6,6 +6,7 @@ from __future__ import annotations
 from cli import (  # noqa: F401
     commands_collapse,
     commands_count,
+    commands_doctor,
     commands_grok,
     commands_pe_bench,
     commands_precache,

@@ -14,8 +14,13 @@ console = Console(stderr=True)
 @contextmanager
 def step_bar(
     description: str,
+    note: str | None = None,
 ) -> Iterator[tuple[Callable[[int, int], None], Callable[[int], None]]]:
-    """Yield ``(on_start(start, total), on_step(done))`` callbacks driving one bar."""
+    """Yield ``(on_start(start, total), on_step(done))`` callbacks driving one bar.
+
+    ``note`` (say, a resource estimate) is printed when the work starts, that is after the
+    command's own checks passed, so that a refused command still prints one line only.
+    """
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -27,7 +32,11 @@ def step_bar(
     )
     task_id = progress.add_task(description, total=None)
 
+    pending = [note] if note else []
+
     def on_start(start: int, total: int) -> None:
+        while pending:
+            progress.console.print(pending.pop())
         progress.update(task_id, completed=start, total=total)
 
     def on_step(done: int) -> None:

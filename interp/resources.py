@@ -1,0 +1,398 @@
+"""Free disk, available memory, and a preflight check for long commands.
+
+The CLI calls :func:`preflight` with a command's estimated needs *before* it creates its output
+directory: a request that cannot fit is refused with one line (``InterpError``), and one that
+fits gets a short string to print (``needs ~12 MiB memory, ~3 MiB disk``).
+
+The estimates are deliberately rough upper-ish bounds (float32 everywhere, a factor for
+temporaries); they exist to refuse the obviously impossible (a model whose AdamW state is larger
+than the machine, a sweep of thousands of models), not to predict peak usage to the byte.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from interp.errors import InterpError
+
+__all__ = [
+    "MAX_LIST_VALUES",
+    "MAX_MODELS",
+    "MAX_SAMPLES",
+    "MAX_STEPS",
+    "available_memory",
+    "check_limit",
+    "collapse_estimate",
+    "count_sweep_estimate",
+    "free_disk",
+    "grok_sweep_estimate",
+    "human_bytes",
+    "memory_info",
+    "pe_bench_estimate",
+    "preflight",
+    "probe_stats_estimate",
+    "range_size",
+    "squash_estimate",
+    "transformer_params",
+    "train_estimate",
+    "train_job_estimate",
+]
+
+F32 = 4  # bytes per float32 value
+
+# --------------------------------------------------------------------------- limits
+# Work counts and grids are checked against generous upper bounds before anything starts
+# (DEVELOPING.md, "Resource limits"): past them a command would build a list larger than memory
+# or run for days, so the user gets one line instead of a silent hang.  Raise a limit here when
+# a real experiment needs more.
+MAX_LIST_VALUES = 1_000  # values one list or range option expands to (--d 8..64:8, --widths)
+MAX_MODELS = 10_000  # models one command trains (seeds x encodings, twin pairs, sweep cells)
+MAX_SAMPLES = 10_000_000  # evaluation samples, sequences or tokens of one command
+MAX_STEPS = 100_000_000  # optimizer steps per model (a progress bar shows the rest)
+
+
+def check_limit(value: int, option: str, limit: int, unit: str = "") -> int:
+    """``value`` when it is at most ``limit``; else one line naming the option and the limit."""
+    if value > limit:
+        raise InterpError(
+            f"{option} {value} is above the limit of {limit:,}{' ' + unit if unit else ''} "
+            "(interp/resources.py); split the work into smaller runs"
+        )
+    return value
+
+
+def range_size(lo: int, hi: int, step: int = 1) -> int:
+    """How many values ``range(lo, hi + 1, step)`` holds, without building it."""
+    return 0 if hi < lo or step < 1 else (hi - lo) // step + 1
+
+
+def human_bytes(n: float) -> str:
+    """``1536`` -> ``1.5 KiB``; ``3 * 2**30`` -> ``3.0 GiB``."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"  # pragma: no cover
+
+
+def _existing(path: Path) -> Path:
+    """``path`` or its nearest existing ancestor (an output directory is usually not made yet)."""
+    path = Path(path).expanduser().absolute()
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return Path(path.anchor or "/")
+
+
+def free_disk(path: str | Path = ".") -> int | None:
+    """Bytes free on the file system that holds (or will hold) ``path``; None if unknown."""
+    try:
+        return int(shutil.disk_usage(_existing(Path(path))).free)
+    except OSError:
+        return None
+
+
+def _cgroup_limit() -> int | None:
+    """The memory limit of this process's cgroup (v2 or v1), when there is one."""
+    for name in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(name).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 2**60:
+            return int(text)
+    return None
+
+
+def memory_info() -> dict[str, Any]:
+    """``{"total_bytes", "available_bytes", "source"}`` (values None when they cannot be read).
+
+    Linux: ``/proc/meminfo`` (``MemAvailable``), capped by a cgroup limit; elsewhere
+    ``os.sysconf`` (available = free pages), else unknown.
+    """
+    total = available = None
+    source = "unknown"
+    try:
+        fields: dict[str, int] = {}
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            parts = rest.split()
+            if parts and parts[0].isdigit():
+                fields[key.strip()] = int(parts[0]) * 1024  # kB
+        total = fields.get("MemTotal")
+        available = fields.get("MemAvailable", fields.get("MemFree"))
+        source = "/proc/meminfo"
+    except OSError:
+        try:
+            page = os.sysconf("SC_PAGE_SIZE")
+            total = page * os.sysconf("SC_PHYS_PAGES")
+            available = page * os.sysconf("SC_AVPHYS_PAGES")
+            source = "sysconf"
+        except (AttributeError, ValueError, OSError):
+            pass
+    limit = _cgroup_limit()
+    if limit is not None:
+        total = limit if total is None else min(total, limit)
+        available = limit if available is None else min(available, limit)
+        source += " + cgroup limit"
+    return {"total_bytes": total, "available_bytes": available, "source": source}
+
+
+def available_memory() -> int | None:
+    return memory_info()["available_bytes"]
+
+
+def preflight(
+    need_disk_bytes: float,
+    need_mem_bytes: float,
+    what: str,
+    path: str | Path = ".",
+) -> str:
+    """Refuse (``InterpError``, one line) when ``what`` will not fit; else a line to print.
+
+    Disk is checked on the file system of ``path`` (the output directory, made or not); a
+    quantity that cannot be read (no /proc, an odd file system) is not checked.
+    """
+    need_disk, need_mem = int(need_disk_bytes), int(need_mem_bytes)
+    mem = available_memory()
+    if mem is not None and need_mem > mem:
+        raise InterpError(
+            f"{what} needs ~{human_bytes(need_mem)} of memory, only {human_bytes(mem)} available; "
+            "use a smaller model, batch or sweep"
+        )
+    free = free_disk(path)
+    if free is not None and need_disk > free:
+        raise InterpError(
+            f"{what} needs ~{human_bytes(need_disk)} of disk at {_existing(Path(path))}, "
+            f"only {human_bytes(free)} free"
+        )
+    return f"{what} needs ~{human_bytes(need_mem)} memory, ~{human_bytes(need_disk)} disk"
+
+
+# --------------------------------------------------------------------------- estimates
+
+
+def transformer_params(
+    n_layers: int,
+    d_model: int,
+    d_mlp: int,
+    d_vocab: int,
+    n_ctx: int = 0,
+    tied: bool = False,
+    d_attn: int | None = None,
+) -> int:
+    """Parameters of a GPT-style transformer (embeddings, attention, MLP, norms, unembedding)."""
+    d_attn = d_model if d_attn is None else d_attn
+    attn = 4 * d_model * d_attn + 3 * d_attn + d_model
+    mlp = 2 * d_model * d_mlp + d_mlp + d_model if d_mlp else 0
+    per_layer = attn + mlp + 4 * d_model  # two layer norms
+    embed = d_vocab * d_model + n_ctx * d_model
+    unembed = 0 if tied else d_vocab * d_model + d_vocab
+    return n_layers * per_layer + embed + unembed + 2 * d_model
+
+
+def _activation_bytes(
+    batch: int, ctx: int, n_layers: int, d_model: int, d_mlp: int, n_heads: int, d_vocab: int
+) -> int:
+    """Forward + backward activations kept for the gradient (residual stream, MLP, attention)."""
+    per_layer = ctx * (8 * d_model + 2 * d_mlp) + 2 * n_heads * ctx * ctx
+    logits = 3 * ctx * d_vocab  # logits, log-softmax and its gradient
+    return F32 * batch * (n_layers * per_layer + logits)
+
+
+def train_estimate(
+    n_layers: int,
+    d_model: int,
+    d_mlp: int,
+    n_heads: int,
+    d_vocab: int,
+    n_ctx: int,
+    batch_size: int,
+    tied: bool = False,
+    checkpoints_kept: int = 2,
+    d_attn: int | None = None,
+) -> tuple[int, int]:
+    """``(disk, memory)`` bytes of ``interp train``.
+
+    Disk: each checkpoint holds weights + the two AdamW moments (params * 4 * 3 bytes); a run
+    keeps ``checkpoints_kept`` and writes the next one before pruning, plus the final weights.
+    Memory: weights, gradients and AdamW state (params * 4 * 4) plus activations
+    (batch * ctx * d_model * n_layers, with MLP, attention-pattern and logit terms), doubled
+    for temporaries.
+    """
+    params = transformer_params(n_layers, d_model, d_mlp, d_vocab, n_ctx, tied, d_attn)
+    disk = params * F32 * 3 * (checkpoints_kept + 1) + params * F32 + 2**20
+    acts = _activation_bytes(batch_size, n_ctx, n_layers, d_model, d_mlp, n_heads, d_vocab)
+    memory = params * F32 * 4 + 2 * acts
+    return disk, memory
+
+
+def train_job_estimate(job: Any) -> tuple[int, int]:
+    """:func:`train_estimate` for an (unresolved) ``interp.train.job.TrainJob``.
+
+    The vocabulary comes from the task's overrides, or the tokenizer's size (BPE: the requested
+    vocabulary plus a few special tokens; byte: 258) without reading the corpus.
+    """
+    model, data = job.model, job.data
+    if data.source == "task":
+        from interp.tasks import build_task
+
+        model = model.replace(**build_task(data.task or "", data.task_options).model_overrides())
+    else:
+        vocab = data.bpe_vocab_size + 8 if data.tokenizer == "bpe" else 258
+        model = model.replace(d_vocab=vocab, input_kind="tokens")
+    d_head = model.d_head if model.d_head is not None else model.d_model // model.n_heads
+    return train_estimate(
+        model.n_layers,
+        model.d_model,
+        model.d_mlp,
+        model.n_heads,
+        model.d_vocab,
+        model.n_ctx,
+        job.train.batch_size,
+        tied=model.tied_embeddings,
+        d_attn=d_head * model.n_heads,
+    )
+
+
+def model_bytes(model: Any) -> int:
+    """Bytes of a loaded model's parameters and buffers."""
+    total = 0
+    for t in list(model.parameters()) + list(model.buffers()):
+        total += t.numel() * t.element_size()
+    return total
+
+
+def collapse_estimate(
+    model: Any, n_formats: int, passes_per_format: int, max_length: int
+) -> tuple[int, int]:
+    """``(disk, memory)`` bytes of ``interp collapse`` on a loaded model.
+
+    Memory: the model, a converted copy for a native format, and one pass's activations (every
+    hook of every layer for the longest sequence, for v and v*); passes run one after another,
+    so the activations of one format do not add up.  Disk: the per-layer, per-length curves of
+    every pass as JSON (~3 numbers x ~24 bytes each).
+    """
+    cfg = model.cfg
+    n_layers, d_model = int(cfg.n_layers), int(cfg.d_model)
+    n_heads = int(getattr(cfg, "n_heads", 1) or 1)
+    d_mlp = int(getattr(cfg, "d_mlp", 4 * d_model) or 0)
+    n_vocab = int(cfg.d_vocab)
+    length = max(1, int(max_length))
+    per_pass = (
+        2
+        * F32
+        * (n_layers * length * (10 * d_model + 2 * d_mlp + 2 * n_heads * length) + length * n_vocab)
+    )
+    weights = model_bytes(model)
+    memory = 2 * weights + 2 * per_pass
+    passes = max(1, n_formats * passes_per_format)
+    disk = passes * (n_layers + 1) * length * 3 * 24 + 2**20
+    return disk, memory
+
+
+def count_sweep_estimate(
+    d_values: tuple[int, ...] | list[int],
+    m_values: tuple[int, ...] | list[int],
+    n: int | None,
+    n_factor: int,
+    n_layers: int,
+    n_heads: int,
+    mlp_ratio: int,
+    batch_size: int,
+    batched: bool = True,
+) -> tuple[int, int]:
+    """``(disk, memory)`` bytes of ``interp count sweep``.
+
+    A cell (d, m) reads sequences of ``n`` (else ``n_factor * m``) tokens plus a query and
+    separators.  With ``batched`` every m of one d trains together, so peak memory is the largest
+    d's group: per model weights + grads + AdamW (params * 16) and one batch's activations.
+    Disk: every cell's weights and a few KiB of logs.
+    """
+    peak, disk = 0, 2**20
+    for d in d_values:
+        cells = []
+        for m in m_values:
+            ctx = (n or n_factor * m) + 4
+            params = transformer_params(n_layers, d, mlp_ratio * d, m + 4, ctx)
+            acts = _activation_bytes(batch_size, ctx, n_layers, d, mlp_ratio * d, n_heads, m + 4)
+            cells.append(params * F32 * 4 + acts)
+            disk += params * F32 + 64 * 2**10
+        peak = max(peak, sum(cells) if batched else max(cells))
+    return disk, peak
+
+
+def grok_sweep_estimate(
+    n_runs_per_width: int,
+    widths: tuple[int, ...] | list[int],
+    n_inputs: int,
+    n_outputs: int,
+    n_train: int,
+    d_embed: int,
+    logs_per_run: int,
+) -> tuple[int, int]:
+    """``(disk, memory)`` bytes of ``interp grok sweep``: each width's runs train together.
+
+    A run's MLP: embedding (n_inputs * d_embed), hidden (2 * d_embed * width), output
+    (width * n_outputs); full batch activations n_train * (width + n_outputs), for train and
+    test.  Disk: the logged curves (~1 KiB per log line per run) and the final weights.
+    """
+    peak, disk = 0, 2**20
+    for w in widths:
+        params = n_inputs * d_embed + 2 * d_embed * w + w * n_outputs + w + n_outputs
+        acts = F32 * 2 * n_train * (2 * d_embed + 2 * w + 2 * n_outputs)
+        peak = max(peak, n_runs_per_width * (params * F32 * 4 + 2 * acts))
+        disk += n_runs_per_width * (params * F32 + logs_per_run * 1024)
+    return disk, peak
+
+
+def pe_bench_estimate(
+    n_layers: int,
+    d_model: int,
+    d_mlp: int,
+    n_heads: int,
+    d_vocab: int,
+    n_ctx: int,
+    batch_size: int,
+    eval_sequences: int,
+    n_models: int,
+    n_splits: int = 3,
+) -> tuple[int, int]:
+    """``(disk, memory)`` bytes of ``interp pe-bench``: models train one after another.
+
+    Memory: one model's training (:func:`train_estimate`) plus the fixed evaluation sets, held
+    for the whole benchmark (``eval_sequences`` per split, inputs, targets and mask at up to twice
+    ``n_ctx`` for the longer splits), and one evaluation batch's logits.  Disk: every model's
+    weights and a few KiB of results.
+    """
+    params = transformer_params(n_layers, d_model, d_mlp, d_vocab, n_ctx)
+    _, train_mem = train_estimate(n_layers, d_model, d_mlp, n_heads, d_vocab, n_ctx, batch_size)
+    evaluation = eval_sequences * n_splits * 2 * n_ctx * 24 + batch_size * 2 * n_ctx * F32 * d_vocab
+    disk = n_models * (params * F32 + 64 * 2**10) + 2**20
+    return disk, train_mem + evaluation
+
+
+def squash_estimate(
+    n_layers: int, d_model: int, d_mlp: int, n_heads: int, length: int, chunk: int = 64
+) -> tuple[int, int]:
+    """``(disk, memory)`` bytes of ``interp squash`` beyond the loaded model.
+
+    Each pass stacks ``chunk`` copies of the prompt (one per residual column) and keeps the
+    forward activations for the gradient, attention patterns included.  Disk: one curve per
+    layer and prompt (~24 bytes a number).
+    """
+    per_layer = length * (8 * d_model + 2 * d_mlp) + 2 * n_heads * length * length
+    memory = 2 * F32 * min(chunk, d_model) * n_layers * per_layer
+    disk = 3 * (n_layers + 1) * length * 24 + 2**20
+    return disk, memory
+
+
+def probe_stats_estimate(d_model: int, n_layers: int, horizon: int) -> int:
+    """Memory bytes of the future-lens ridge statistics: for every probed layer, fit and
+    validation ``X^T X`` (d x d) and ``X^T Y`` (d x horizon*d) in float64, doubled for the solve."""
+    per_layer = 8 * (d_model * d_model + d_model * horizon * d_model + 3 * horizon * d_model)
+    return 2 * 2 * n_layers * per_layer
