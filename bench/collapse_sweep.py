@@ -1,9 +1,10 @@
 """Collapse sweep speed: one pass vs per-length passes, emulated vs native bfloat16.
 
-    python bench/collapse_sweep.py [--n 256] [--repeats 3]
+    python bench/collapse_sweep.py [--n 256] [--repeats 3] [--d-model 128,512]
 
-Same model (the demo's shape, random weights, n_ctx = N + 8), same family (4 prompt tokens +
-n ones), measured side by side in one run:
+Same model (the demo's shape, random weights, n_ctx = N + 8; by default at the demo's width
+d_model 128, where per-op overhead dominates, and at 512, where matmuls do), same family (4
+prompt tokens + n ones), measured side by side in one run:
 
 1. the full length sweep n = 1..N in float32 by the one-pass method (the whole curve from one
    forward pass) vs per-length passes (one forward pass per distinct sequence); target >= N/4 x;
@@ -14,6 +15,7 @@ n ones), measured side by side in one run:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -22,7 +24,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from interp.analysis.collapse import CollapseConfig, build_family, measure_pairs  # noqa: E402
+from interp.analysis.collapse import (  # noqa: E402
+    CollapseConfig,
+    build_family,
+    layer_names,
+    measure_pairs,
+)
 from interp.analysis.precision import FORMATS  # noqa: E402
 from interp.demo import DEMO_MODEL  # noqa: E402
 from interp.models import HookedTransformer  # noqa: E402
@@ -41,10 +48,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--d-model", type=int, default=DEMO_MODEL.d_model)
+    ap.add_argument("--d-model", default=f"{DEMO_MODEL.d_model},512", help="widths, e.g. 128,512")
     args = ap.parse_args()
-    n = args.n
-    d = args.d_model
+    print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    for d in (int(w) for w in args.d_model.split(",")):
+        bench(args.n, d, args.repeats)
+    print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+def bench(n: int, d: int, repeats: int) -> None:
     cfg = DEMO_MODEL.replace(n_ctx=n + 8, d_vocab=2048, d_model=d, d_mlp=4 * d)
     model = HookedTransformer(cfg, seed=0).eval()
     family = build_family(model, CollapseConfig(prompt_tokens=(11, 12, 13, 14)))
@@ -55,13 +67,11 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
     )
 
-    t_one, r_one = timed(
-        lambda: measure_pairs(model, family, lengths, fp32, "native"), args.repeats
-    )
+    t_one, r_one = timed(lambda: measure_pairs(model, family, lengths, fp32, "native"), repeats)
     t_per, r_per = timed(
         lambda: measure_pairs(model, family, lengths, fp32, "native", method="per-length"), 1
     )
-    final = "ln_final.hook_normalized"
+    final = layer_names(model)[-1]
     a = torch.tensor(r_one["curves"][final]["linf"])
     b = torch.tensor(r_per["curves"][final]["linf"])
     print(
@@ -71,9 +81,7 @@ def main() -> None:
         f"{(a - b).abs().max():.1e}"
     )
 
-    t_emu, r_emu = timed(
-        lambda: measure_pairs(model, family, lengths, bf16, "emulated"), args.repeats
-    )
+    t_emu, r_emu = timed(lambda: measure_pairs(model, family, lengths, bf16, "emulated"), repeats)
     t_nat, r_nat = timed(lambda: measure_pairs(model, family, lengths, bf16, "native"), 1)
     print(
         f"bfloat16 one-pass sweep: emulated {t_emu * 1e3:.1f} ms, native {t_nat * 1e3:.0f} ms: "

@@ -136,6 +136,16 @@ def collapse(
     lo, hi = _parse_lengths(lengths)
     if pattern is not None and not pattern:
         raise ConfigError("empty pattern: give at least one character")
+    default_note = None
+    if model is None and prompt is None and family == "ones":
+        # The demo's context is 128 tokens: the paper's prompt (13 tokens with BOS) leaves
+        # n <= 113, and the demo's states do not reach a 16-bit resolution there; BOS + n ones
+        # covers the whole context (measured: bf16 first at resolution at n = 50).
+        prompt = ""
+        default_note = (
+            "default model: BOS + n ones (the paper's prompt would leave only 113 of the 128 "
+            "positions); give --prompt to use another"
+        )
     cfg = CollapseConfig(
         family=family,
         prompt=prompt,
@@ -154,12 +164,21 @@ def collapse(
     RunDir.check_creatable(out, overwrite)
     loaded, model_run, label = _load(model, device)
     plan = validate(loaded, cfg, device)
+    from interp.resources import collapse_estimate, preflight
+
+    seq = min(int(loaded.cfg.n_ctx), 2 * max(plan["lengths"], default=1) + 32)
+    n_passes = 2 if plan["sep_family"] is not None else 1
+    console.print(
+        preflight(*collapse_estimate(loaded, len(formats), n_passes, seq), "collapse", out)
+    )
     with step_bar("collapse sweep") as (on_start, on_step):
         on_start(0, len(formats) * (2 if plan["sep_family"] is not None else 1))
         results = run_collapse(
             loaded, cfg, device=device, progress=lambda d, t: on_step(d), plan=plan
         )
     results["model"]["spec"] = label
+    if default_note is not None:
+        results["notes"].insert(0, default_note)
     table = Table(title=f"collapse length at {results['final_layer']} ({results['family']})")
     for col in ("format", "mode", "variant", "passes", "collapse n", "first n", "bit-identical n"):
         table.add_column(col)
@@ -175,6 +194,14 @@ def collapse(
             _n(r["identical_length"][final], r["lengths"]),
         )
     console.print(table)
+    for line in results["verdicts"]:
+        console.print(line, highlight=False)
+    summary = results["summary"]
+    console.print(
+        f"at {final}: collapsed: {', '.join(summary['collapsed']) or 'none'}; "
+        f"not collapsed: {', '.join(summary['not_collapsed']) or 'none'}",
+        highlight=False,
+    )
     for note in results["notes"]:
         console.print(f"note: {note}")
     config = {"kind": "collapse", "model": label, "collapse": cfg.to_dict(), "device": device}
@@ -219,6 +246,15 @@ def squash(
     out = out or default_out("squash")
     RunDir.check_creatable(out, overwrite)
     loaded, model_run, label = _load(model, device)
+    n_ctx = int(loaded.cfg.n_ctx)
+    if length > n_ctx:
+        raise ConfigError(f"--length {length} is beyond the model context {n_ctx}")
+    from interp.resources import preflight, squash_estimate
+
+    c = loaded.cfg
+    need = squash_estimate(int(c.n_layers), int(c.d_model), int(getattr(c, "d_mlp", 0) or 0),
+                           int(getattr(c, "n_heads", 1) or 1), min(length + 32, n_ctx), cfg.chunk)  # fmt: skip
+    console.print(preflight(*need, "the sensitivities", out))
     with step_bar("sensitivities") as (on_start, on_step):
         on_start(0, len(names))
         results = run_squash(loaded, cfg, progress=lambda d, t: on_step(d))

@@ -1,12 +1,15 @@
 """Representational collapse (Barbero et al. 2024, Thm 4.2) measured across float formats.
 
 For a family of pairs (v_n, v*_n), where v*_n is v_n with its last token repeated, we measure
-at every layer (``blocks.{l}.hook_resid_post`` and ``ln_final.hook_normalized``) the distance
-between the last-token states of v_n and v*_n as a function of n: the infinity norm, the L2
-norm, the relative L2 (``|a - b| / |a|``) and the fraction of coordinates bit-identical in the
-format; and the **collapse length**: the smallest n from which (up to the longest n tried)
-the two states are bit-identical in the format; ``None`` when they are still apart at the
-longest n.
+at every layer (``blocks.{l}.hook_resid_post`` and the final state: ``ln_final.hook_normalized``,
+or ``ln_final.hook_out`` on a TransformerBridge) the distance between the last-token states of
+v_n and v*_n as a function of n: the infinity norm, the L2 norm, the relative L2
+(``|a - b| / |a|``) and the fraction of coordinates bit-identical in the format; and the
+**collapse length**: the smallest n from which (up to the longest n tried) the infinity-norm
+distance is within the format's resolution (eps x the largest coordinate: the paper's
+criterion), ``None`` when they are still apart at the longest n; beside it the first n at
+resolution and the stricter bit-identical length.  :func:`verdicts` states per format which
+collapsed, where (per layer), and which did not.
 
 Families (the *content* c_1..c_n follows an optional prompt, which starts with BOS when the
 tokenizer has one):
@@ -36,6 +39,7 @@ id d, the separator is given as an id, and the prompt is empty.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -257,9 +261,19 @@ def separator_id(model: Any, separator: str | int | None) -> int | None:
 # --------------------------------------------------------------------------- passes
 
 
+def final_state_hook(model: Any) -> str:
+    """The hook of the final state (after the final norm, what the unembedding reads).
+
+    On a TransformerBridge ``ln_final.hook_normalized`` is the norm's float32 intermediate
+    before its weight (HF norms upcast), so the final state is ``ln_final.hook_out``."""
+    if is_bridge(model) and "ln_final.hook_out" in model.hook_dict:
+        return "ln_final.hook_out"
+    return "ln_final.hook_normalized"
+
+
 def layer_names(model: Any) -> list[str]:
     names = [f"blocks.{layer}.hook_resid_post" for layer in range(int(model.cfg.n_layers))]
-    names.append("ln_final.hook_normalized")
+    names.append(final_state_hook(model))
     missing = [n for n in names if n not in model.hook_dict]
     if missing:
         raise ConfigError(f"the model has no hook {missing[0]!r}")
@@ -370,9 +384,12 @@ def capture_states(
                 (name, (lambda x, hook, name=name: capture(x, hook, name))) for name in names
             ]
             try:
-                run_model.run_with_hooks(
-                    tokens.to(device), fwd_hooks=[*_as_filter(round_hooks), *capture_hooks]
-                )
+                with warnings.catch_warnings():
+                    # a bridge's norm warns that a hook edited hook_normalized: the rounding did
+                    warnings.filterwarnings("ignore", message="A forward hook edited hook_scale")
+                    run_model.run_with_hooks(
+                        tokens.to(device), fwd_hooks=[*_as_filter(round_hooks), *capture_hooks]
+                    )
             except _Stop:
                 pass
             missing = [n for n in names if n not in seen]
@@ -390,7 +407,7 @@ def capture_states(
 def _as_filter(
     round_hooks: list[tuple[str, Callable[..., Any]]],
 ) -> list[tuple[Any, Callable[..., Any]]]:
-    """All rounding hooks as one name filter (a bridge skips its gated hooks for filters)."""
+    """All rounding hooks as one name filter (one sweep over the hook dict, not one per name)."""
     if not round_hooks:
         return []
     names = {n for n, _ in round_hooks}
@@ -500,6 +517,49 @@ def measure_pairs(
 
 
 # --------------------------------------------------------------------------- the analysis
+
+
+def _short(name: str) -> str:
+    return (
+        name.replace(".hook_resid_post", "")
+        .replace(".hook_normalized", "")
+        .replace(".hook_out", "")
+    )
+
+
+def verdicts(runs: Sequence[dict[str, Any]], names: Sequence[str]) -> list[str]:
+    """One plain line per format (and variant): did it collapse, from which n, at which layers."""
+    final = names[-1]
+    lines = []
+    for r in runs:
+        lengths = r["lengths"]
+        span = f"n = {lengths[0]}..{lengths[-1]}"
+        label = f"{r['format']} ({r['mode']})" + (
+            ", with separator" if r["variant"] == "separator" else ""
+        )
+        n = r["collapse_length"][final]
+        first = r["first_collapsed"][final]
+        if n is not None:
+            head = f"{label}: COLLAPSED at {_short(final)} from n = {n} on (within {span})"
+            if first is not None and first < n:
+                head += f"; first at resolution at n = {first}"
+        elif first is not None:
+            head = (
+                f"{label}: did NOT collapse at {_short(final)} within {span}: at resolution "
+                f"first at n = {first}, apart again at larger n"
+            )
+        else:
+            head = (
+                f"{label}: did NOT collapse at {_short(final)} within {span} (never at resolution)"
+            )
+        if r["identical_length"][final] is not None:
+            head += f"; bit-identical from n = {r['identical_length'][final]}"
+        layers = ", ".join(
+            f"{_short(name)} {r['collapse_length'][name] if r['collapse_length'][name] is not None else '-'}"
+            for name in names
+        )
+        lines.append(f"{head}. Collapse n by layer: {layers}")
+    return lines
 
 
 def _model_info(model: Any) -> dict[str, Any]:
@@ -620,14 +680,12 @@ def run_collapse(
             "TransformerBridge model: emulated rounding covers only the hooks the bridge "
             "exposes; computations inside HF modules between hooks stay float32"
         )
+    shared: dict[str, list[str]] = {}  # the same pass plan in every format: one note
     for r in runs:
-        if r["variant"] == "plain" and r["collapse_length"][final] is None:
-            notes.append(
-                f"{r['format']} ({r['mode']}): no collapse within n = "
-                f"{r['lengths'][0]}..{r['lengths'][-1]} at the final layer"
-            )
         if r["passes"] > 1 and r["method"] != "per-length":
-            notes.append(f"{r['format']} {r['variant']}: {r['how']}")
+            shared.setdefault(f"{r['variant']}: {r['how']}", []).append(r["format"])
+    for how, fmts in shared.items():
+        notes.append(f"{how} ({', '.join(fmts)})")
     if plan["sep_family"] is not None and len(plan["sep_lengths"]) < len(plan["lengths"]):
         notes.append(
             f"the separator sweep stops at n = {plan['sep_lengths'][-1] if plan['sep_lengths'] else 0} "
@@ -635,6 +693,7 @@ def run_collapse(
         )
     if cfg.every > 0 and plan["separator"] is None:
         notes.append("no separator sweep: the model has no tokenizer and no separator id was given")
+    verdict_lines = verdicts(runs, plan["names"])
     plain_final = {
         r["format"]: r["collapse_length"][final] for r in runs if r["variant"] == "plain"
     }
@@ -653,6 +712,12 @@ def run_collapse(
         "final_layer": final,
         "lengths": plan["lengths"],
         "runs": runs,
-        "summary": {"collapse_length": plain_final, "collapse_length_separator": sep_final},
+        "summary": {
+            "collapse_length": plain_final,
+            "collapse_length_separator": sep_final,
+            "collapsed": [f for f, n in plain_final.items() if n is not None],
+            "not_collapsed": [f for f, n in plain_final.items() if n is None],
+        },
+        "verdicts": verdict_lines,
         "notes": notes,
     }

@@ -31,8 +31,18 @@ much less so.
 On this CPU native bfloat16 matmul is ~150x slower than float32, hence ``emulated`` is the
 default on CPU and ``native`` on GPU (float8 stays emulated).
 
-TransformerBridge models: emulated rounding covers the hooks the bridge exposes (its
-``hook_dict``); computations inside a HF module between two bridge hooks stay float32.
+TransformerBridge models: emulated rounding covers every hook the bridge exposes and fires (its
+``hook_dict`` less the gated-off ``hook_result``/``hook_*_input``/``hook_mlp_in``/``hook_attn_in``):
+the input and output of every linear map (``attn.q/k/v/o``, ``mlp.gate/in/out``), the
+attention scores and pattern, the rotary cos/sin, every norm's scale and normalized value and
+every block's input and output; the weights of the wrapped HF model are rounded once.  What a
+HF module computes between two of these hooks (the matmul inside a linear, softmax, the norm's
+statistics) stays float32.  A bridge's norm recomputes its output from the rounded
+``hook_normalized`` (it does so whenever a hook edits it).  Native mode converts the wrapped HF
+model with ``.to(dtype)``: HF's own kernels, which upcast some steps to float32 themselves
+(Llama's RMSNorm statistics, rotary tables, the eager softmax).  On a bridge the final-layer
+state is ``ln_final.hook_out`` (the norm's output in the model's dtype): the bridge's
+``ln_final.hook_normalized`` is the float32 intermediate before the norm's weight.
 """
 
 from __future__ import annotations
@@ -177,9 +187,13 @@ def bits_equal(a: Tensor, b: Tensor, fmt: FloatFormat) -> Tensor:
 
 
 def _unique_hooks(model: Any) -> list[tuple[str, torch.nn.Module]]:
-    """One (name, module) per distinct hook module (a bridge lists aliases beside canonicals)."""
+    """One (name, module) per distinct hook module that fires (a bridge lists aliases beside
+    canonicals, and has gated-off hooks that never fire unless enabled)."""
+    gated = getattr(model, "_gated_hook_reason", None)
     seen: dict[int, tuple[str, torch.nn.Module]] = {}
     for name, hook in model.hook_dict.items():
+        if gated is not None and gated(getattr(hook, "name", None) or name) is not None:
+            continue
         seen.setdefault(id(hook), (name, hook))
     return list(seen.values())
 
@@ -229,11 +243,24 @@ def precision_context(
             del native
         return
 
+    last: list[Any] = [None, -1]  # the tensor the previous rounding hook returned, its version
+
     def round_hook(x: Tensor, hook: Any) -> Tensor:
+        # The same tensor often passes two hook boundaries in a row (``blocks.l.hook_resid_post``
+        # is ``blocks.{l+1}.hook_resid_pre``; a bridge's ``hook_out`` is the next ``hook_in``):
+        # unless modified in place since (its version counter), it is already rounded, and
+        # rounding is idempotent, so skip the copy.
         if not isinstance(x, Tensor) or not x.is_floating_point():
             return x
-        return round_to_format(x, fmt, keep_inf=True)
+        if x is last[0] and x._version == last[1]:
+            return x
+        out = round_to_format(x, fmt, keep_inf=True)
+        last[0], last[1] = out, out._version
+        return out
 
     hooks = [(name, round_hook) for name, _ in _unique_hooks(model)]
-    with _rounded_weights(model, fmt):
-        yield model, hooks
+    try:
+        with _rounded_weights(model, fmt):
+            yield model, hooks
+    finally:
+        last[0] = None

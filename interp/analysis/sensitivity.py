@@ -4,10 +4,10 @@ to each input position.
 For a prompt x_1..x_n, let e_i be the input representation of position i (the residual stream
 entering block 0, ``blocks.0.hook_resid_pre``: token embedding plus any additive position
 embedding) and y^l the last token's state after layer l (``blocks.{l}.hook_resid_post``, and
-``ln_final.hook_normalized`` for the final state).  The sensitivity of y^l to position i is the
-Frobenius norm of the Jacobian, ``S_l(i) = || d y^l_n / d e_i ||_F``, computed exactly with
-``d_model / chunk`` backward passes over a batch of copies of the prompt (copy j back-propagates
-coordinate j of y^l).  The theorem bounds S(i) by a sum over causal paths from i to n, which
+the final state ``ln_final.hook_normalized``, or ``ln_final.hook_out`` on a bridge).  The
+sensitivity of y^l to position i is the Frobenius norm of the Jacobian,
+``S_l(i) = || d y^l_n / d e_i ||_F``, computed exactly with ``d_model / chunk`` backward passes
+over a batch of copies of the prompt (copy j back-propagates coordinate j of y^l).  The theorem bounds S(i) by a sum over causal paths from i to n, which
 favours early positions: information from late tokens is squashed.
 
 Prompts (token units as in :mod:`interp.analysis.collapse`: digits are single tokens, or ids
@@ -139,8 +139,10 @@ def run_squash(
     if not cfg.prompts:
         raise ConfigError("no prompt given")
     names = layer_names(model)
-    built = {p: build_prompt(model, p, cfg.length) for p in cfg.prompts}
     n_ctx = int(model.cfg.n_ctx)
+    if cfg.length > n_ctx:  # before the prompts are built: a huge length is refused, not built
+        raise ConfigError(f"--length {cfg.length} is beyond the model context {n_ctx}")
+    built = {p: build_prompt(model, p, cfg.length) for p in cfg.prompts}
     for p, (tokens, _) in built.items():
         if len(tokens) > n_ctx:
             raise ConfigError(

@@ -35,7 +35,11 @@ COLORS = {
 def _layer_trace(i: int, n_layers: int, name: str, x: Any, y: Any) -> go.Scatter:
     """One line per layer, coloured from red (first) to blue (last), named without the hook suffix."""
     shade = int(40 + 180 * i / max(1, n_layers - 1))
-    label = name.replace(".hook_resid_post", "").replace(".hook_normalized", "")
+    label = (
+        name.replace(".hook_resid_post", "")
+        .replace(".hook_normalized", "")
+        .replace(".hook_out", "")
+    )
     return go.Scatter(
         x=x, y=y, mode="lines", name=label, line={"color": f"rgb({255 - shade}, 80, {shade})"}
     )
@@ -207,7 +211,9 @@ def _table(results: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
                 "∞-distance at n max": finite[-1] if finite else None,
                 "passes": r["passes"],
                 "collapse n by layer": {
-                    k.replace(".hook_resid_post", "").replace(".hook_normalized", ""): v
+                    k.replace(".hook_resid_post", "")
+                    .replace(".hook_normalized", "")
+                    .replace(".hook_out", ""): v
                     for k, v in r["collapse_length"].items()
                 },
             }
@@ -261,6 +267,8 @@ def collapse_section(run: RunView) -> Section | None:
         "dotted lines) - the paper's criterion. 'bit-identical from n' is the stricter "
         "criterion: every coordinate has the same bits in the format.\n\n" + verdict
     )
+    if results.get("verdicts"):
+        text += "".join(f"\n\n{line}" for line in results["verdicts"])
     return Section(
         title="Representational collapse",
         figures=tuple(figs),
