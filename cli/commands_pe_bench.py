@@ -15,10 +15,43 @@ from interp.errors import ConfigError
 
 
 def _ints(text: str, what: str) -> tuple[int, ...]:
+    from interp.resources import MAX_LIST_VALUES, check_limit
+
     try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
+        values = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
         raise ConfigError(f"{what} must be comma-separated integers, got {text!r}") from None
+    check_limit(len(values), f"{what} with", MAX_LIST_VALUES, "values")
+    return values
+
+
+def _preflight(cfg, out: Path) -> str:
+    """Work counts within the limits and memory/disk that fit (one line), before any output."""
+    from interp.resources import (
+        MAX_MODELS, MAX_SAMPLES, MAX_STEPS, check_limit, pe_bench_estimate, preflight,
+    )  # fmt: skip
+    from interp.tasks import build_task
+
+    check_limit(cfg.steps, "--steps", MAX_STEPS, "steps per model")
+    check_limit(cfg.text_steps, "--text-steps", MAX_STEPS, "steps per model")
+    check_limit(cfg.eval_sequences, "--eval-sequences", MAX_SAMPLES, "sequences per split")
+    shapes = []  # (encodings, model config) per part of the benchmark
+    if cfg.task is not None:
+        task = build_task(cfg.task, cfg.task_options)
+        mcfg = cfg.model_config(cfg.encodings[0], **task.model_overrides())
+        shapes.append((len(cfg.encodings), mcfg, len(getattr(task, "eval_splits", ("val",)))))
+    if cfg.text:
+        longest = max((cfg.text_ctx, *cfg.text_eval_ctx))
+        mcfg = cfg.model_config(cfg.text_encodings[0], n_ctx=longest, d_vocab=258)
+        shapes.append((len(cfg.text_encodings), mcfg, len(cfg.text_eval_ctx)))
+    n_models = sum(n for n, _, _ in shapes) * len(cfg.seeds)
+    check_limit(n_models, "the benchmark of", MAX_MODELS, "models")
+    disk = memory = 0
+    for _, m, splits in shapes:
+        part = pe_bench_estimate(m.n_layers, m.d_model, m.d_mlp, m.n_heads, m.d_vocab, m.n_ctx,
+                                 cfg.batch_size, cfg.eval_sequences, n_models, splits)  # fmt: skip
+        disk, memory = max(disk, part[0]), max(memory, part[1])
+    return preflight(disk, memory, f"the benchmark of {n_models} models", out)
 
 
 @app.command("pe-bench")
@@ -34,7 +67,10 @@ def pe_bench(
     ] = "none,absolute,rope,alibi,cope",
     cope_option: Annotated[
         list[str] | None,
-        typer.Option("--cope-option", help="CoPE option key=value (p_max, npos, layers...)."),
+        typer.Option(
+            "--cope-option",
+            help="CoPE option key=value (p_max, npos, layers, every, sep_gate_key).",
+        ),
     ] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0,1,2",
     steps: Annotated[int, typer.Option(help="Optimizer steps per model.")] = 500,
@@ -46,7 +82,8 @@ def pe_bench(
     d_mlp: Annotated[int, typer.Option(help="MLP width.")] = 256,
     eval_sequences: Annotated[int, typer.Option(help="Sequences per evaluation split.")] = 256,
     text: Annotated[
-        bool, typer.Option(help="Also compare perplexity on the built-in corpus.")
+        bool,
+        typer.Option(help="Also compare perplexity on the built-in corpus (prose and code)."),
     ] = False,
     text_pe: Annotated[str, typer.Option(help="Encodings for the text comparison.")] = (
         "absolute,rope,cope"
@@ -56,18 +93,35 @@ def pe_bench(
         "64,128,256"
     ),
     text_steps: Annotated[int, typer.Option(help="Optimizer steps per text model.")] = 300,
+    text_max_chars: Annotated[
+        int, typer.Option(help="Characters of the built-in corpus (half prose, half code).")
+    ] = 400_000,
     device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
     out: Annotated[
         Path | None, typer.Option(help="Run directory (default runs/pe-bench-<time>).")
     ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --out, skipping finished models.")
+    ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run in --out.")] = False,
 ) -> None:
     """Train one model per positional encoding on a task; error in and out of distribution."""
-    from interp.analysis.pe_bench import KIND, PEBenchConfig, format_table, run_pe_bench
+    from interp.analysis.pe_bench import (
+        KIND,
+        PEBenchConfig,
+        check_resume,
+        format_table,
+        format_text_table,
+        run_pe_bench,
+    )
     from interp.io import atomic_write_json
     from interp.report import build_report
     from interp.runs import RunDir
 
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite contradict each other")
+    if resume and out is None:
+        raise ConfigError("--resume needs --out RUN_DIR")
     task_name = None if task in (None, "", "none") else task
     cfg = PEBenchConfig(
         task=task_name,
@@ -88,13 +142,24 @@ def pe_bench(
         text_ctx=text_ctx,
         text_eval_ctx=_ints(text_eval_ctx, "--text-eval-ctx"),
         text_steps=text_steps,
+        text_max_chars=text_max_chars,
         device=device,
     )  # validated here: nothing is written for a bad request
     out = out or default_out("pe-bench")
-    RunDir.check_creatable(out, overwrite)
-    run = RunDir.create(out, {"kind": KIND, "seed": cfg.seeds[0], **cfg.to_dict()}, overwrite)
+    need_line = _preflight(cfg, out)
+    config = {"kind": KIND, "seed": cfg.seeds[0], **cfg.to_dict()}
+    if resume and not RunDir.is_blank(out):  # blank: killed before its config.json was written
+        run = RunDir.open(out)
+        check_resume(run.config(), config)
+    else:
+        RunDir.check_creatable(out, overwrite)
+        run = RunDir.create(out, config, overwrite)
+    console.print(need_line)
     results = run_pe_bench(
-        cfg, lambda msg: console.print(f"[dim]{msg}[/dim]"), weights_dir=run.path / "models"
+        cfg,
+        lambda msg: console.print(f"[dim]{msg}[/dim]"),
+        weights_dir=run.path / "models",
+        cells_dir=run.path / "cells",
     )
     atomic_write_json(run.path / "results.json", results)
     if "task" in results:
@@ -108,13 +173,18 @@ def pe_bench(
         console.print(table)
     if "text" in results:
         text_results = results["text"]
-        table = Table(title=f"text perplexity (trained at context {text_results['train_ctx']})")
+        table = Table(
+            title=(
+                f"text perplexity per byte (trained at context {text_results['train_ctx']}; "
+                "in parentheses: positions past it only)"
+            )
+        )
         table.add_column("encoding")
+        table.add_column("text")
         for ctx in text_results["eval_ctx"]:
             table.add_column(f"ctx {ctx}", justify="right")
-        for row in text_results["rows"]:
-            cells = [row["perplexity"].get(str(c)) for c in text_results["eval_ctx"]]
-            table.add_row(row["pe"], *("n/a" if v is None else f"{v:.2f}" for v in cells))
+        for row in format_text_table(text_results):
+            table.add_row(*row)
         console.print(table)
     console.print(f"results: {run.path / 'results.json'}")
     console.print(f"report: {build_report(run.path)}")

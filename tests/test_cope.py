@@ -14,16 +14,23 @@ from interp.models.positional.cope import CopeAttention
 
 
 def reference_score_bias(
-    q: torch.Tensor, k: torch.Tensor, scores: torch.Tensor, pos_emb: torch.Tensor, p_max: int
+    q: torch.Tensor,
+    k: torch.Tensor,
+    scores: torch.Tensor,
+    pos_emb: torch.Tensor,
+    p_max: int,
+    gate_k: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Pair by pair: gates, p_ij = sum_{t=j..i} g_it, e[p_ij] interpolated, q_i . e / sqrt(d)."""
+    """Pair by pair: gates sigma(q_i . g_t / sqrt(d)) with g = gate_k (default the attention
+    keys k), p_ij = sum_{t=j..i} g_it, e[p_ij] interpolated, q_i . e / sqrt(d)."""
     batch, n_pos, n_heads, d_head = q.shape
+    gate_k = k if gate_k is None else gate_k
     scale = 1.0 / math.sqrt(d_head)
     out = scores.clone()
     for b in range(batch):
         for h in range(n_heads):
             for i in range(n_pos):
-                gates = [torch.sigmoid(q[b, i, h] @ k[b, t, h] * scale) for t in range(n_pos)]
+                gates = [torch.sigmoid(q[b, i, h] @ gate_k[b, t, h] * scale) for t in range(n_pos)]
                 for j in range(i + 1):
                     p = torch.stack(gates[j : i + 1]).sum().clamp(max=p_max)
                     lo = int(math.floor(float(p.detach())))
@@ -34,33 +41,66 @@ def reference_score_bias(
     return out
 
 
-@pytest.mark.parametrize(("p_max", "sep_gate_key"), [(3, False), (20, False), (4, True)])
+@pytest.mark.parametrize(("p_max", "sep_gate_key"), [(3, False), (20, False), (4, True), (9, True)])
 def test_efficient_cope_matches_reference_forward_and_gradients(
     p_max: int, sep_gate_key: bool
 ) -> None:
     torch.manual_seed(0)
-    batch, n_pos, n_heads, d_head = 2, 7, 2, 4
-    part = CopeAttention(n_heads, d_head, p_max, sep_gate_key)  # separate keys start shared
+    batch, n_pos, n_heads, d_head, d_model = 2, 7, 2, 4, 6
+    part = CopeAttention(n_heads, d_head, p_max, sep_gate_key, d_model)
     with torch.no_grad():
         part.pos_emb.normal_()
+        if sep_gate_key:
+            part.W_G.normal_()  # gate logits of order 1: fractional positions everywhere
+    x = torch.randn(batch, n_pos, d_model, requires_grad=True)
     q = torch.randn(batch, n_pos, n_heads, d_head, requires_grad=True)
     k = torch.randn(batch, n_pos, n_heads, d_head, requires_grad=True)
+    params = (x, q, k, part.pos_emb) + ((part.W_G,) if sep_gate_key else ())
 
-    # the attention passes its logits q . k / sqrt(d); CoPE's gates read them
+    # the attention passes its logits q . k / sqrt(d); shared-key gates read them
     def scores() -> torch.Tensor:
         return torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(d_head)
 
     causal = torch.ones(n_pos, n_pos, dtype=torch.bool).tril()
     weights = torch.randn(batch, n_heads, n_pos, n_pos) * causal  # a loss on visible pairs
 
-    fast = part.score_bias(q, k, scores())
-    (g_q, g_k, g_e) = torch.autograd.grad((fast * weights).sum(), (q, k, part.pos_emb))
-    slow = reference_score_bias(q, k, scores(), part.pos_emb, p_max)
-    (r_q, r_k, r_e) = torch.autograd.grad((slow * weights).sum(), (q, k, part.pos_emb))
+    fast = part.score_bias_with_input(x, q, k, scores())
+    got = torch.autograd.grad((fast * weights).sum(), params, allow_unused=True)
+    # separate gate keys: the obvious per-head projection of the layer input, key by key
+    gate_k = (
+        torch.stack([torch.stack([x[:, t] @ part.W_G[h] for h in range(n_heads)], 1)
+                     for t in range(n_pos)], 1)
+        if sep_gate_key else None
+    )  # fmt: skip
+    slow = reference_score_bias(q, k, scores(), part.pos_emb, p_max, gate_k)
+    want = torch.autograd.grad((slow * weights).sum(), params, allow_unused=True)
 
     assert torch.allclose(fast[..., causal], slow[..., causal], atol=1e-5)
-    for got, want in ((g_q, r_q), (g_k, r_k), (g_e, r_e)):
-        assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
+    # x reaches the logits only through separate gate keys
+    assert (got[0] is None) == (want[0] is None) == (not sep_gate_key)
+    for g, w in zip(got, want, strict=True):
+        if w is not None:
+            assert g.abs().sum() > 0 and torch.allclose(g, w, atol=1e-5), (g - w).abs().max()
+
+
+def test_separate_gate_keys_change_positions_not_attention_logits() -> None:
+    """The gates read x W_G; the content logits stay q . k (the public code's --cope-sep-key)."""
+    torch.manual_seed(1)
+    part = CopeAttention(2, 4, 8, True, 6)
+    x, q, k = torch.randn(1, 5, 6), torch.randn(1, 5, 2, 4), torch.randn(1, 5, 2, 4)
+    scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / 2
+    # zero tables: no positional term, the logits are exactly the attention's
+    assert torch.equal(part.score_bias_with_input(x, q, k, scores), scores)
+    seen = {}
+    part.hooks = {"hook_cope_pos": lambda p: seen.setdefault("pos", p)}
+    part.score_bias_with_input(x, q, k, scores)
+    part.hooks = {}
+    gate_k = torch.einsum("bpm,hmd->bphd", x, part.W_G)
+    want = part.positions(q, gate_k)
+    assert torch.allclose(seen["pos"], want, atol=1e-6)
+    assert not torch.allclose(seen["pos"], part.positions(q, k), atol=1e-3)  # not the attn keys
+    with pytest.raises(ValueError, match="layer input"):
+        part.score_bias(q, k, scores)
 
 
 def test_gates_forced_to_one_give_relative_positions() -> None:
@@ -114,7 +154,15 @@ def test_cope_trains_and_extrapolates_past_n_ctx() -> None:
     for layer in range(2):
         attn = model.blocks[layer].attn.position
         assert attn.pos_emb.grad is not None and attn.pos_emb.grad.abs().sum() > 0
-        assert attn.gate_key_delta.grad is not None
+        # zero tables: positions do not matter yet, so the gate keys get no gradient
+        assert attn.W_G.grad is not None and attn.W_G.grad.abs().sum() == 0
+        with torch.no_grad():
+            attn.pos_emb.normal_()
+    model.zero_grad()
+    model(tokens, return_type="loss").backward()
+    for layer in range(2):
+        attn = model.blocks[layer].attn.position
+        assert attn.W_G.grad is not None and attn.W_G.grad.abs().sum() > 0
     longer = torch.randint(0, 20, (1, 30))  # past n_ctx = p_max: positions clamp
     assert torch.isfinite(model(longer)).all()
 
@@ -129,6 +177,14 @@ def test_cope_layers_option_and_round_trip() -> None:
     assert model.blocks[1].attn.position.pos_emb.shape == (2, 8, 9)
 
 
+def test_cope_every_kth_layer_like_the_public_code() -> None:
+    model = tiny_model(positional="cope", n_layers=4, positional_options={"every": 2})
+    uses = [hasattr(block.attn, "hook_cope_gates") for block in model.blocks]
+    assert uses == [False, True, False, True]  # the public code's (layer + 1) % K == 0
+    model = tiny_model(positional="cope", positional_options={"sep_gate_key": True})
+    assert model.blocks[0].attn.position.W_G.std() > 0  # initialised like the other W_*
+
+
 @pytest.mark.parametrize(
     "options, message",
     [
@@ -137,6 +193,9 @@ def test_cope_layers_option_and_round_trip() -> None:
         ({"p_max": 4, "npos": 9}, "must equal p_max"),
         ({"layers": [5]}, "out of range"),
         ({"bogus": 1}, "no option(s) bogus"),
+        ({"every": 0}, "every must be an integer >= 1"),
+        ({"every": 2, "layers": [1]}, "either layers or every"),
+        ({"every": 3}, "leaves none of the 2 layer(s)"),
     ],
 )
 def test_cope_bad_options_are_one_line_config_errors(options: dict, message: str) -> None:

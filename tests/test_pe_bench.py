@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from cli.main import app
 from interp.analysis.pe_bench import PEBenchConfig, format_table, interval, run_pe_bench
+from interp.config import ModelConfig
 from interp.errors import ConfigError
 
 runner = CliRunner()
@@ -100,3 +103,88 @@ def test_cli_end_to_end_with_report(tmp_path) -> None:
     assert (out / "models" / "cope-seed1.safetensors").is_file()
     html = (out / "report.html").read_text()
     assert "Positional encodings compared" in html and "CoPE position-only attention" in html
+
+
+TEXT_TINY = dict(
+    task=None,
+    text=True,
+    seeds=(0,),
+    text_steps=2,
+    batch_size=4,
+    n_layers=1,
+    d_model=16,
+    n_heads=2,
+    d_mlp=32,
+    text_ctx=16,
+    text_eval_ctx=(16, 32),
+    text_max_chars=20_000,
+    text_eval_blocks=4,
+)
+
+
+def test_text_data_prose_and_code_same_tokens_at_every_context() -> None:
+    from interp.analysis.pe_bench import text_data
+    from interp.data import ByteTokenizer
+
+    train, val, chars = text_data(PEBenchConfig(**TEXT_TINY))
+    assert set(val) == {"prose", "code"} and chars == {"prose": 10_000, "code": 10_000}
+    assert train.shape[1] == 16 and len(train) > 100
+    tok = ByteTokenizer()
+    for kind in ("prose", "code"):
+        short, long = val[kind][16], val[kind][32]
+        assert len(long) == 4 and len(short) == 8  # 4 blocks of the longest context
+        assert torch.equal(long.flatten(), short.flatten())  # the same held-out tokens
+    code = "".join(tok.decode(b.tolist()) for b in val["code"][32])
+    prose = "".join(tok.decode(b.tolist()) for b in val["prose"][32])
+    assert code.count("(") + code.count("=") > prose.count("(") + prose.count("=")
+
+
+def test_text_perplexity_counts_only_the_tail() -> None:
+    from interp.analysis.pe_bench import text_perplexity
+    from interp.models.transformer import HookedTransformer
+
+    model = HookedTransformer(
+        ModelConfig(n_layers=1, d_model=16, n_heads=2, d_mlp=32, d_vocab=11, n_ctx=8,
+                    positional="cope"), seed=0,
+    ).eval()  # fmt: skip
+    blocks = torch.randint(0, 11, (5, 12), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        logp = model(blocks).log_softmax(-1)
+    nll = -logp[:, :-1].gather(-1, blocks[:, 1:, None])[..., 0]  # prediction at t of t + 1
+    assert text_perplexity(model, blocks, 2, "cpu") == pytest.approx(math.exp(nll.mean()), 1e-5)
+    tail = text_perplexity(model, blocks, 3, "cpu", tail_from=8)
+    assert tail == pytest.approx(math.exp(nll[:, 8:].mean()), rel=1e-5)
+    assert tail != pytest.approx(math.exp(nll.mean()), rel=1e-3)
+
+
+def test_text_bench_prose_code_and_longer_contexts() -> None:
+    from interp.analysis.pe_bench import format_text_table
+
+    text = run_pe_bench(PEBenchConfig(text_encodings=("absolute", "rope", "cope"), **TEXT_TINY))[
+        "text"
+    ]
+    assert text["kinds"] == ["prose", "code"] and text["eval_ctx"] == [16, 32]
+    rows = {row["pe"]: row for row in text["rows"]}
+    assert rows["absolute"]["perplexity"]["code"]["32"] is None  # its table ends at 16
+    for pe in ("rope", "cope"):
+        for kind in ("prose", "code"):
+            ppl, tail = rows[pe]["perplexity"][kind], rows[pe]["perplexity_tail"][kind]
+            assert 1 < ppl["16"] < 400 and 1 < ppl["32"] < 400 and 1 < tail["32"] < 400
+            assert "16" not in tail  # no tail inside the training context
+    table = format_text_table(text)
+    assert [r[:2] for r in table[:2]] == [["absolute", "prose"], ["absolute", "code"]]
+    assert table[0][3] == "n/a" and re.fullmatch(r"[\d.]+ \([\d.]+\)", table[-1][3])
+
+
+def test_cli_text_only_with_report(tmp_path) -> None:
+    out = tmp_path / "text"
+    result = invoke(
+        "pe-bench", "--task", "none", "--text", "--text-pe", "rope,cope", "--seeds", "0",
+        "--text-steps", "2", "--batch-size", "4", "--layers", "1", "--d-model", "16",
+        "--heads", "2", "--d-mlp", "16", "--text-ctx", "16", "--text-eval-ctx", "16,32",
+        "--text-max-chars", "20000", "--out", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "text perplexity" in result.output and "prose" in result.output
+    html = (out / "report.html").read_text()
+    assert "text: code" in html and "ppl @ 32, past training ctx" in html

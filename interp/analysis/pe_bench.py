@@ -9,15 +9,18 @@ scored token), each as the mean over seeds with a 95% t-interval; and error by s
 (pooled over seeds) for the "error vs length" figure.  For CoPE, attention maps built from
 positions only (the softmax of ``q_i . e[p_ij]`` alone) for a few evaluation examples.
 
-Text (optional): the same encodings trained on the built-in corpus (byte tokens) at
-``text_ctx``; validation perplexity at ``text_ctx`` and at longer evaluation contexts.
-Absolute positions cannot go past the training context (reported as ``None``).
+Text (optional): the same encodings trained on the built-in corpus (byte tokens; prose and
+code mixed) at ``text_ctx``; held-out perplexity on prose and on code separately, at
+``text_ctx`` and at longer evaluation contexts (whole blocks, and only the positions past the
+training context).  Absolute positions cannot go past the training context (``None``).
 
-``run_pe_bench`` is pure apart from the optional ``weights_dir`` it writes final weights to.
+``run_pe_bench`` is pure apart from the optional ``weights_dir`` it writes final weights to and
+the optional ``cells_dir`` it saves each finished model's results in (and resumes from).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +30,8 @@ from typing import Any
 import torch
 
 from interp.config import ModelConfig, OptimConfig, TrainConfig
-from interp.errors import ConfigError
+from interp.errors import ConfigError, CorruptFileError
+from interp.io import atomic_write_json, dumps_json, read_json
 from interp.models.positional import positional_names
 
 KIND = "pe-bench"
@@ -77,9 +81,19 @@ class PEBenchConfig:
             raise ConfigError("pe-bench needs at least one encoding")
         if not self.seeds:
             raise ConfigError("pe-bench needs at least one seed")
-        for name in ("steps", "batch_size", "eval_sequences", "text_steps", "text_ctx"):
+        for name in (
+            "steps",
+            "batch_size",
+            "eval_sequences",
+            "text_steps",
+            "text_ctx",
+            "text_max_chars",
+            "text_eval_blocks",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if any(c < 1 for c in self.text_eval_ctx):
+            raise ConfigError(f"text_eval_ctx must be >= 1, got {list(self.text_eval_ctx)}")
         if self.task is not None:
             from interp.tasks import build_task
 
@@ -192,15 +206,17 @@ def position_only_maps(model: Any, tokens: torch.Tensor, max_len: int = 64) -> l
     ]
     if not layers:
         return []
-    names = {f"blocks.{i}.attn.{h}" for i in layers for h in ("hook_q", "hook_k")}
+    names = {f"blocks.{i}.attn.{h}" for i in layers for h in ("hook_q", "hook_cope_pos")}
     _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
     out = []
     for layer in layers:
         part = model.blocks[layer].attn.position
-        q, k = cache[f"blocks.{layer}.attn.hook_q"], cache[f"blocks.{layer}.attn.hook_k"]
-        positions = part.positions(q, k)
+        q, positions = (
+            cache[f"blocks.{layer}.attn.hook_q"],
+            cache[f"blocks.{layer}.attn.hook_cope_pos"],
+        )
         logits = part.position_logits(q, positions) * part.scale
-        visible = causal_mask(q.shape[1], k.shape[1], q.device)
+        visible = causal_mask(q.shape[1], q.shape[1], q.device)
         pattern = logits.masked_fill(~visible, float("-inf")).softmax(-1)
         for head in range(pattern.shape[1]):
             out.append(
@@ -218,8 +234,10 @@ def position_only_maps(model: Any, tokens: torch.Tensor, max_len: int = 64) -> l
 
 
 def _train_model(
-    cfg: ModelConfig, tcfg: TrainConfig, source: Any
+    cfg: ModelConfig, tcfg: TrainConfig, source: Any, what: str = "", cells_dir: Path | None = None
 ) -> tuple[Any, list[dict[str, Any]]]:
+    """Train one model from its seed alone (nothing else carries over between cells)."""
+    from interp.errors import NumericalError
     from interp.models.transformer import HookedTransformer
     from interp.seed import seed_everything
     from interp.train.loop import train
@@ -227,8 +245,45 @@ def _train_model(
     seed_everything(tcfg.seed)
     model = HookedTransformer(cfg, seed=tcfg.seed)
     rows: list[dict[str, Any]] = []
-    train(model, source, tcfg, on_metrics=rows.append)
+    try:
+        train(model, source, tcfg, on_metrics=rows.append)
+    except NumericalError as e:
+        reason = str(e).split("; stopping")[0]  # the loop's message names the step
+        if cells_dir is None:
+            kept = "no cell was saved"
+        else:
+            n = len(list(Path(cells_dir).glob("*.json")))
+            kept = f"the {n} finished cells are kept in {cells_dir}"
+        raise NumericalError(
+            f"pe-bench: {what or cfg.positional} went non-finite ({reason}); {kept}"
+        ) from None
     return model.eval(), rows
+
+
+def cell_path(cells_dir: Path, part: str, pe: str, seed: int) -> Path:
+    """Where one finished (part, encoding, seed) model's results are saved (part: task/text)."""
+    return Path(cells_dir) / f"{part}-{pe}-seed{seed}.json"
+
+
+def _load_cell(cells_dir: Path | None, part: str, pe: str, seed: int) -> dict[str, Any] | None:
+    """A finished cell saved by an earlier (interrupted) run, or None."""
+    if cells_dir is None:
+        return None
+    path = cell_path(cells_dir, part, pe, seed)
+    if not path.is_file():
+        return None
+    cell = read_json(path, "pe-bench cell")
+    if not isinstance(cell, dict) or cell.get("pe") != pe or cell.get("seed") != seed:
+        raise CorruptFileError(f"pe-bench cell {path} is not the cell of {pe} seed {seed}")
+    return cell
+
+
+def _save_cell(cells_dir: Path | None, part: str, cell: dict[str, Any]) -> dict[str, Any]:
+    """Save a finished cell atomically; return it as a resumed run would read it back."""
+    cell = json.loads(dumps_json(cell))
+    if cells_dir is not None:
+        atomic_write_json(cell_path(cells_dir, part, cell["pe"], cell["seed"]), cell)
+    return cell
 
 
 def _curve(rows: list[dict[str, Any]]) -> dict[str, list[float]]:
@@ -237,11 +292,15 @@ def _curve(rows: list[dict[str, Any]]) -> dict[str, list[float]]:
 
 
 def run_task_bench(
-    cfg: PEBenchConfig, progress: ProgressFn, weights_dir: Path | None = None
+    cfg: PEBenchConfig,
+    progress: ProgressFn,
+    weights_dir: Path | None = None,
+    cells_dir: Path | None = None,
 ) -> dict[str, Any]:
+    """Every (encoding, seed) cell; with ``cells_dir``, cells saved there are not trained again
+    and each newly finished one is saved there (atomically) before the next starts."""
     from interp.tasks import build_task
     from interp.train.checkpoint import save_weights
-    from interp.train.sources import TaskSource
 
     task = build_task(cfg.task or "", cfg.task_options)
     overrides = task.model_overrides()
@@ -250,29 +309,17 @@ def run_task_bench(
     maps: list[dict[str, Any]] = []
     for pe in cfg.encodings:
         for seed in cfg.seeds:
-            progress(f"{cfg.task}: training {pe} (seed {seed}, {cfg.steps} steps)")
-            mcfg = cfg.model_config(pe, **overrides)
-            tcfg = cfg.train_config(seed, cfg.steps)
-            source = TaskSource(task, tcfg.batch_size, seed, tcfg.eval_batches)
-            model, rows = _train_model(mcfg, tcfg, source)
-            errors = {
-                split: evaluate_errors(model, batches, cfg.device)
-                for split, batches in sets.items()
-            }
-            runs.append({"pe": pe, "seed": seed, "errors": errors, "curve": _curve(rows)})
-            if weights_dir is not None:
-                save_weights(weights_dir / f"{pe}-seed{seed}.safetensors", model.state_dict())
-            if pe == "cope" and not maps:
-                example = sets["val"][0].inputs[: cfg.n_maps].to(cfg.device)
-                for index in range(example.shape[0]):
-                    for entry in position_only_maps(model, example[index : index + 1]):
-                        entry["example"] = index
-                        maps.append(entry)
-                names = task.token_names()
-                if names:
-                    for entry in maps:
-                        row = example[entry["example"], : len(entry["pattern"])].tolist()
-                        entry["tokens"] = [names[t] for t in row]
+            cell = _load_cell(cells_dir, "task", pe, seed)
+            if cell is None:
+                progress(f"{cfg.task}: training {pe} (seed {seed}, {cfg.steps} steps)")
+                cell = _task_cell(cfg, task, overrides, sets, pe, seed, weights_dir, cells_dir)
+                if weights_dir is not None:  # before the cell: a saved cell has its weights
+                    save_weights(weights_dir / f"{pe}-seed{seed}.safetensors", cell.pop("_weights"))
+                cell = _save_cell(cells_dir, "task", cell)
+            else:
+                progress(f"{cfg.task}: {pe} (seed {seed}) already done")
+            maps.extend(cell.pop("cope_maps", []))
+            runs.append(cell)
     splits = list(sets)
     table = []
     for pe in cfg.encodings:
@@ -295,6 +342,45 @@ def run_task_bench(
         "error_by_position": by_pos,
         "cope_maps": maps,
     }
+
+
+def _task_cell(
+    cfg: PEBenchConfig,
+    task: Any,
+    overrides: Mapping[str, Any],
+    sets: Mapping[str, list[Any]],
+    pe: str,
+    seed: int,
+    weights_dir: Path | None,
+    cells_dir: Path | None,
+) -> dict[str, Any]:
+    """Train and evaluate one (encoding, seed) model; fully determined by ``seed``.  CoPE's
+    position-only maps come from the first seed's model."""
+    from interp.train.sources import TaskSource
+
+    mcfg = cfg.model_config(pe, **overrides)
+    tcfg = cfg.train_config(seed, cfg.steps)
+    source = TaskSource(task, tcfg.batch_size, seed, tcfg.eval_batches)
+    what = f"{cfg.task}: encoding {pe!r} seed {seed}"
+    model, rows = _train_model(mcfg, tcfg, source, what, cells_dir)
+    errors = {split: evaluate_errors(model, b, cfg.device) for split, b in sets.items()}
+    cell: dict[str, Any] = {"pe": pe, "seed": seed, "errors": errors, "curve": _curve(rows)}
+    if weights_dir is not None:
+        cell["_weights"] = model.state_dict()
+    if pe == "cope" and seed == cfg.seeds[0]:
+        maps = []
+        example = sets["val"][0].inputs[: cfg.n_maps].to(cfg.device)
+        for index in range(example.shape[0]):
+            for entry in position_only_maps(model, example[index : index + 1]):
+                entry["example"] = index
+                maps.append(entry)
+        names = task.token_names()
+        if names:
+            for entry in maps:
+                row = example[entry["example"], : len(entry["pattern"])].tolist()
+                entry["tokens"] = [names[t] for t in row]
+        cell["cope_maps"] = maps
+    return cell
 
 
 def _pooled_by_position(runs: list[dict[str, Any]], splits: list[str]) -> dict[str, Any]:
@@ -323,61 +409,178 @@ def _pooled_by_position(runs: list[dict[str, Any]], splits: list[str]) -> dict[s
     }
 
 
-def run_text_bench(cfg: PEBenchConfig, progress: ProgressFn) -> dict[str, Any]:
-    from interp.data import ByteTokenizer, build_text_dataset, load_corpus
-    from interp.tasks.base import lm_batch
-    from interp.train.losses import masked_mean, per_token_loss
-    from interp.train.sources import CorpusSource
+TEXT_KINDS = ("prose", "code")
 
-    corpus = load_corpus("builtin", max_chars=cfg.text_max_chars)
+
+def text_data(
+    cfg: PEBenchConfig,
+) -> tuple[torch.Tensor, dict[str, dict[int, torch.Tensor]], dict[str, int]]:
+    """Training blocks (prose and code mixed) and validation blocks per kind and context.
+
+    Each kind is ``builtin:<kind>`` capped at half of ``text_max_chars``, split by document
+    with the bench's first seed; validation documents are packed again for every evaluation
+    context, always the same tokens: at most ``text_eval_blocks`` blocks of the longest context
+    (so perplexities at different contexts differ by the context alone, not by the text).
+    """
+    from interp.data import ByteTokenizer, load_corpus
+    from interp.data.blocks import pack_blocks, split_documents
+
     tok = ByteTokenizer()
     seed = cfg.seeds[0]
-    train_set = build_text_dataset(corpus, tok, block_len=cfg.text_ctx, seed=seed)
-    val_sets = {
-        ctx: build_text_dataset(corpus, tok, block_len=ctx, seed=seed).val[: cfg.text_eval_blocks]
-        for ctx in sorted(set(cfg.text_eval_ctx) | {cfg.text_ctx})
-    }
+    contexts = sorted(set(cfg.text_eval_ctx) | {cfg.text_ctx})
+    train_parts, val, chars = [], {}, {}
+    for kind in TEXT_KINDS:
+        corpus = load_corpus(f"builtin:{kind}", max_chars=max(1, cfg.text_max_chars // 2))
+        train_docs, val_docs = split_documents(corpus.documents, 0.05, seed)
+        train_parts.append(pack_blocks(train_docs, tok, cfg.text_ctx))
+        # the same held-out tokens at every context: text_eval_blocks blocks of the longest
+        n_tokens = len(pack_blocks(val_docs, tok, contexts[-1])[: cfg.text_eval_blocks])
+        n_tokens *= contexts[-1]
+        val[kind] = {ctx: pack_blocks(val_docs, tok, ctx, n_tokens) for ctx in contexts}
+        chars[kind] = corpus.n_chars
+    train = torch.cat(train_parts)
+    if len(train) == 0 or any(len(v[contexts[-1]]) == 0 for v in val.values()):
+        raise ConfigError(
+            f"text_max_chars={cfg.text_max_chars} is too small for text_ctx={cfg.text_ctx} and "
+            f"evaluation context {contexts[-1]}"
+        )
+    return train, val, chars
+
+
+@torch.no_grad()
+def text_perplexity(
+    model: Any, blocks: torch.Tensor, batch_size: int, device: str, tail_from: int = 0
+) -> float | None:
+    """exp(mean next-token loss) over ``blocks``; with ``tail_from`` only the predictions made at
+    positions >= ``tail_from`` (those a shorter training context never saw).  None: no blocks."""
+    from interp.tasks.base import lm_batch
+    from interp.train.losses import per_token_loss
+
+    total, count = 0.0, 0
+    for i in range(0, len(blocks), batch_size):
+        batch = lm_batch(blocks[i : i + batch_size]).to(device)
+        batch.mask[:, :tail_from] = False
+        total += float(per_token_loss(model(batch.inputs), batch).sum())
+        count += int(batch.mask.sum())
+    return math.exp(total / count) if count else None
+
+
+def run_text_bench(
+    cfg: PEBenchConfig, progress: ProgressFn, cells_dir: Path | None = None
+) -> dict[str, Any]:
+    """Byte-level perplexity on held-out prose and code, per evaluation context (one model per
+    encoding, seeded with the first seed; finished ones saved in and resumed from ``cells_dir``).
+
+    ``perplexity[kind][ctx]`` averages every prediction of a ``ctx``-long block;
+    ``perplexity_tail[kind][ctx]`` (ctx > training context) only the predictions at positions
+    the training context never reached.  Absolute positions end at the training context: None.
+    """
+    from interp.data import ByteTokenizer
+    from interp.train.sources import CorpusSource
+
+    tok = ByteTokenizer()
+    seed = cfg.seeds[0]
+    train, val, chars = text_data(cfg)
+    contexts = sorted(val[TEXT_KINDS[0]])
+    # the CorpusSource's own validation (only logged during training) reads prose blocks
+    eval_source = val[TEXT_KINDS[0]][cfg.text_ctx]
     rows = []
     for pe in cfg.text_encodings:
+        cell = _load_cell(cells_dir, "text", pe, seed)
+        if cell is not None:
+            progress(f"text: {pe} already done")
+            rows.append(cell)
+            continue
         progress(f"text: training {pe} (context {cfg.text_ctx}, {cfg.text_steps} steps)")
         mcfg = cfg.model_config(pe, n_ctx=cfg.text_ctx, d_vocab=tok.vocab_size)
         tcfg = cfg.train_config(seed, cfg.text_steps)
-        source = CorpusSource(train_set.train, train_set.val, cfg.batch_size, seed, 2)
-        model, metrics = _train_model(mcfg, tcfg, source)
-        ppl: dict[str, float | None] = {}
-        with torch.no_grad():
-            for ctx, blocks in val_sets.items():
-                if ctx > cfg.text_ctx and model.pos_embed is not None:
-                    ppl[str(ctx)] = None  # additive position tables end at the training context
+        source = CorpusSource(train, eval_source, cfg.batch_size, seed, 2)
+        what = f"text: encoding {pe!r} seed {seed}"
+        model, metrics = _train_model(mcfg, tcfg, source, what, cells_dir)
+        ppl: dict[str, dict[str, float | None]] = {}
+        tail: dict[str, dict[str, float | None]] = {}
+        for kind in TEXT_KINDS:
+            ppl[kind], tail[kind] = {}, {}
+            for ctx in contexts:
+                beyond = ctx > cfg.text_ctx
+                if beyond and model.pos_embed is not None:
+                    ppl[kind][str(ctx)] = tail[kind][str(ctx)] = None
                     continue
-                losses = []
-                for i in range(0, len(blocks), cfg.batch_size):
-                    batch = lm_batch(blocks[i : i + cfg.batch_size]).to(cfg.device)
-                    loss = per_token_loss(model(batch.inputs), batch)
-                    losses.append(float(masked_mean(loss, batch.mask)))
-                ppl[str(ctx)] = math.exp(sum(losses) / len(losses)) if losses else None
-        rows.append({"pe": pe, "perplexity": ppl, "curve": _curve(metrics)})
+                blocks = val[kind][ctx]
+                ppl[kind][str(ctx)] = text_perplexity(model, blocks, cfg.batch_size, cfg.device)
+                if beyond:
+                    tail[kind][str(ctx)] = text_perplexity(
+                        model, blocks, cfg.batch_size, cfg.device, tail_from=cfg.text_ctx
+                    )
+        cell = {"pe": pe, "seed": seed, "perplexity": ppl, "perplexity_tail": tail}
+        rows.append(_save_cell(cells_dir, "text", {**cell, "curve": _curve(metrics)}))
     return {
-        "corpus": corpus.name,
+        "corpus": "builtin:prose + builtin:code",
+        "kinds": list(TEXT_KINDS),
+        "chars": chars,
+        "train_blocks": len(train),
+        "eval_blocks": {kind: {str(c): len(b) for c, b in v.items()} for kind, v in val.items()},
         "tokenizer": "byte",
         "train_ctx": cfg.text_ctx,
-        "eval_ctx": sorted(int(c) for c in val_sets),
+        "eval_ctx": contexts,
         "seed": seed,
         "rows": rows,
     }
 
 
 def run_pe_bench(
-    cfg: PEBenchConfig, progress: ProgressFn | None = None, weights_dir: Path | None = None
+    cfg: PEBenchConfig,
+    progress: ProgressFn | None = None,
+    weights_dir: Path | None = None,
+    cells_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Train and evaluate every encoding; returns the results dict saved as ``results.json``."""
+    """Train and evaluate every encoding; returns the results dict saved as ``results.json``.
+
+    With ``cells_dir`` each finished (encoding, seed) model's results are saved there at once
+    (atomically) and a rerun skips them: each cell depends on its seed alone, so a sweep killed
+    at any moment and run again ends with the same results as an uninterrupted one.
+    """
     progress = progress or (lambda msg: None)
     results: dict[str, Any] = {"kind": KIND, "config": cfg.to_dict()}
     if cfg.task is not None:
-        results["task"] = run_task_bench(cfg, progress, weights_dir)
+        results["task"] = run_task_bench(cfg, progress, weights_dir, cells_dir)
     if cfg.text:
-        results["text"] = run_text_bench(cfg, progress)
+        results["text"] = run_text_bench(cfg, progress, cells_dir)
     return results
+
+
+def check_resume(stored: Mapping[str, Any], asked: Mapping[str, Any]) -> None:
+    """Refuse to resume a run started with other options, naming the first differing one."""
+    from interp.errors import InterpError
+
+    if stored.get("kind") != KIND:
+        raise InterpError(f"--resume: that is a {stored.get('kind')!r} run, not {KIND!r}")
+    asked = json.loads(dumps_json(asked))
+    for key in sorted((set(stored) | set(asked)) - {"created"}):
+        if stored.get(key) != asked.get(key):
+            raise InterpError(
+                f"--resume: {key} is {asked.get(key)!r} but the run was started with "
+                f"{stored.get(key)!r}; use the same options (or a new --out)"
+            )
+
+
+def format_text_table(text_results: Mapping[str, Any]) -> list[list[str]]:
+    """Rows ``[pe, kind, ppl@ctx1, ...]``; past the training context also the perplexity of the
+    positions beyond it in parentheses; "n/a" where the encoding cannot run that long."""
+    out = []
+    train_ctx = text_results["train_ctx"]
+    for row in text_results["rows"]:
+        for kind in text_results["kinds"]:
+            cells = [row["pe"], kind]
+            for ctx in text_results["eval_ctx"]:
+                value = row["perplexity"][kind].get(str(ctx))
+                if value is None:
+                    cells.append("n/a")
+                    continue
+                tail = row["perplexity_tail"][kind].get(str(ctx)) if ctx > train_ctx else None
+                cells.append(f"{value:.2f}" + (f" ({tail:.2f})" if tail is not None else ""))
+            out.append(cells)
+    return out
 
 
 def format_table(task_results: Mapping[str, Any]) -> list[list[str]]:

@@ -28,17 +28,14 @@ The past keys and values are projections of the layer input, not hooked tensors:
 patches hook_k / hook_v patches the live ones only (myopic mode is for training, not patching).
 Positional parts see the past keys: ``rotate_qk`` is called on (q, k_past) (hooks fire with the
 forward values) and once more on the live keys for the diagonal (its hooks fire twice in myopic
-training steps, with identical values).  ``score_bias(q, k_past, scores)`` then receives the
-myopic scores.  That is exact for a bias that ignores k (ALiBi) or reads only the ``scores``
-argument; a bias that recomputes several keys per entry from ``k`` (CoPE's cumulative gates
-``sigma(q_t · k_j)``, j = s..t) would see the detached key on the diagonal as well and lose the
-gradient of the gate at j = t.  Such a part gets an exact myopic gradient by defining
-
-    def score_bias_myopic(self, q, k_past, k_live, scores): ...
-
-which the attention calls instead of ``score_bias`` in myopic mode.  The simplest exact form
-computes its gate logits as ``torch.where(eye, (q * k_live).sum(-1)[..., None], q @ k_pastᵀ)``
-(the diagonal correction), or reuses the ``scores`` argument, whose diagonal is already live.
+training steps, with identical values).  The attention then calls
+``position.score_bias_myopic(x, q, k_past, k_live, scores)`` with the myopic scores; its default
+(``AttentionPosition``) is ``score_bias(q, k_past, scores)``: exact for a bias that ignores k
+(ALiBi) or reads only the ``scores`` argument.  A bias that computes several keys per entry
+(CoPE's cumulative gates ``sigma(q_t · g_j)``, j = s..t, from its own gate keys) overrides it and
+keeps the gate at j = t live, e.g. with the diagonal correction
+``torch.where(eye, (q * g_live).sum(-1)[..., None], q @ g_pastᵀ)``.  Outside myopic mode the
+attention calls ``position.score_bias_with_input(x, q, k, scores)`` (default ``score_bias``).
 Under ``torch.no_grad()`` (evaluation) the vanilla path runs: the values are the same.
 """
 
@@ -135,14 +132,10 @@ class Attention(nn.Module):
             diag = past.diagonal(dim1=-2, dim2=-1).detach() + (live_diag - live_diag.detach())
             eye = torch.eye(n_pos, dtype=torch.bool, device=x.device)
             scores = torch.where(eye, diag.unsqueeze(-1), past)
-            bias_myopic = getattr(self.position, "score_bias_myopic", None)
-            if bias_myopic is not None:
-                scores = bias_myopic(q, k_past, k_live, scores)
-            else:
-                scores = self.position.score_bias(q, k_past, scores)
+            scores = self.position.score_bias_myopic(x, q, k_past, k_live, scores)
         else:
             q, k = self.position.rotate_qk(q, k)
-            scores = self.position.score_bias(q, k, self.scores_of(q, k))
+            scores = self.position.score_bias_with_input(x, q, k, self.scores_of(q, k))
         causal = torch.ones(n_pos, n_pos, dtype=torch.bool, device=x.device).tril()
         scores = self.hook_attn_scores(scores.masked_fill(~causal, float("-inf")))
         pattern = self.hook_pattern(scores.softmax(dim=-1))

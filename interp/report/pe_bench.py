@@ -116,27 +116,53 @@ def cope_map_figures(task: dict[str, Any], limit: int = 4) -> list[go.Figure]:
     return out
 
 
+def _by_kind(row: dict[str, Any], key: str = "perplexity") -> dict[str, dict[str, Any]]:
+    """``{kind: {ctx: ppl}}``; results saved before the prose / code split had ``{ctx: ppl}``."""
+    values = row.get(key) or {}
+    if values and not all(isinstance(v, dict) for v in values.values()):
+        return {"all": values}
+    return values
+
+
+_KIND_DASH = {"prose": "solid", "code": "dash", "all": "solid"}
+
+
 def perplexity_figure(text: dict[str, Any]) -> go.Figure:
     fig = go.Figure()
     for row in text["rows"]:
-        xs = [int(c) for c in row["perplexity"]]
-        ys = [row["perplexity"][str(c)] for c in xs]
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                mode="lines+markers",
-                name=row["pe"],
-                line={"color": PE_COLORS.get(row["pe"])},
+        for kind, values in _by_kind(row).items():
+            xs = sorted(int(c) for c in values)
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=[values[str(c)] for c in xs],
+                    mode="lines+markers",
+                    name=f"{row['pe']} {kind}",
+                    line={"color": PE_COLORS.get(row["pe"]), "dash": _KIND_DASH.get(kind)},
+                )
             )
-        )
     fig.add_vline(x=text["train_ctx"], line_dash="dot", annotation_text="training context")
     return figures.style_figure(
         fig,
-        title="Validation perplexity vs evaluation context",
+        title="Held-out perplexity per byte vs evaluation context (solid prose, dashed code)",
         x_title="evaluation context (tokens)",
         y_title="perplexity",
     )
+
+
+def perplexity_rows(text: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for row in text["rows"]:
+        tails = _by_kind(row, "perplexity_tail")
+        for kind, values in _by_kind(row).items():
+            out: dict[str, Any] = {"comparison": f"text: {kind}", "encoding": row["pe"]}
+            for ctx, value in values.items():
+                out[f"ppl @ {ctx}"] = "n/a" if value is None else round(value, 3)
+                tail = tails.get(kind, {}).get(ctx)
+                if tail is not None:
+                    out[f"ppl @ {ctx}, past training ctx"] = round(tail, 3)
+            rows.append(out)
+    return rows
 
 
 @register_section("pe-bench", order=30)
@@ -162,12 +188,15 @@ def pe_bench_section(run: RunView) -> Section | None:
             )
         text = results.get("text")
         if text:
-            for row in text["rows"]:
-                tables.append(
-                    {"comparison": f"text ({text['corpus']})", "encoding": row["pe"]}
-                    | {f"ppl @ {c}": v for c, v in row["perplexity"].items()}
-                )
+            tables.extend(perplexity_rows(text))
             figs.append(perplexity_figure(text))
+            text_parts.append(
+                f"Text: byte-level models trained at context {text['train_ctx']} on "
+                f"{text['corpus']}; perplexity on held-out documents of each kind at every "
+                "evaluation context (whole blocks; 'past training ctx' counts only the "
+                "predictions at positions the training context never reached; n/a: absolute "
+                "positions end at the training context)."
+            )
     return Section(
         title="Positional encodings compared",
         figures=tuple(figs),

@@ -66,6 +66,34 @@ class AttentionPosition(nn.Module):
         """Return the (pre-mask) attention logits with the positional term added."""
         return scores
 
+    # The attention layer calls the two methods below; their defaults defer to ``score_bias``.
+    # A part that also reads the layer input ``x`` (CoPE's separate gate-key projection)
+    # overrides them; the attention never asks which encoding it holds.
+
+    def score_bias_with_input(
+        self,
+        x: Float[Tensor, "batch key_pos d_model"],
+        q: Float[Tensor, "batch query_pos head_index d_head"],
+        k: Float[Tensor, "batch key_pos head_index d_head"],
+        scores: Float[Tensor, "batch head_index query_pos key_pos"],
+    ) -> Float[Tensor, "batch head_index query_pos key_pos"]:
+        """``score_bias`` given the attention layer's (normalised) input ``x`` as well."""
+        return self.score_bias(q, k, scores)
+
+    def score_bias_myopic(
+        self,
+        x: Float[Tensor, "batch key_pos d_model"],
+        q: Float[Tensor, "batch query_pos head_index d_head"],
+        k_past: Float[Tensor, "batch key_pos head_index d_head"],
+        k_live: Float[Tensor, "batch key_pos head_index d_head"],
+        scores: Float[Tensor, "batch head_index query_pos key_pos"],
+    ) -> Float[Tensor, "batch head_index query_pos key_pos"]:
+        """Myopic training (``interp.models.attention``): ``scores`` are the myopic logits (live
+        diagonal), ``k_past`` the keys of the detached input, ``k_live`` the live keys.  The
+        default is exact for a bias that ignores ``k`` or reads only ``scores``; a part that
+        recomputes several keys per entry must keep the diagonal entry live itself."""
+        return self.score_bias(q, k_past, scores)
+
 
 class PositionalEncoding:
     """A registry entry: builds the embedding module and the per-layer attention parts."""

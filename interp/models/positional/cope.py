@@ -19,9 +19,11 @@ Options (``ModelConfig.positional_options``):
     p_max       largest position (default ``n_ctx``); ``npos = p_max + 1`` embeddings
     npos        alternative spelling of ``p_max + 1`` (the public code's ``--cope-npos``)
     layers      layers that use CoPE (default all); the others have no positional encoding
-    sep_gate_key  gates read their own keys ``k + k @ D`` with ``D`` zero-initialised (so they
-                start shared with the attention keys and may drift apart); the public code's
-                ``--cope-sep-key`` projects the residual stream, which ``score_bias`` never sees
+    every       CoPE on every ``every``-th layer only (layers ``every - 1, 2 every - 1, ...``;
+                the public code's ``--cope-layers K``); exclusive with ``layers``
+    sep_gate_key  the gates read their own keys ``x W_G``, a separate projection of the
+                attention layer's input (the public code's ``--cope-sep-key``), instead of the
+                attention keys; the attention logits then come from ``q . k`` as usual
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class CopeOptions:
     p_max: int | None = None
     npos: int | None = None
     layers: tuple[int, ...] | None = None
+    every: int | None = None
     sep_gate_key: bool = False
 
     def __post_init__(self) -> None:
@@ -52,6 +55,12 @@ class CopeOptions:
                 raise ValueError(f"{name} must be an integer, got {value!r}")
         if self.p_max is not None and self.p_max < 1:
             raise ValueError(f"p_max must be >= 1, got {self.p_max}")
+        if self.every is not None and (
+            not isinstance(self.every, int) or isinstance(self.every, bool) or self.every < 1
+        ):
+            raise ValueError(f"every must be an integer >= 1, got {self.every!r}")
+        if self.every is not None and self.layers is not None:
+            raise ValueError("give either layers or every, not both")
         if self.npos is not None and self.npos < 2:
             raise ValueError(f"npos must be >= 2 (p_max >= 1), got {self.npos}")
         if self.p_max is not None and self.npos is not None and self.npos != self.p_max + 1:
@@ -126,7 +135,9 @@ class _Interpolate(torch.autograd.Function):
     def forward(z: Tensor, positions: Tensor, scores: Tensor):  # type: ignore[override]  # noqa: ANN205
         index = positions.detach().long()  # floor, as positions are >= 0
         fraction = torch.frac(positions).to(z.dtype)
-        step = torch.diff(z, dim=-1, append=z[..., -1:])  # last step 0: frac = 0 there
+        step = torch.empty_like(z)  # last step 0: frac = 0 there
+        torch.sub(z[..., 1:], z[..., :-1], out=step[..., :-1])
+        step[..., -1] = 0
         delta = step.gather(-1, index)
         out = z.gather(-1, index).addcmul_(fraction, delta)
         out = out.add_(scores) if scores.dtype == out.dtype else scores + out
@@ -136,6 +147,7 @@ class _Interpolate(torch.autograd.Function):
     def setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
         z, positions, scores = inputs
         ctx.mark_non_differentiable(*output[1:])
+        ctx.set_materialize_grads(False)  # no zero-filled L x L gradients for the extra outputs
         ctx.z_shape = z.shape
         ctx.pos_dtype, ctx.scores_dtype = positions.dtype, scores.dtype
         ctx.save_for_backward(*output[1:])
@@ -161,41 +173,39 @@ class _Interpolate(torch.autograd.Function):
 class CopeAttention(AttentionPosition):
     hook_names = ("hook_cope_gates", "hook_cope_pos")
 
-    def __init__(self, n_heads: int, d_head: int, p_max: int, sep_gate_key: bool) -> None:
+    def __init__(
+        self, n_heads: int, d_head: int, p_max: int, sep_gate_key: bool, d_model: int = 0
+    ) -> None:
         super().__init__()
         self.p_max = p_max
         self.scale = 1.0 / math.sqrt(d_head)
         # [head_index d_head n_positions]; not named W_* so the model's init leaves it at zero
         self.pos_emb = nn.Parameter(torch.zeros(n_heads, d_head, p_max + 1))
-        self.gate_key_delta = (
-            nn.Parameter(torch.zeros(n_heads, d_head, d_head)) if sep_gate_key else None
-        )
+        if sep_gate_key and d_model < 1:
+            raise ValueError("separate gate keys need d_model")
+        # [head_index d_model d_head], the gates' own key projection (initialised like W_K)
+        self.W_G = nn.Parameter(torch.empty(n_heads, d_model, d_head)) if sep_gate_key else None
+        if self.W_G is not None:
+            nn.init.normal_(self.W_G, std=0.02)
 
     def gate_keys(
-        self, k: Float[Tensor, "batch key_pos head_index d_head"]
+        self, x: Float[Tensor, "batch key_pos d_model"]
     ) -> Float[Tensor, "batch key_pos head_index d_head"]:
-        if self.gate_key_delta is None:
-            return k
-        return k + einsum(
-            k,
-            self.gate_key_delta,
-            "batch key_pos head_index d_head, head_index d_head d_gate -> batch key_pos head_index d_gate",
-        )
+        """The separate gate keys ``x W_G`` (only with ``sep_gate_key``)."""
+        if self.W_G is None:
+            raise ValueError("this CoPE layer shares its gate keys with the attention keys")
+        return (x @ self.W_G.transpose(0, 1).flatten(1)).unflatten(-1, self.W_G.shape[::2])
 
     def gate_logits(
         self,
         q: Float[Tensor, "batch query_pos head_index d_head"],
-        k: Float[Tensor, "batch key_pos head_index d_head"],
-        scores: Float[Tensor, "batch head_index query_pos key_pos"] | None = None,
+        gate_k: Float[Tensor, "batch key_pos head_index d_head"],
     ) -> Float[Tensor, "batch head_index query_pos key_pos"]:
-        """``q . k_gate / sqrt(d_head)``: the attention logits ``scores`` themselves when the gates
-        share the attention keys (as the public code does), else computed from the gate keys."""
-        if scores is not None and self.gate_key_delta is None:
-            return scores
+        """``q . gate_k / sqrt(d_head)``."""
         return (
             einsum(
                 q,
-                self.gate_keys(k),
+                gate_k,
                 "batch query_pos head_index d_head, batch key_pos head_index d_head -> batch head_index query_pos key_pos",
             )
             * self.scale
@@ -205,17 +215,16 @@ class CopeAttention(AttentionPosition):
         self,
         q: Float[Tensor, "batch query_pos head_index d_head"],
         k: Float[Tensor, "batch key_pos head_index d_head"],
-        scores: Float[Tensor, "batch head_index query_pos key_pos"] | None = None,
         gate_logits: Float[Tensor, "batch head_index query_pos key_pos"] | None = None,
     ) -> Float[Tensor, "batch head_index query_pos key_pos"]:
         """Gates (through ``hook_cope_gates``) -> clamped positions (through ``hook_cope_pos``).
 
-        ``scores`` are the attention logits ``q . k / sqrt(d_head)`` (see :meth:`gate_logits`);
-        ``gate_logits``, when given, replace the gate logits altogether (myopic training).
+        ``gate_logits`` default to ``q . k / sqrt(d_head)``; the attention passes its own logits
+        (shared keys, as in the public code) or those of the separate gate keys.
         """
         n_q, n_k = q.shape[1], k.shape[1]
         if gate_logits is None:
-            gate_logits = self.gate_logits(q, k, scores)
+            gate_logits = self.gate_logits(q, k)
         gates = _CausalGates.apply(gate_logits, n_k - n_q)
         hook = self.hooks.get("hook_cope_gates")
         if hook is not None:
@@ -252,28 +261,46 @@ class CopeAttention(AttentionPosition):
         k: Float[Tensor, "batch key_pos head_index d_head"],
         scores: Float[Tensor, "batch head_index query_pos key_pos"],
     ) -> Float[Tensor, "batch head_index query_pos key_pos"]:
+        """Shared gate keys: the gates read the attention logits ``scores`` themselves."""
+        if self.W_G is not None:
+            raise ValueError("separate gate keys read the layer input: use score_bias_with_input")
         return self.position_logits(q * self.scale, self.positions(q, k, scores), scores)
+
+    def score_bias_with_input(
+        self,
+        x: Float[Tensor, "batch key_pos d_model"],
+        q: Float[Tensor, "batch query_pos head_index d_head"],
+        k: Float[Tensor, "batch key_pos head_index d_head"],
+        scores: Float[Tensor, "batch head_index query_pos key_pos"],
+    ) -> Float[Tensor, "batch head_index query_pos key_pos"]:
+        if self.W_G is None:
+            return self.score_bias(q, k, scores)
+        gate_k = self.gate_keys(x)
+        positions = self.positions(q, gate_k, self.gate_logits(q, gate_k))
+        return self.position_logits(q * self.scale, positions, scores)
 
     def score_bias_myopic(
         self,
+        x: Float[Tensor, "batch key_pos d_model"],
         q: Float[Tensor, "batch query_pos head_index d_head"],
         k_past: Float[Tensor, "batch key_pos head_index d_head"],
         k_live: Float[Tensor, "batch key_pos head_index d_head"],
         scores: Float[Tensor, "batch head_index query_pos key_pos"],
     ) -> Float[Tensor, "batch head_index query_pos key_pos"]:
         """Myopic training (see ``interp.models.attention``): the gate of key j = i reads the
-        live key, the others the past (detached-input) keys, so the gradient is exact.
+        live gate key, the others the past (detached-input) ones, so the gradient is exact.
 
         Shared gate keys read the myopic ``scores``, whose diagonal is already live; separate
         gate keys get the same diagonal correction (forward values unchanged, bit for bit).
         """
-        if self.gate_key_delta is None:
+        if self.W_G is None:
             return self.score_bias(q, k_past, scores)
-        past = self.gate_logits(q, k_past)
+        g_past, g_live = self.gate_keys(x.detach()), self.gate_keys(x)
+        past = self.gate_logits(q, g_past)
         live = (
             einsum(
                 q,
-                self.gate_keys(k_live),
+                g_live,
                 "batch pos head_index d_head, batch pos head_index d_head -> batch head_index pos",
             )
             * self.scale
@@ -281,7 +308,7 @@ class CopeAttention(AttentionPosition):
         diag = past.diagonal(dim1=-2, dim2=-1).detach() + (live - live.detach())
         eye = torch.eye(q.shape[1], dtype=torch.bool, device=q.device)
         logits = torch.where(eye, diag.unsqueeze(-1), past)
-        positions = self.positions(q, k_past, gate_logits=logits)
+        positions = self.positions(q, g_past, logits)
         return self.position_logits(q * self.scale, positions, scores)
 
 
@@ -302,6 +329,12 @@ class Cope(PositionalEncoding):
                     f"{cfg.n_layers} layer(s)"
                 )
 
+        if not any(self.uses_layer(layer) for layer in range(cfg.n_layers)):
+            raise ConfigError(
+                f"positional encoding 'cope': every={self.options.every} leaves none of the "
+                f"{cfg.n_layers} layer(s) with CoPE"
+            )
+
     @property
     def p_max(self) -> int:
         if self.options.p_max is not None:
@@ -310,9 +343,20 @@ class Cope(PositionalEncoding):
             return self.options.npos - 1
         return self.cfg.n_ctx
 
+    def uses_layer(self, layer: int) -> bool:
+        if self.options.layers is not None:
+            return layer in self.options.layers
+        if self.options.every is not None:
+            return (layer + 1) % self.options.every == 0
+        return True
+
     def attention(self, layer: int) -> AttentionPosition:
-        if self.options.layers is not None and layer not in self.options.layers:
+        if not self.uses_layer(layer):
             return AttentionPosition()
         return CopeAttention(
-            self.cfg.n_heads, self.cfg.head_dim, self.p_max, self.options.sep_gate_key
+            self.cfg.n_heads,
+            self.cfg.head_dim,
+            self.p_max,
+            self.options.sep_gate_key,
+            self.cfg.d_model,
         )
