@@ -55,7 +55,9 @@ def sweep(
     eval_samples: Annotated[int, typer.Option(help="Held-out sequences per cell.")] = 1000,
     threshold: Annotated[float, typer.Option(help="Accuracy defining m_thr.")] = 0.8,
     seed: Annotated[int, typer.Option(help="Random seed (every cell).")] = 0,
-    batched: Annotated[bool, typer.Option(help="Train each d's models together (vmap).")] = True,
+    batched: Annotated[
+        bool, typer.Option(help="Train models of equal shape together (one stacked model).")
+    ] = True,
     out: Annotated[
         Path | None, typer.Option(help="Sweep directory (default runs/count-sweep-<time>).")
     ] = None,
@@ -83,6 +85,19 @@ def sweep(
         threshold=threshold, batched=batched,
     )  # fmt: skip
     out = out or default_out("count-sweep")
+    from interp.resources import (
+        MAX_MODELS, MAX_SAMPLES, MAX_STEPS, check_limit, count_sweep_estimate, preflight,
+    )  # fmt: skip
+
+    check_limit(steps, "--steps", MAX_STEPS, "steps per model")
+    check_limit(eval_samples, "--eval-samples", MAX_SAMPLES, "sequences per cell")
+    check_limit(len(cfg.d_values) * len(cfg.m_values), "the --d x --m grid of", MAX_MODELS, "models")
+
+    need = count_sweep_estimate(cfg.d_values, cfg.m_values, cfg.n, cfg.n_factor, layers, heads,
+                                mlp_ratio, batch_size, batched)  # fmt: skip
+    need_line = preflight(
+        *need, f"the sweep of {len(cfg.d_values) * len(cfg.m_values)} models", out
+    )
     config = {"kind": "count-sweep", "seed": seed, "sweep": cfg.to_dict()}
     if resume:
         run = RunDir.open(out)
@@ -96,6 +111,7 @@ def sweep(
     else:
         run = RunDir.create(out, config, overwrite=overwrite)
         run.write_env(seed, "cpu")
+    console.print(need_line)  # after the checks above, so an error stays the only line
     with step_bar("cells") as (on_start, _):
         results = run_sweep(run.path, cfg, progress=on_start)
     atomic_write_json(run.path / "results.json", results)
@@ -128,8 +144,18 @@ def construct(
         d_values=parse_int_list(d, "--d"), m_values=parse_int_list(m, "--m"), n=n, beta=beta,
         samples=samples, seed=seed,
     )  # fmt: skip
+    from interp.resources import MAX_SAMPLES, check_limit, preflight
+
+    check_limit(samples, "--samples", MAX_SAMPLES, "sequences per (d, m)")
     if out is not None:
         RunDir.check_creatable(out)
+
+    need = max(  # float64 weights (~4 d^2) + one evaluation chunk of 256 sequences
+        8 * d_ * (4 * d_ + (m_ + (n or 10 * m_) + 2) * 257)
+        for d_ in cfg.d_values
+        for m_ in cfg.m_values
+    )
+    preflight(0, need, "the construction", out or ".")
     results = run_construct(cfg)
     table = Table(title="histogram construction (query count)")
     for col in ("d", "m", "n", "accuracy", "exact"):

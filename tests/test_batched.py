@@ -1,4 +1,4 @@
-"""Batched training (vmap over stacked models) gives what the ordinary loop gives each model alone."""
+"""Batched training (hand-stacked or vmapped models) gives what the ordinary loop gives each model alone."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from interp.config import ModelConfig, OptimConfig, TrainConfig
-from interp.errors import ConfigError
+from interp.errors import ConfigError, NumericalError
 from interp.models import HookedTransformer
 from interp.tasks import build_task
-from interp.train.batched import group_key, train_batched, train_models
+from interp.train.batched import group_key, stacked_supported, train_batched, train_models
 from interp.train.loop import evaluate, train
 from interp.train.sources import TaskSource
 
@@ -29,7 +29,8 @@ CFG = TrainConfig(
 
 
 def make(m: int, d: int = 16, task: str = "qc", **model):
-    t = build_task(task, {"m": m, "n": 2 * m})
+    options = {"length": m, "vocab": 5} if task == "copy" else {"m": m, "n": 2 * m}
+    t = build_task(task, options)
     base = {"n_layers": 2, "d_model": d, "n_heads": 4, "d_mlp": 32, "positional": "none"}
     cfg = ModelConfig(**{**base, **t.model_overrides(), **model})
     return HookedTransformer(cfg, seed=m), TaskSource(t, CFG.batch_size, CFG.seed, CFG.eval_batches)
@@ -45,21 +46,40 @@ def assert_same(batched_model, solo_model, source) -> None:
 
 
 @pytest.mark.parametrize(
-    ("ms", "task", "model"),
+    ("ms", "task", "model", "engine"),
     [
-        ((3, 5, 8), "qc", {}),  # different vocabularies and lengths: padded
-        ((4, 4), "mfc", {}),  # equal shapes: stack_module_state
-        ((3, 6), "qc", {"positional": "absolute"}),  # a position table, padded rows
+        ((3, 5, 8), "qc", {}, "stacked"),  # different vocabularies and lengths: padded
+        ((3, 5, 8), "qc", {}, "vmap"),
+        ((4, 4), "mfc", {}, "stacked"),  # equal shapes: stack_module_state
+        ((4, 4), "mfc", {}, "vmap"),
+        ((3, 6), "qc", {"positional": "absolute"}, "stacked"),  # a position table, padded rows
+        ((3, 6), "qc", {"positional": "absolute"}, "vmap"),
+        # copy scores several positions per sequence (a causal mask on the scored queries);
+        # RMSNorm + attention only + 3 layers; no norm + relu + no biases
+        ((2, 4), "copy", {"normalization": "rmsnorm", "d_mlp": 0, "n_layers": 3}, "stacked"),
+        ((3, 4), "copy", {"normalization": "none", "act_fn": "relu", "use_bias": False}, "stacked"),
     ],
 )
-def test_batched_equals_training_each_model_alone(ms, task, model) -> None:
+def test_batched_equals_training_each_model_alone(ms, task, model, engine) -> None:
     pairs = [make(m, task=task, **model) for m in ms]
-    records = train_batched([p for p, _ in pairs], [s for _, s in pairs], CFG)
+    records = train_batched([p for p, _ in pairs], [s for _, s in pairs], CFG, engine=engine)
     assert [r.losses[-1][0] for r in records] == [CFG.steps] * len(ms)
     for (batched_model, source), m in zip(pairs, ms, strict=True):
         solo, solo_source = make(m, task=task, **model)
         train(solo, solo_source, CFG)
         assert_same(batched_model, solo, source)
+        assert (batched_model.embed.W_E - make(m, task=task, **model)[0].embed.W_E).abs().max() > 0
+
+
+def test_stacked_engine_is_refused_where_it_does_not_apply() -> None:
+    (a, sa), (b, sb) = make(3, positional="rope"), make(4, positional="rope")
+    assert not stacked_supported(a.cfg)
+    with pytest.raises(ConfigError, match="stacked engine"):
+        train_batched([a, b], [sa, sb], CFG, engine="stacked")
+    train_batched([a, b], [sa, sb], CFG)  # auto: falls back to vmap
+    solo, solo_source = make(3, positional="rope")
+    train(solo, solo_source, CFG)
+    assert_same(a, solo, sa)
 
 
 def test_train_models_groups_by_shape_and_falls_back_for_lone_models() -> None:
@@ -79,3 +99,17 @@ def test_models_of_different_width_are_refused() -> None:
     (a, sa), (b, sb) = make(3, 16), make(3, 8)
     with pytest.raises(ConfigError, match="share every config field"):
         train_batched([a, b], [sa, sb], CFG)
+
+
+@pytest.mark.parametrize("specs", [[(3, 16), (5, 16)], [(3, 8)]], ids=["together", "alone"])
+def test_a_non_finite_model_is_named_by_its_label(specs) -> None:
+    """The error names the model's own label, not its slot in the group trained together."""
+    pairs = [make(m, d) for m, d in specs]
+    bad = len(pairs) - 1
+    with torch.no_grad():
+        pairs[bad][0].unembed.W_U.fill_(float("nan"))
+    labels = [f"cell d={d} m={m}" for m, d in specs]
+    with pytest.raises(NumericalError) as info:
+        train_models([p for p, _ in pairs], [s for _, s in pairs], CFG, labels=labels)
+    assert labels[bad] in str(info.value)
+    assert all(label not in str(info.value) for label in labels[:bad])

@@ -77,6 +77,8 @@ def test_sweep_end_to_end_and_resume(tmp_path) -> None:
         (["--m", "8..4"], "empty"),
         (["--d", ","], "empty"),
         (["--task", "copy"], "counting task"),
+        (["--heads", "0"], "heads and layers must be >= 1"),
+        (["--m", "2..10:0"], "step"),
     ],
 )
 def test_sweep_bad_input_is_one_line_and_writes_nothing(tmp_path, args, fragment) -> None:
@@ -88,3 +90,6 @@ def test_sweep_bad_input_is_one_line_and_writes_nothing(tmp_path, args, fragment
 def test_construct_bad_input_is_one_line(tmp_path) -> None:
     assert_one_line_error(invoke("count", "construct", "--m", "1"), "m must be >= 2")
     assert_one_line_error(invoke("count", "construct", "--n", "0"), "n must be >= 1")
+    assert_one_line_error(invoke("count", "construct", "--m", "8..4"), "empty")
+    assert_one_line_error(invoke("count", "construct", "--d", ","), "empty")
+    assert_one_line_error(invoke("count", "construct", "--d", "0"), "d must be >= 1")

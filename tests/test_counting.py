@@ -132,6 +132,8 @@ def test_threshold_interpolation_and_fit() -> None:
         ({"d_values": ()}, "empty"),
         ({"m_values": ()}, "empty"),
         ({"task": "copy"}, "counting task"),
+        ({"n_heads": 0}, "heads and layers must be >= 1"),
+        ({"mlp_ratio": -1}, "mlp_ratio must be >= 0"),
     ],
 )
 def test_sweep_config_validation(kwargs, fragment) -> None:
@@ -170,3 +172,33 @@ def test_sweep_resumes_cell_by_cell(tmp_path, monkeypatch) -> None:
     assert len(trained) == 1  # only the missing cell was trained again
     again = {(c["d"], c["m"]): c["accuracy"] for c in second["cells"]}
     assert again == {(c["d"], c["m"]): c["accuracy"] for c in first["cells"]}
+
+
+def test_reproduction_reports_the_trend_claims(tmp_path, monkeypatch) -> None:
+    import interp.reproductions.counting as repro
+
+    quick = repro.sweep_config(True)
+    assert quick.d_values[0] < quick.d_values[-1] and max(quick.m_values) > min(quick.d_values)
+    tiny = SweepConfig(d_values=(4, 8), m_values=(2, 6), n_factor=1, n_heads=2, steps=5,
+                       eval_samples=40)  # fmt: skip
+    monkeypatch.setattr(repro, "sweep_config", lambda quick: tiny)
+    claims = repro.reproduce_counting(tmp_path, True, lambda message: None)
+    assert len(claims) == 4
+    assert claims[0].passed and claims[1].passed  # the construction: exact iff d >= m
+    assert "d=4" in claims[3].ours and "d=8" in claims[3].ours
+    assert (tmp_path / "sweep" / "results.json").is_file()
+    cells = load_cells(tmp_path / "sweep")
+    assert sorted((c["d"], c["m"]) for c in cells) == [(4, 2), (4, 6), (8, 2), (8, 6)]
+
+
+def test_trend_helpers_judge_censored_thresholds() -> None:
+    from interp.reproductions.counting import _drops, _rises
+
+    def summary(rows):
+        return {"thresholds": [{"d": d, "m_thr": v, "censored": c, "mean_acc_m_le_d": a,
+                                "mean_acc_m_gt_d": b} for d, v, c, a, b in rows]}  # fmt: skip
+
+    rising = summary([(4, 2.9, None, 0.8, 0.5), (16, None, "above", 0.9, None)])
+    flat = summary([(4, 5.0, None, 0.8, 0.5), (16, 4.0, None, 0.9, 0.95)])
+    assert _rises(rising, 24) and not _rises(flat, 24)
+    assert _drops(rising)[0] and not _drops(flat)[0]

@@ -65,8 +65,17 @@ THRESHOLD = 0.8
 # --------------------------------------------------------------------------- inputs
 
 
+def _check_list_size(what: str, n: int) -> None:
+    from interp.resources import MAX_LIST_VALUES
+
+    if n > MAX_LIST_VALUES:
+        raise ConfigError(f"{what}: {n} values, more than the limit of {MAX_LIST_VALUES:,}")
+
+
 def parse_int_list(text: str, what: str) -> tuple[int, ...]:
     """``"8,16,32"``, ``"4..64"`` (every integer) or ``"4..64:4"`` (step), or a mix by commas."""
+    from interp.resources import range_size
+
     values: list[int] = []
     for part in str(text).replace(" ", "").split(","):
         if not part:
@@ -78,9 +87,11 @@ def parse_int_list(text: str, what: str) -> tuple[int, ...]:
                 raise ConfigError(f"{what}: the step in {part!r} must be >= 1")
             if hi < lo:
                 raise ConfigError(f"{what}: the range {part!r} is empty")
+            _check_list_size(what, len(values) + range_size(lo, hi, step))
             values.extend(range(lo, hi + 1, step))
         elif re.fullmatch(r"-?\d+", part):
             values.append(int(part))
+            _check_list_size(what, len(values))
         else:
             raise ConfigError(f"{what}: cannot read {part!r} (use 8,16,32 or 4..64 or 4..64:4)")
     if not values:
@@ -238,6 +249,12 @@ class SweepConfig:
         object.__setattr__(self, "d_values", tuple(sorted(set(self.d_values))))
         object.__setattr__(self, "m_values", tuple(sorted(set(self.m_values))))
         _check_grid(self.task, self.d_values, self.m_values, self.n)
+        if self.n_heads < 1 or self.n_layers < 1:
+            raise ConfigError(
+                f"heads and layers must be >= 1, got {self.n_heads} and {self.n_layers}"
+            )
+        if self.mlp_ratio < 0:
+            raise ConfigError(f"mlp_ratio must be >= 0 (0 = attention only), got {self.mlp_ratio}")
         for d in self.d_values:
             if d % self.n_heads:
                 raise ConfigError(
@@ -316,6 +333,11 @@ def run_sweep(
     from interp.train.sources import TaskSource
 
     grid = [(d, m) for d in cfg.d_values for m in cfg.m_values]
+    pending = Path(sweep_dir) / "cells" / ".pending.json"
+    if pending.is_file():  # killed while saving a group trained together: redo the whole group
+        for d, m in read_json(pending, "sweep pending list"):
+            cell_path(sweep_dir, d, m).unlink(missing_ok=True)
+        pending.unlink()
     todo = [(d, m) for d, m in grid if not cell_path(sweep_dir, d, m).is_file()]
     total = len(grid)
     finished = total - len(todo)
@@ -335,25 +357,38 @@ def run_sweep(
     def save(indices: list[int]) -> None:
         nonlocal finished
         elapsed = _now() - clock[0]
+        cells = []
         for i in indices:
             d, m = todo[i]
             result = evaluate_count_model(models[i], tasks[i], cfg.eval_samples, cfg.seed)
-            cell = {
+            cells.append({
                 "d": d,
                 "m": m,
                 "n": tasks[i].n,
                 **result,
                 "train_seconds": elapsed / len(indices),
                 "trained_with": len(indices),
-            }
-            atomic_write_json(cell_path(sweep_dir, d, m), cell)
+            })  # fmt: skip
+        # a group's cells are saved together or not at all (a resume retrains the group whole)
+        atomic_write_json(pending, [[c["d"], c["m"]] for c in cells])
+        for cell in cells:
+            atomic_write_json(cell_path(sweep_dir, cell["d"], cell["m"]), cell)
+        pending.unlink()
         finished += len(indices)
         clock[0] = _now()
         if progress:
             progress(finished, total)
 
     if todo:
-        train_models(models, sources, tcfg, batched=cfg.batched, max_group=64, on_model_done=save)
+        train_models(
+            models,
+            sources,
+            tcfg,
+            batched=cfg.batched,
+            max_group=64,
+            on_model_done=save,
+            labels=[f"cell d={d} m={m}" for d, m in todo],
+        )
     cells = [c for c in load_cells(sweep_dir) if (c["d"], c["m"]) in set(grid)]
     return {"cells": cells, **summarise(cells, cfg.threshold)}
 
