@@ -76,6 +76,29 @@ def main() -> None:
         f"{seq_cpu / bat_cpu:.1f}x CPU (target >= 5x)"
     )
 
+    # what a user runs: ``interp grok`` once per point (run directory, metrics every log_every,
+    # Fourier analysis, checkpoints) versus ``interp grok sweep`` (run_sweep: batched, logged)
+    import tempfile
+    from pathlib import Path
+
+    from interp.grok.job import run_grok, run_sweep
+
+    log = max(args.steps // 10, 1)
+    user = SweepConfig(steps=args.steps, log_every=log, checkpoint_every=args.steps)
+    with tempfile.TemporaryDirectory() as tmp:
+        c0 = time.process_time()
+        for i, pt in enumerate(user.points()[: args.sequential_sample]):
+            c = user.run_config(pt).replace(checkpoint_every=args.steps)
+            run_grok(Path(tmp) / f"run{i}", c, threads=None)
+        user_seq = (time.process_time() - c0) / args.sequential_sample
+        c0 = time.process_time()
+        run_sweep(Path(tmp) / "sweep", user, threads=None)
+        user_bat = (time.process_time() - c0) / len(points)
+    print(
+        f"as run from the CLI (log every {log} steps): interp grok {user_seq:.2f} s CPU per run, "
+        f"interp grok sweep {user_bat:.3f} s CPU per run: {user_seq / user_bat:.1f}x CPU"
+    )
+
 
 if __name__ == "__main__":
     main()

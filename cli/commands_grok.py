@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -22,10 +23,53 @@ app.add_typer(grok_app, name="grok")
 def _floats(text: str, name: str) -> tuple[float, ...]:
     from interp.errors import ConfigError
 
+    from interp.resources import MAX_LIST_VALUES, check_limit
+
     try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
+        values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError as e:
         raise ConfigError(f"--{name} must be comma-separated numbers, got {text!r}") from e
+    check_limit(len(values), f"--{name} with", MAX_LIST_VALUES, "values")
+    return values
+
+
+def _grok_preflight(cfg, out: Path) -> str:
+    """Steps within the limit, and memory/disk for one run that fit (one line), before output."""
+    from interp.resources import (
+        MAX_STEPS, check_limit, grok_sweep_estimate, preflight, train_estimate,
+    )  # fmt: skip
+
+    r = cfg.resolved()
+    check_limit(r.steps, "--steps", MAX_STEPS, "steps")
+    modadd = r.task == "modadd"
+    examples = r.p**2 if modadd else r.n_train + r.n_test
+    logs = r.steps // r.log_every + 1
+    if r.model == "transformer":
+        disk, memory = train_estimate(1, r.d_model, r.width, 4, r.p + 1, 3, examples)
+        disk += logs * 1024
+    else:
+        disk, memory = grok_sweep_estimate(1, (r.width,), 2 * r.p if modadd else r.n_bits,
+                                           r.p if modadd else 2, examples,
+                                           r.d_embed if modadd else 1, logs)  # fmt: skip
+    return preflight(disk, memory, "the run", out)
+
+
+def _check_resume(resume: bool, overwrite: bool, out: Path | None) -> None:
+    from interp.errors import ConfigError
+
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite contradict each other")
+    if resume and out is None:
+        raise ConfigError("--resume needs --out RUN_DIR")
+
+
+def _ints(text: str, name: str) -> tuple[int, ...]:
+    from interp.errors import ConfigError
+
+    values = _floats(text, name)
+    if not all(math.isfinite(v) and v == int(v) for v in values):
+        raise ConfigError(f"--{name} must be comma-separated integers, got {text!r}")
+    return tuple(int(v) for v in values)
 
 
 @grok_app.callback()
@@ -67,6 +111,9 @@ def grok(
         Path | None, typer.Option(help="Run directory (default runs/grok-<time>).")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run in --out.")] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --out from its last checkpoint.")
+    ] = False,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
 ) -> None:
     """Train one model full batch; log losses, weight norm and the Fourier analysis; mark the
@@ -77,6 +124,7 @@ def grok(
     from interp.report import build_report
     from interp.runs import RunDir
 
+    _check_resume(resume, overwrite, out)
     cfg = GrokConfig(
         task=task,
         model=model,
@@ -96,9 +144,14 @@ def grok(
         device=device,
     )
     out = out or default_out("grok")
-    RunDir.check_creatable(out, overwrite)
+    need_line = _grok_preflight(cfg, out)
+    if not resume:
+        RunDir.check_creatable(out, overwrite)
+    console.print(need_line)
     with step_bar("grok") as (on_start, on_step):
-        run, res = run_grok(out, cfg, overwrite=overwrite, on_start=on_start, on_step=on_step)
+        run, res = run_grok(
+            out, cfg, overwrite=overwrite, on_start=on_start, on_step=on_step, resume=resume
+        )
     console.print(
         f"memorisation step {res['memorisation_step']}, grokking step {res['grokking_step']}, "
         f"label {res['label']}; final train/test accuracy "
@@ -118,22 +171,40 @@ def grok(
 def sweep(
     task: Annotated[str, typer.Option(help="modadd or sparse-parity.")] = "modadd",
     p: Annotated[int, typer.Option("--p", help="Modulus.")] = 67,
-    weight_decays: Annotated[str, typer.Option(help="Comma-separated weight decays.")] = "0,0.3,1",
+    weight_decays: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated weight decays (0,0.3,1 modadd; 0,0.1,0.3 parity)."),
+    ] = None,
     train_fractions: Annotated[
         str, typer.Option(help="Comma-separated train fractions (modadd).")
     ] = "0.3,0.4,0.6",
     train_sizes: Annotated[
         str, typer.Option(help="Comma-separated training-set sizes (sparse-parity).")
     ] = "600,1200",
-    widths: Annotated[str, typer.Option(help="Comma-separated hidden widths.")] = "24",
+    widths: Annotated[
+        str | None, typer.Option(help="Comma-separated hidden widths (24 modadd, 256 parity).")
+    ] = None,
     seeds: Annotated[int, typer.Option(help="Seeds per grid point.")] = 4,
-    steps: Annotated[int, typer.Option(help="Full-batch steps per run.")] = 20_000,
-    log_every: Annotated[int, typer.Option(help="Log every N steps.")] = 500,
+    steps: Annotated[
+        int | None, typer.Option(help="Full-batch steps per run (20,000 modadd, 4,000 parity).")
+    ] = None,
+    log_every: Annotated[
+        int | None, typer.Option(help="Log every N steps (500 modadd, 100 parity).")
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Learning rate (1e-3 modadd, 1e-2 parity).")
+    ] = None,
+    checkpoint_every: Annotated[
+        int, typer.Option(help="Save the batched state every N steps (for --resume).")
+    ] = 1_000,
     device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
     out: Annotated[
         Path | None, typer.Option(help="Run directory (default runs/grok-sweep-<time>).")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run in --out.")] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the sweep in --out (finished groups are kept).")
+    ] = False,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
 ) -> None:
     """Train a weight decay x train size x width x seed grid, many models at a time, and label
@@ -143,24 +214,43 @@ def sweep(
     from interp.report import build_report
     from interp.runs import RunDir
 
+    _check_resume(resume, overwrite, out)
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    from interp.resources import MAX_MODELS, MAX_STEPS, check_limit
+
+    check_limit(seeds, "--seeds", MAX_MODELS, "runs")
+    check_limit(steps or 0, "--steps", MAX_STEPS, "steps per run")
     cfg = SweepConfig(
         task=task,
         p=p,
-        weight_decays=_floats(weight_decays, "weight-decays"),
+        weight_decays=_floats(weight_decays, "weight-decays") if weight_decays else None,
         train_fractions=_floats(train_fractions, "train-fractions"),
-        train_sizes=tuple(int(v) for v in _floats(train_sizes, "train-sizes")),
-        widths=tuple(int(v) for v in _floats(widths, "widths")),
+        train_sizes=_ints(train_sizes, "train-sizes"),
+        widths=_ints(widths, "widths") if widths else None,
         seeds=tuple(range(seeds)),
         steps=steps,
         log_every=log_every,
+        checkpoint_every=checkpoint_every,
+        lr=lr,
         device=device,
     )
     out = out or default_out("grok-sweep")
-    RunDir.check_creatable(out, overwrite)
-    with step_bar("grok sweep") as (on_start, on_step):
-        run, res = run_sweep(out, cfg, overwrite=overwrite, on_start=on_start, on_step=on_step)
+    if not resume:
+        RunDir.check_creatable(out, overwrite)
+    from interp.resources import grok_sweep_estimate, preflight
+
+    modadd = cfg.task == "modadd"
+    sizes = cfg.train_fractions if modadd else cfg.train_sizes
+    per_width = len(cfg.weight_decays) * len(sizes) * len(cfg.seeds)
+    need = grok_sweep_estimate(per_width, cfg.widths, 2 * cfg.p if modadd else cfg.n_bits,
+                               cfg.p if modadd else 2, cfg.p**2 if modadd else max(sizes),
+                               cfg.d_embed if modadd else 1, cfg.steps // cfg.log_every + 1)  # fmt: skip
+    need_line = preflight(*need, f"the sweep of {per_width * len(cfg.widths)} runs", out)
+    with step_bar("grok sweep", note=need_line) as (on_start, on_step):
+        run, res = run_sweep(
+            out, cfg, overwrite=overwrite, on_start=on_start, on_step=on_step, resume=resume
+        )
     counts = ", ".join(f"{k} {v}" for k, v in res["label_counts"].items())
     console.print(f"{res['n_runs']} runs ({res['runs_per_second']:.2f} runs/s): {counts}")
     console.print(f"run: {run.path}")

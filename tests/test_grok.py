@@ -250,3 +250,40 @@ def test_sparse_parity_defaults_are_the_grokking_recipe_and_modadd_keeps_the_pap
     modadd = GrokConfig().resolved()
     assert (modadd.width, modadd.lr, modadd.weight_decay, modadd.steps) == (24, 1e-3, 1.0, 50_000)
     assert GrokConfig(task="sparse-parity", lr=3e-3, weight_decay=0.0).optim == Optim(3e-3, 0.0)
+
+
+def test_nanda_transformer_fast_forward_matches_the_hooked_model_and_takes_width() -> None:
+    model = NandaTransformer(11, d_model=32, d_mlp=48, seed=1)
+    tokens = build_task("modadd", {"p": 11}).sequences()
+    torch.testing.assert_close(model(tokens), model.model(tokens)[:, -1, :11])
+    cfg = GrokConfig(model="transformer", p=11, d_model=32, width=48)
+    assert build_model(cfg).model.cfg.d_mlp == 48
+    assert build_model(GrokConfig(model="transformer", p=11)).model.cfg.d_mlp == 512
+
+
+def test_nanda_reproduction_pipeline_and_claims_are_computed_from_the_run() -> None:
+    from interp.reproductions.grokking import nanda_claims, nanda_transformer
+
+    settings = {"p": 11, "train_fraction": 0.5, "lr": 3e-3, "weight_decay": 1.0, "steps": 30}
+    t = nanda_transformer(settings, log=10)
+    assert t["steps"][0] == 0 and t["steps"][-1] == 30
+    n = len(t["steps"])
+    assert len(t["restricted_loss"]) == len(t["excluded_loss"]) == len(t["test_loss"]) == n
+    assert len(t["key_frequencies"]) == 5 and t["cpu_seconds"] > 0
+    assert len(nanda_claims(t)) == 4
+    # a run shaped like Nanda's: memorised at 5, restricted loss low at 20, test loss at 40
+    fake = {
+        **t,
+        "steps": [0, 5, 20, 30, 40],
+        "memorisation_step": 5,
+        "grokking_step": 40,
+        "final_test_accuracy": 1.0,
+        "train_loss": [4.0, 0.01, 0.01, 0.01, 0.01],
+        "test_loss": [4.0, 6.0, 2.0, 0.5, 0.05],
+        "restricted_loss": [4.0, 2.0, 0.05, 0.01, 0.01],
+        "excluded_loss": [4.0, 1.0, 3.0, 6.0, 5.0],
+        "top5_share": 0.9,
+    }
+    assert [c.passed for c in nanda_claims(fake)] == [True, True, True, True]
+    late = {**fake, "restricted_loss": [4.0, 3.0, 2.0, 1.0, 0.05], "excluded_loss": [1.0] * 5}
+    assert [c.passed for c in nanda_claims(late)] == [True, True, False, False]

@@ -71,7 +71,8 @@ def test_grok_run_end_to_end(tmp_path) -> None:
     )
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert {r["split"] for r in rows} == {"train", "val", "fourier"}
-    assert (out / "checkpoints" / "step_000030" / "model.safetensors").is_file()
+    for name in ("model.safetensors", "optim.safetensors", "state.json"):  # for --resume
+        assert (out / "checkpoints" / "step_0000030" / name).is_file()
     assert (out / "model.safetensors").is_file()
     html = (out / "report.html").read_text()
     assert "Grokking" in html and "failed to build" not in html

@@ -23,6 +23,9 @@ from torch import Tensor, nn
 from interp.grok.loop import Optim, log_steps, torch_threads
 
 Family = str  # "pair-mlp" | "parity-mlp"
+Rows = dict[str, list[list[float]]]
+BatchedCheckpoint = Callable[[int, nn.Module, torch.optim.Optimizer, Rows], None]
+BatchedRestore = Callable[[nn.Module, torch.optim.Optimizer], "tuple[int, Rows] | None"]
 
 
 def prepare_inputs(
@@ -96,11 +99,20 @@ def train_batched(
     on_step: Callable[[int], None] | None = None,
     device: str = "cpu",
     threads: int | None = 1,
+    checkpoint_every: int | None = None,
+    on_checkpoint: BatchedCheckpoint | None = None,
+    restore: BatchedRestore | None = None,
 ) -> tuple[BatchedHistory, dict[str, Tensor]]:
     """Train ``models`` (same family and shapes) together; returns curves and final parameters.
 
     ``train_masks``: [model example] bool, each model's training examples (the rest is its test
     set).  ``optim.weight_decay`` is ignored in favour of ``weight_decays`` (one per model).
+
+    Crash safety: every ``checkpoint_every`` steps (before that step is logged)
+    ``on_checkpoint(step, stack, optimizer, rows)`` gets the stacked parameters (one module),
+    their AdamW and the logged rows so far (``{key: [[model values] per logged step]}``);
+    ``restore(stack, optimizer)`` loads such a state and returns ``(step, rows)`` (or ``None``
+    to start afresh), and training continues from there with identical results.
     """
     with torch_threads(threads):
         return _train_batched(
@@ -115,7 +127,18 @@ def train_batched(
             log_every,
             on_step,
             device,
+            checkpoint_every,
+            on_checkpoint,
+            restore,
         )
+
+
+class _Stack(nn.Module):
+    """All groups' stacked parameters in one module (``groups.G.NAME``), for checkpoints."""
+
+    def __init__(self, params: Sequence[dict[str, nn.Parameter]]) -> None:
+        super().__init__()
+        self.groups = nn.ModuleList(nn.ParameterDict(p) for p in params)
 
 
 @dataclass
@@ -125,7 +148,6 @@ class _Group:
     members: Tensor  # [group] indices into the models
     params: dict[str, nn.Parameter]
     decay: dict[str, Tensor]
-    optimizer: torch.optim.Optimizer
     train_in: Tensor
     train_y: Tensor  # [group*n_train]
     n_train: int
@@ -171,12 +193,6 @@ def _make_groups(
                 members=members.to(device),
                 params=params,
                 decay=decay,
-                optimizer=torch.optim.AdamW(
-                    params.values(),
-                    lr=optim.lr,
-                    betas=(optim.beta1, optim.beta2),
-                    weight_decay=0.0,
-                ),
                 train_in=prepare_inputs(family, x, train_idx, n_residues, dtype),
                 train_y=y[train_idx].reshape(-1),
                 n_train=int(n),
@@ -199,17 +215,34 @@ def _train_batched(
     log_every: int,
     on_step: Callable[[int], None] | None,
     device: str,
+    checkpoint_every: int | None,
+    on_checkpoint: BatchedCheckpoint | None,
+    restore: BatchedRestore | None,
 ) -> tuple[BatchedHistory, dict[str, Tensor]]:
     n_models = len(models)
     if train_masks.shape != (n_models, len(y)) or len(weight_decays) != n_models:
         raise ValueError("need one train mask row and one weight decay per model")
     x, y, masks = x.to(device), y.to(device), train_masks.to(device)
     groups = _make_groups(family, models, x, y, masks, weight_decays, optim, device)
+    # AdamW is elementwise: one optimizer over every group = one per model (decay applied below)
+    stack = _Stack([g.params for g in groups])
+    optimizer = torch.optim.AdamW(
+        stack.parameters(), lr=optim.lr, betas=(optim.beta1, optim.beta2), weight_decay=0.0
+    )
     logged = set(log_steps(steps, log_every))
     hist = BatchedHistory(steps=sorted(logged))
     keys = ("trl", "tel", "tra", "tea", "wn")
     rows: dict[str, list[Tensor]] = {k: [] for k in keys}
-    for step in range(steps + 1):
+    start = 0
+    if restore is not None and (state := restore(stack, optimizer)) is not None:
+        start, saved = state
+        rows = {k: [torch.tensor(r, dtype=torch.float64) for r in saved[k]] for k in keys}
+    for step in range(start, steps + 1):
+        if on_checkpoint is not None and checkpoint_every and step > start:
+            if step % checkpoint_every == 0 or step == steps:
+                on_checkpoint(
+                    step, stack, optimizer, {k: [r.tolist() for r in v] for k, v in rows.items()}
+                )
         log = step in logged
         if log:
             row = {k: torch.empty(n_models, dtype=torch.float64) for k in keys}
@@ -229,12 +262,14 @@ def _train_batched(
                     loss = F.cross_entropy(flat, g.train_y, reduction="sum") / max(g.n_train, 1)
             if step == steps:
                 continue
-            g.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+        if step < steps:
             with torch.no_grad():
-                for k, p in g.params.items():
-                    p.mul_(g.decay[k])
-            g.optimizer.step()
+                for g in groups:
+                    for k, p in g.params.items():
+                        p.mul_(g.decay[k])
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
         if log:
             for k in keys:
                 rows[k].append(row[k])

@@ -2,13 +2,17 @@
 
 RUN/config.json     {"kind": "grok", "seed", "grok": GrokConfig}  (or kind "grok-sweep")
 RUN/metrics.jsonl   train / val / fourier rows at every logged step
-RUN/checkpoints/step_XXXXXX/model.safetensors   weights every ``checkpoint_every`` steps
+RUN/checkpoints/step_XXXXXXX/{model,optim}.safetensors + state.json  weights, AdamW state and
+                    RNG every ``checkpoint_every`` steps and at the end (``--resume`` continues
+                    from the latest; :mod:`interp.train.checkpoint`)
+SWEEP/cells/group_XXX.json   one finished batched group of a sweep (``--resume`` skips it)
 RUN/model.safetensors, RUN/results.json, RUN/report.html
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,17 +24,22 @@ from torch import nn
 
 from interp.analysis.fourier import frequency_power, key_frequencies, project_on_frequency
 from interp.config import _Config
-from interp.errors import ConfigError
+from interp.errors import ConfigError, InterpError
 from interp.grok.batched import train_batched
 from interp.grok.detect import LabelRule, summarise_run
 from interp.grok.loop import FullBatchData, Optim, torch_threads, train_full_batch
 from interp.grok.models import FixedFourierMLP, NandaTransformer, PairMLP, ParityMLP
 from interp.grok.progress import restricted_excluded_loss
-from interp.io import atomic_write_json
+from interp.io import atomic_write_json, dumps_json, read_json
 from interp.runs import RunDir
 from interp.seed import seed_everything
 from interp.tasks import build_task
-from interp.train.checkpoint import save_weights
+from interp.train.checkpoint import (
+    latest_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
+    save_weights,
+)
 
 MODELS = ("mlp", "fixed", "transformer")
 TASKS = ("modadd", "sparse-parity")
@@ -180,7 +189,7 @@ def build_model(cfg: GrokConfig) -> nn.Module:
     if cfg.model == "fixed":
         return FixedFourierMLP(cfg.p, width=cfg.width, frequency=cfg.frequency, seed=cfg.seed)
     if cfg.model == "transformer":
-        return NandaTransformer(cfg.p, d_model=cfg.d_model, seed=cfg.seed)
+        return NandaTransformer(cfg.p, d_model=cfg.d_model, d_mlp=cfg.width, seed=cfg.seed)
     return PairMLP(cfg.p, cfg.width, cfg.d_embed, seed=cfg.seed)
 
 
@@ -231,10 +240,29 @@ def run_grok(
     on_start: Callable[[int, int], None] | None = None,
     on_step: Callable[[int], None] | None = None,
     threads: int | None = 1,
+    resume: bool = False,
 ) -> tuple[RunDir, dict[str, Any]]:
-    """Train one grokking run into ``out``; returns the run and its results."""
+    """Train one grokking run into ``out`` (new, or ``resume``d from its last checkpoint);
+    returns the run and its results.  A resumed run ends with the same weights and metrics
+    rows as an uninterrupted one (the checkpoint holds the AdamW state and the RNG)."""
     with torch_threads(threads):
-        return _run_grok(out, cfg, overwrite, on_start, on_step)
+        return _run_grok(out, cfg, overwrite, on_start, on_step, resume)
+
+
+def _open_for_resume(out: Path, kind: str, key: str, asked: Mapping[str, Any]) -> RunDir:
+    """The run in ``out`` if it is a ``kind`` run started with the same ``config[key]``."""
+    run = RunDir.open(out)
+    config = run.config()
+    if config.get("kind") != kind:
+        raise InterpError(f"--resume: {out} is a {config.get('kind')!r} run, not {kind!r}")
+    stored = config.get(key, {})
+    for name in sorted(set(stored) | set(asked)):
+        if stored.get(name) != asked.get(name):
+            raise InterpError(
+                f"--resume: {name} is {asked.get(name)!r} but the run was started with "
+                f"{stored.get(name)!r}; use the same options (or a new --out)"
+            )
+    return run
 
 
 def _run_grok(
@@ -243,26 +271,40 @@ def _run_grok(
     overwrite: bool,
     on_start: Callable[[int, int], None] | None,
     on_step: Callable[[int], None] | None,
+    resume: bool,
 ) -> tuple[RunDir, dict[str, Any]]:
     cfg = cfg.resolved()
     assert cfg.steps is not None
-    RunDir.check_creatable(out, overwrite)  # config already validated; nothing written yet
-    run = RunDir.create(out, {"kind": "grok", "seed": cfg.seed, "grok": cfg.to_dict()}, overwrite)
+    if resume:
+        run = _open_for_resume(out, "grok", "grok", json_roundtrip(cfg.to_dict()))
+    else:
+        RunDir.check_creatable(out, overwrite)  # config already validated; nothing written yet
+        run = RunDir.create(
+            out, {"kind": "grok", "seed": cfg.seed, "grok": cfg.to_dict()}, overwrite
+        )
     run.write_env(cfg.seed, cfg.device)
     seed_everything(cfg.seed)
     data = build_data(cfg)
-    model = build_model(cfg)
+    model = build_model(cfg).to(cfg.device)
+    optimizer = cfg.optim.build(p for p in model.parameters() if p.requires_grad)
+    ckpt = latest_checkpoint(run.path) if resume else None
+    start = 0
+    if ckpt is not None:
+        restore_checkpoint(ckpt, model, optimizer)
+        start = ckpt.step
+    if resume:  # rows from ``start`` on are logged again
+        run.truncate_metrics_after(start - 1)
     modadd = cfg.task == "modadd"
     analyse = (lambda m: fourier_row(m, cfg, data, cfg.pairs == "all")) if modadd else None
     sink = _Buffered(run)
+    ckpt_steps = sorted({*range(0, cfg.steps + 1, cfg.checkpoint_every), cfg.steps})
 
-    def checkpoint(step: int, m: nn.Module) -> None:
-        save_weights(
-            run.path / "checkpoints" / f"step_{step:06d}" / "model.safetensors", m.state_dict()
-        )
+    def checkpoint(step: int, m: nn.Module, opt: torch.optim.Optimizer) -> None:
+        sink.flush()  # the rows before this step are on disk before the checkpoint is
+        save_checkpoint(run.path, step, m, opt, keep=len(ckpt_steps))
 
     if on_start:
-        on_start(0, cfg.steps)
+        on_start(start, cfg.steps)
     try:
         timing = train_full_batch(
             model,
@@ -273,9 +315,11 @@ def _run_grok(
             on_metrics=sink,
             analyse=analyse,
             on_checkpoint=checkpoint,
-            checkpoint_steps=range(0, cfg.steps + 1, cfg.checkpoint_every),
+            checkpoint_steps=ckpt_steps,
             on_step=on_step,
             device=cfg.device,
+            optimizer=optimizer,
+            start_step=start,
         )
     finally:
         sink.flush()
@@ -283,6 +327,11 @@ def _run_grok(
     results = summarise(run, cfg, model.cpu(), data, timing)
     atomic_write_json(run.path / "results.json", results)
     return run, results
+
+
+def json_roundtrip(obj: Any) -> Any:
+    """``obj`` as it reads back from JSON (tuples become lists), for comparing with a config."""
+    return json.loads(dumps_json(obj))
 
 
 def summarise(
@@ -328,26 +377,43 @@ def summarise(
 
 @dataclass(frozen=True)
 class SweepConfig(_Config):
-    """A grid of small MLP runs trained many at a time (PAIR's phase diagrams)."""
+    """A grid of small MLP runs trained many at a time (PAIR's phase diagrams).
+
+    ``None`` fields take the task's defaults on construction (so config.json records them):
+    modular addition the PAIR MLP recipe (width 24, lr 1e-3, wd 0 / 0.3 / 1, 20,000 steps),
+    sparse parity the recipe that groks on CPU (width 256, lr 1e-2, wd 0 / 0.1 / 0.3, 4,000
+    steps; see :meth:`GrokConfig.resolved`)."""
 
     task: str = "modadd"
     p: int = 67
     n_bits: int = 30
     k: int = 3
     n_test: int = 2000
-    weight_decays: tuple[float, ...] = (0.0, 0.3, 1.0)
+    weight_decays: tuple[float, ...] | None = None
     train_fractions: tuple[float, ...] = (0.3, 0.4, 0.6)  # modadd
     train_sizes: tuple[int, ...] = (600, 1200)  # sparse-parity
-    widths: tuple[int, ...] = (24,)
+    widths: tuple[int, ...] | None = None
     seeds: tuple[int, ...] = (0, 1, 2, 3)
     d_embed: int = 32
-    lr: float = 1e-3
-    steps: int = 20_000
-    log_every: int = 500
+    lr: float | None = None
+    steps: int | None = None
+    log_every: int | None = None
+    checkpoint_every: int = 1_000  # batched state saved for --resume
     device: str = "cpu"
     rule: LabelRule = field(default_factory=LabelRule)
 
     def __post_init__(self) -> None:
+        parity = self.task == "sparse-parity"
+        defaults = {
+            "weight_decays": (0.0, 0.1, 0.3) if parity else (0.0, 0.3, 1.0),
+            "widths": (256,) if parity else (24,),
+            "lr": 1e-2 if parity else 1e-3,
+            "steps": 4_000 if parity else 20_000,
+            "log_every": 100 if parity else 500,
+        }
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
         _check(self.task in TASKS, f"unknown grok task {self.task!r}; choose {', '.join(TASKS)}")
         for name in ("weight_decays", "train_fractions", "train_sizes", "widths", "seeds"):
             value = tuple(getattr(self, name))
@@ -356,6 +422,7 @@ class SweepConfig(_Config):
         _check(all(w >= 0 for w in self.weight_decays), "weight decays must be >= 0")
         _check(all(w >= 1 for w in self.widths), "widths must be >= 1")
         _check(self.steps >= 1 and self.log_every >= 1, "steps and log_every must be >= 1")
+        _check(self.checkpoint_every >= 1, "checkpoint_every must be >= 1")
         if isinstance(self.rule, Mapping):
             object.__setattr__(self, "rule", LabelRule(**self.rule))
         for point in self.points()[:1] + self.points()[-1:]:  # bad p / fraction / k: ConfigError
@@ -409,8 +476,13 @@ def run_sweep_points(
     cfg: SweepConfig,
     points: list[dict[str, Any]],
     on_step: Callable[[int], None] | None = None,
+    checkpoints: tuple[Path, int, bool] | None = None,
 ) -> list[dict[str, Any]]:
-    """Train one batch of same-width points together; one summary dict per point."""
+    """Train one batch of same-width points together; one summary dict per point.
+
+    ``checkpoints=(run_dir, group, resume)`` saves the batched state every
+    ``cfg.checkpoint_every`` steps into ``run_dir/checkpoints`` (tagged with ``group``) and,
+    with ``resume``, continues from such a checkpoint of the same group."""
     configs = [cfg.run_config(pt) for pt in points]
     datas = [build_data(c) for c in configs]
     # the same examples for every run (splits differ only in their masks)
@@ -434,6 +506,7 @@ def run_sweep_points(
         log_every=cfg.log_every,
         on_step=on_step,
         device=cfg.device,
+        **(_batched_checkpoints(cfg, *checkpoints) if checkpoints else {}),
     )
     out = []
     for i, point in enumerate(points):
@@ -460,6 +533,30 @@ def run_sweep_points(
     return out, hist.steps  # type: ignore[return-value]
 
 
+def _batched_checkpoints(cfg: SweepConfig, run_dir: Path, group: int, resume: bool) -> dict:
+    """``train_batched`` hooks saving / restoring one group's state (safetensors + JSON)."""
+
+    def on_checkpoint(step: int, stack: nn.Module, opt: torch.optim.Optimizer, rows: dict) -> None:
+        save_checkpoint(run_dir, step, stack, opt, extra={"group": group, "rows": rows}, keep=1)
+
+    def restore(stack: nn.Module, opt: torch.optim.Optimizer) -> tuple[int, dict] | None:
+        ckpt = latest_checkpoint(run_dir)
+        if not resume or ckpt is None or ckpt.extra.get("group") != group:
+            return None
+        restore_checkpoint(ckpt, stack, opt)
+        rows = {
+            k: [[float("nan") if v is None else v for v in r] for r in rs]
+            for k, rs in ckpt.extra["rows"].items()
+        }
+        return ckpt.step, rows
+
+    return {
+        "checkpoint_every": cfg.checkpoint_every,
+        "on_checkpoint": on_checkpoint,
+        "restore": restore,
+    }
+
+
 def run_sweep(
     out: Path,
     cfg: SweepConfig,
@@ -467,10 +564,14 @@ def run_sweep(
     on_start: Callable[[int, int], None] | None = None,
     on_step: Callable[[int], None] | None = None,
     threads: int | None = 1,
+    resume: bool = False,
 ) -> tuple[RunDir, dict[str, Any]]:
-    """Train the grid into ``out`` (one batched training per width); label every run."""
+    """Train the grid into ``out`` (one batched training per width); label every run.
+
+    Each finished group is saved as ``cells/group_XXX.json`` and the group in training is
+    checkpointed, so ``resume`` continues a stopped sweep and ends with the same results."""
     with torch_threads(threads):
-        return _run_sweep(out, cfg, overwrite, on_start, on_step)
+        return _run_sweep(out, cfg, overwrite, on_start, on_step, resume)
 
 
 def _run_sweep(
@@ -479,9 +580,13 @@ def _run_sweep(
     overwrite: bool,
     on_start: Callable[[int, int], None] | None,
     on_step: Callable[[int], None] | None,
+    resume: bool,
 ) -> tuple[RunDir, dict[str, Any]]:
-    RunDir.check_creatable(out, overwrite)
-    run = RunDir.create(out, {"kind": "grok-sweep", "sweep": cfg.to_dict()}, overwrite)
+    if resume:
+        run = _open_for_resume(out, "grok-sweep", "sweep", json_roundtrip(cfg.to_dict()))
+    else:
+        RunDir.check_creatable(out, overwrite)
+        run = RunDir.create(out, {"kind": "grok-sweep", "sweep": cfg.to_dict()}, overwrite)
     run.write_env(0, cfg.device)
     groups = sweep_groups(cfg)
     total = cfg.steps * len(groups)
@@ -492,9 +597,21 @@ def _run_sweep(
     t0 = time.perf_counter()
     for g, points in enumerate(groups):
         done = g * cfg.steps
+        cell = run.path / "cells" / f"group_{g:03d}.json"
+        if resume and cell.is_file():
+            saved = read_json(cell, "sweep cell")
+            runs.extend(saved["runs"])
+            steps = saved["steps"]
+            if on_step:
+                on_step(done + cfg.steps)
+            continue
         summaries, steps = run_sweep_points(  # type: ignore[misc]
-            cfg, points, on_step=(lambda s, done=done: on_step(done + s)) if on_step else None
+            cfg,
+            points,
+            on_step=(lambda s, done=done: on_step(done + s)) if on_step else None,
+            checkpoints=(run.path, g, resume),
         )
+        atomic_write_json(cell, {"group": g, "runs": summaries, "steps": steps})
         runs.extend(summaries)
     seconds = time.perf_counter() - t0
     counts = {

@@ -25,6 +25,7 @@ from interp.grok.models import weight_norm
 from interp.seed import torch_threads  # noqa: F401  (re-exported for grok modules)
 
 MetricsCallback = Callable[[dict[str, Any]], None]
+CheckpointCallback = Callable[[int, nn.Module, torch.optim.Optimizer], None]
 
 
 @dataclass(frozen=True)
@@ -84,15 +85,21 @@ def train_full_batch(
     log_every: int = 100,
     on_metrics: MetricsCallback | None = None,
     analyse: Callable[[nn.Module], dict[str, Any]] | None = None,
-    on_checkpoint: Callable[[int, nn.Module], None] | None = None,
+    on_checkpoint: CheckpointCallback | None = None,
     checkpoint_steps: Iterable[int] = (),
     on_step: Callable[[int], None] | None = None,
     device: str = "cpu",
     threads: int | None = 1,
+    optimizer: torch.optim.Optimizer | None = None,
+    start_step: int = 0,
 ) -> dict[str, Any]:
-    """Train ``model`` for ``steps`` full-batch steps; returns ``{"steps_per_second": ...}``.
+    """Train ``model`` from ``start_step`` to ``steps`` full-batch steps; returns timings.
 
-    Runs with ``threads`` torch threads (see :func:`torch_threads`; ``None`` leaves them)."""
+    ``on_checkpoint(step, model, optimizer)`` runs at each of ``checkpoint_steps`` *before* that
+    step is logged, so a run resumed from a checkpoint at step ``s`` (``start_step=s`` with the
+    restored ``optimizer``) logs ``s`` and everything after it again, exactly as the
+    uninterrupted run did.  Runs with ``threads`` torch threads (see :func:`torch_threads`;
+    ``None`` leaves them)."""
     with torch_threads(threads):
         return _train_full_batch(
             model,
@@ -106,6 +113,8 @@ def train_full_batch(
             checkpoint_steps,
             on_step,
             device,
+            optimizer,
+            start_step,
         )
 
 
@@ -117,20 +126,24 @@ def _train_full_batch(
     log_every: int,
     on_metrics: MetricsCallback | None,
     analyse: Callable[[nn.Module], dict[str, Any]] | None,
-    on_checkpoint: Callable[[int, nn.Module], None] | None,
+    on_checkpoint: CheckpointCallback | None,
     checkpoint_steps: Iterable[int],
     on_step: Callable[[int], None] | None,
     device: str,
+    optimizer: torch.optim.Optimizer | None,
+    start_step: int,
 ) -> dict[str, Any]:
     emit = on_metrics or (lambda row: None)
     model.to(device).train()
     data = data.to(device)
     x_train, y_train = data.x[data.train], data.y[data.train]
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = optim.build(params)
+    optimizer = optimizer if optimizer is not None else optim.build(params)
     logged, ckpts = set(log_steps(steps, log_every)), set(checkpoint_steps)
     t0, t_logging = time.perf_counter(), 0.0
-    for step in range(steps + 1):
+    for step in range(start_step, steps + 1):
+        if on_checkpoint is not None and step in ckpts and (step > start_step or step == 0):
+            on_checkpoint(step, model, optimizer)
         if step in logged:
             t_log = time.perf_counter()
             model.eval()
@@ -145,8 +158,6 @@ def _train_full_batch(
             if analyse is not None:
                 emit({"step": step, "split": "fourier", **analyse(model)})
             t_logging += time.perf_counter() - t_log
-        if on_checkpoint is not None and step in ckpts:
-            on_checkpoint(step, model)
         if step == steps:
             break
         loss = F.cross_entropy(model(x_train), y_train)
@@ -159,7 +170,7 @@ def _train_full_batch(
             on_step(step + 1)
     elapsed = time.perf_counter() - t0
     return {
-        "steps_per_second": steps / max(elapsed - t_logging, 1e-9),
+        "steps_per_second": (steps - start_step) / max(elapsed - t_logging, 1e-9),
         "seconds": elapsed,
         "seconds_logging": t_logging,
     }

@@ -116,16 +116,26 @@ def nanda_config(p: int, d_model: int = 128, n_heads: int = 4, d_mlp: int = 512)
 class NandaTransformer(nn.Module):
     """Nanda et al.'s 1-layer transformer (our hooked family) scored at the ``=`` position.
 
-    ``self.model`` is a plain :class:`HookedTransformer`, so hooks and caches work as usual.
+    ``self.model`` is a plain :class:`HookedTransformer`, so hooks and caches work as usual
+    (``self.model(tokens)``).  :meth:`forward` gives the same logits but runs the MLP and the
+    unembedding at the ``=`` position only: in one layer the MLP outputs at ``a`` and ``b``
+    never reach it, and skipping them makes a training step ~1.7x faster on CPU.
     """
 
-    def __init__(self, p: int, d_model: int = 128, seed: int = 0) -> None:
+    def __init__(self, p: int, d_model: int = 128, d_mlp: int = 512, seed: int = 0) -> None:
         super().__init__()
         self.p = p
-        self.model = HookedTransformer(nanda_config(p, d_model=d_model), seed=seed)
+        self.model = HookedTransformer(nanda_config(p, d_model=d_model, d_mlp=d_mlp), seed=seed)
 
     def forward(self, tokens: Int[Tensor, "example 3"]) -> Float[Tensor, "example p"]:
-        return self.model(tokens)[:, -1, : self.p]
+        m = self.model
+        (block,) = m.blocks
+        resid = block.hook_resid_pre(m.embed_input(tokens))
+        resid = resid + block.hook_attn_out(block.attn(block.ln1(resid)))
+        last = block.hook_resid_mid(resid[:, -1:])
+        last = last + block.hook_mlp_out(block.mlp(block.ln2(last)))
+        last = block.hook_resid_post(last)
+        return m.unembed(m.ln_final(last))[:, -1, : self.p]
 
     @property
     def embedding(self) -> Float[Tensor, "p d_model"]:
