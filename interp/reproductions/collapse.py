@@ -165,16 +165,18 @@ def reproduce_collapse(out: Path, quick: bool, progress: ProgressFn) -> list[Cla
             "; ".join(fmt.format(**r) for r in table) if len(table) > 1 else fmt.format(**table[0])
         )
 
+    # "falls": at least a 10x drop from n=1 to the largest n, falling in >= 8 of 10 tenths
     falls = all(
-        r["linf_last"] < 0.01 * r["linf_first"] and r["falls_tenths"] >= 0.8 * r["tenths"]
+        r["linf_last"] < 0.1 * r["linf_first"] and r["falls_tenths"] >= 0.8 * r["tenths"]
         for r in table
     )
     sooner = all(_later(r["collapse_fp32"], r["collapse_bf16"]) for r in table)
-    delayed = all(
+    delayed_per_seed = [
         _later(r["first_bf16_sep"], r["first_bf16_plain"])
         and r["linf_fp32_sep_at_sep_max"] > r["linf_fp32_plain_at_sep_max"]
         for r in table
-    )
+    ]
+    delayed = all(delayed_per_seed)
     early = all(
         s["first_quarter"] > s["last_quarter_excl_last"]
         for r in table
@@ -183,7 +185,8 @@ def reproduce_collapse(out: Path, quick: bool, progress: ProgressFn) -> list[Cla
     seeds_text = f"seed{'s' if len(seeds) > 1 else ''} {','.join(map(str, seeds))}"
     claims = [
         Claim(
-            "the ∞-distance between last-token states of v and v* falls with n (synthetic, fp32)",
+            "the ∞-distance between last-token states of v and v* falls with n (synthetic, fp32; "
+            "judged: a 10x drop from n=1, falling in 8 of 10 tenths)",
             "decays with n (Thm 4.2; synthetic 1 layer, 1 head, d=64)",
             f"{seeds_text}: "
             + each(
@@ -208,7 +211,8 @@ def reproduce_collapse(out: Path, quick: bool, progress: ProgressFn) -> list[Cla
             + "; fp32 ∞-distance at the largest n "
             + each(
                 "plain {linf_fp32_plain_at_sep_max:.2g} vs separated {linf_fp32_sep_at_sep_max:.2g}"
-            ),
+            )
+            + f" (holds for {sum(delayed_per_seed)} of {len(table)} seeds; judged on all)",
             delayed,
         ),
         Claim(
