@@ -1,7 +1,8 @@
 """The Typer application and its error policy: one line on stderr, non-zero exit, no traceback.
 
-Usage errors (bad option values) exit 2, user errors (``InterpError``: missing files, corrupt
-checkpoints, impossible configs) exit 2, an interrupted run exits 130, and an unexpected
+Usage errors (bad option values, a ``--device`` torch cannot use here) exit 2, user errors
+(``InterpError``: missing files, corrupt checkpoints, impossible configs; ``OSError``: unreadable
+or unwritable paths, a full disk) exit 2, an interrupted run exits 130, and an unexpected
 internal error exits 1 with one line (``INTERP_DEBUG=1`` shows the traceback).
 """
 
@@ -23,6 +24,46 @@ def _one_line(message: str) -> str:
     return " ".join(str(message).split())
 
 
+def check_device(value: str) -> str:
+    """``value`` when torch can compute on it here; else one line naming what is available."""
+    import torch
+
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError, TypeError):
+        raise click_exc.BadParameter(
+            f"{value!r} is not a device; use cpu, cuda or cuda:N"
+        ) from None
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": torch.backends.mps.is_available(),
+    }
+    if device.type not in available:
+        raise click_exc.BadParameter(f"{value!r}: interp computes on cpu, cuda or mps")
+    if not available[device.type]:
+        raise click_exc.BadParameter(f"{value!r}: no {device.type} device on this machine")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise click_exc.BadParameter(f"{value!r}: only {torch.cuda.device_count()} cuda device(s)")
+    return value
+
+
+def _guard_devices(command: click.Command) -> None:
+    """Give every ``--device`` option of ``command`` and its subcommands the check above."""
+    for param in command.params:
+        if param.name == "device" and not getattr(param, "_device_checked", False):
+            inner = param.callback
+
+            def callback(ctx: Any, p: Any, value: Any, inner: Any = inner) -> Any:
+                value = inner(ctx, p, value) if inner is not None else value
+                return value if value is None else check_device(value)
+
+            param.callback = callback
+            param._device_checked = True  # type: ignore[attr-defined]
+    for sub in getattr(command, "commands", {}).values():
+        _guard_devices(sub)
+
+
 class OneLineErrorGroup(TyperGroup):
     def main(
         self,
@@ -32,6 +73,7 @@ class OneLineErrorGroup(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        _guard_devices(self)  # every --device, including those of commands added later
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click_exc.NoArgsIsHelpError as e:
@@ -48,6 +90,11 @@ class OneLineErrorGroup(TyperGroup):
             sys.exit(130)
         except InterpError as e:
             click.echo(f"error: {_one_line(str(e))}", err=True)
+            sys.exit(2)
+        except OSError as e:  # unreadable input, unwritable output, disk full: the user's to fix
+            names = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
+            what = e.strerror or type(e).__name__
+            click.echo(f"error: {_one_line(what)}{': ' + names if names else ''}", err=True)
             sys.exit(2)
         except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
             if os.environ.get("INTERP_DEBUG"):

@@ -78,20 +78,42 @@ def sweep(
     if resume and out is None:
         raise ConfigError("--resume needs --out SWEEP_DIR")
     cfg = SweepConfig(
-        task=task, d_values=parse_int_list(d, "--d"), m_values=parse_int_list(m, "--m"), n=n,
-        n_factor=n_factor, sampling=sampling, query=query, n_layers=layers, n_heads=heads,
-        mlp_ratio=mlp_ratio, positional=pe, steps=steps, batch_size=batch_size, lr=lr,
-        weight_decay=weight_decay, warmup_steps=warmup, eval_samples=eval_samples, seed=seed,
-        threshold=threshold, batched=batched,
-    )  # fmt: skip
+        task=task,
+        d_values=parse_int_list(d, "--d"),
+        m_values=parse_int_list(m, "--m"),
+        n=n,
+        n_factor=n_factor,
+        sampling=sampling,
+        query=query,
+        n_layers=layers,
+        n_heads=heads,
+        mlp_ratio=mlp_ratio,
+        positional=pe,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        warmup_steps=warmup,
+        eval_samples=eval_samples,
+        seed=seed,
+        threshold=threshold,
+        batched=batched,
+    )
     out = out or default_out("count-sweep")
     from interp.resources import (
-        MAX_MODELS, MAX_SAMPLES, MAX_STEPS, check_limit, count_sweep_estimate, preflight,
-    )  # fmt: skip
+        MAX_MODELS,
+        MAX_SAMPLES,
+        MAX_STEPS,
+        check_limit,
+        count_sweep_estimate,
+        preflight,
+    )
 
     check_limit(steps, "--steps", MAX_STEPS, "steps per model")
     check_limit(eval_samples, "--eval-samples", MAX_SAMPLES, "sequences per cell")
-    check_limit(len(cfg.d_values) * len(cfg.m_values), "the --d x --m grid of", MAX_MODELS, "models")
+    check_limit(
+        len(cfg.d_values) * len(cfg.m_values), "the --d x --m grid of", MAX_MODELS, "models"
+    )
 
     need = count_sweep_estimate(cfg.d_values, cfg.m_values, cfg.n, cfg.n_factor, layers, heads,
                                 mlp_ratio, batch_size, batched)  # fmt: skip
@@ -141,9 +163,13 @@ def construct(
     from interp.runs import RunDir
 
     cfg = ConstructConfig(
-        d_values=parse_int_list(d, "--d"), m_values=parse_int_list(m, "--m"), n=n, beta=beta,
-        samples=samples, seed=seed,
-    )  # fmt: skip
+        d_values=parse_int_list(d, "--d"),
+        m_values=parse_int_list(m, "--m"),
+        n=n,
+        beta=beta,
+        samples=samples,
+        seed=seed,
+    )
     from interp.resources import MAX_SAMPLES, check_limit, preflight
 
     check_limit(samples, "--samples", MAX_SAMPLES, "sequences per (d, m)")

@@ -22,7 +22,6 @@ app.add_typer(grok_app, name="grok")
 
 def _floats(text: str, name: str) -> tuple[float, ...]:
     from interp.errors import ConfigError
-
     from interp.resources import MAX_LIST_VALUES, check_limit
 
     try:
@@ -36,8 +35,12 @@ def _floats(text: str, name: str) -> tuple[float, ...]:
 def _grok_preflight(cfg, out: Path) -> str:
     """Steps within the limit, and memory/disk for one run that fit (one line), before output."""
     from interp.resources import (
-        MAX_STEPS, check_limit, grok_sweep_estimate, preflight, train_estimate,
-    )  # fmt: skip
+        MAX_STEPS,
+        check_limit,
+        grok_sweep_estimate,
+        preflight,
+        train_estimate,
+    )
 
     r = cfg.resolved()
     check_limit(r.steps, "--steps", MAX_STEPS, "steps")
@@ -147,8 +150,7 @@ def grok(
     need_line = _grok_preflight(cfg, out)
     if not resume:
         RunDir.check_creatable(out, overwrite)
-    console.print(need_line)
-    with step_bar("grok") as (on_start, on_step):
+    with step_bar("grok", note=need_line) as (on_start, on_step):
         run, res = run_grok(
             out, cfg, overwrite=overwrite, on_start=on_start, on_step=on_step, resume=resume
         )

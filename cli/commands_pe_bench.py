@@ -28,8 +28,13 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
 def _preflight(cfg, out: Path) -> str:
     """Work counts within the limits and memory/disk that fit (one line), before any output."""
     from interp.resources import (
-        MAX_MODELS, MAX_SAMPLES, MAX_STEPS, check_limit, pe_bench_estimate, preflight,
-    )  # fmt: skip
+        MAX_MODELS,
+        MAX_SAMPLES,
+        MAX_STEPS,
+        check_limit,
+        pe_bench_estimate,
+        preflight,
+    )
     from interp.tasks import build_task
 
     check_limit(cfg.steps, "--steps", MAX_STEPS, "steps per model")

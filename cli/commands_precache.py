@@ -54,6 +54,11 @@ def precache_config(
         raise ConfigError("--task-option needs --task")
     if isinstance(seeds, bool) or seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    from interp.resources import MAX_MODELS, MAX_SAMPLES, MAX_STEPS, check_limit
+
+    check_limit(2 * seeds, f"--seeds {seeds}: the comparison of", MAX_MODELS, "models")
+    check_limit(steps, "--steps", MAX_STEPS, "steps per twin")
+    check_limit(probe_tokens, "--probe-tokens", MAX_SAMPLES, "tokens")
     if probe_layer > layers:
         raise ConfigError(f"--probe-layer {probe_layer} exceeds --layers {layers}")
     if corpus is not None and probe_horizons > ctx - 1:
@@ -106,6 +111,7 @@ def run_precache_dir(
     overwrite: bool = False,
     progress: Any = None,
     on_step: Any = None,
+    on_ready: Any = None,
 ) -> tuple[Path, dict[str, Any]]:
     """Create (or reopen) the run directory, train and compare the twins, write results.json."""
     from interp.analysis.myopia import run_precache
@@ -122,6 +128,8 @@ def run_precache_dir(
                 )
     else:
         run = RunDir.create(out, config, overwrite=overwrite)
+    if on_ready is not None:  # the checks passed: an error stays the only line
+        on_ready()
     results = run_precache(run.path, job, myopia, progress=progress, on_step=on_step)
     atomic_write_json(run.path / "results.json", results)
     return run.path, results
@@ -202,6 +210,10 @@ def precache(
         val_fraction=val_fraction,
     )
     out = out or default_out("precache")
+    from interp.resources import preflight, train_job_estimate
+
+    disk, memory = train_job_estimate(job)  # twins train one after another
+    need_line = preflight(2 * seeds * disk, memory, f"training {2 * seeds} twins", out)
     if not resume:
         RunDir.check_creatable(out, overwrite)
     with step_bar("twins") as (on_start, on_step):
@@ -221,6 +233,7 @@ def precache(
             overwrite=overwrite,
             progress=lambda msg: console.print(f"[dim]{msg}[/dim]"),
             on_step=tick,
+            on_ready=lambda: console.print(need_line),
         )
     v = results["verdict"]
     console.print(f"verdict: [bold]{v['label']}[/bold]")

@@ -92,6 +92,9 @@ def probe(
         top_k=top_k,
         max_memory_mb=max_memory,
     )
+    from interp.resources import MAX_SAMPLES, check_limit, preflight, probe_stats_estimate
+
+    check_limit(tokens, "--tokens", MAX_SAMPLES, "tokens")
     out = out or default_out("probe")
     RunDir.check_creatable(out, overwrite)
     if config.model is None:
@@ -105,6 +108,10 @@ def probe(
 
     def on_prepared(prep: Any) -> None:
         console.print(f"data: {prep.data_note}; {prep.blocks.shape[0]} blocks of {prep.seq_len}")
+        need = (prep.vocab_memory or 0) + prep.blocks.numel() * prep.blocks.element_size()
+        if "future_lens" in config.kinds:
+            need += probe_stats_estimate(prep.d_model, len(prep.layers), config.horizon)
+        console.print(preflight(8 * 2**20, need, "the probe (statistics, tokens, probes)", out))
         if prep.vocab_memory is not None:
             from probes.collect import human_bytes
 

@@ -121,10 +121,15 @@ def train(
         grad_mode=grad,
         optim=OptimConfig(lr=lr, weight_decay=weight_decay, warmup_steps=warmup),
     )
-    with step_bar("training") as (on_start, on_step):
+    from interp.resources import MAX_STEPS, check_limit, preflight, train_job_estimate
+
+    check_limit(steps, "--steps", MAX_STEPS, "steps")
+    job = TrainJob(model, train_cfg, data)
+    need = preflight(*train_job_estimate(job), "training", out)
+    with step_bar("training", note=need) as (on_start, on_step):
         run = run_training(
             out,
-            TrainJob(model, train_cfg, data),
+            job,
             resume=resume,
             overwrite=overwrite,
             on_start=on_start,
@@ -168,7 +173,10 @@ def demo(
     """Train (or reuse from the cache) the embedded-default model on the built-in corpus; write its report."""
     from interp.demo import ensure_demo_model
     from interp.report import build_report
+    from interp.resources import MAX_STEPS, check_limit
 
+    if steps is not None:
+        check_limit(steps, "--steps", MAX_STEPS, "steps")
     with step_bar("demo model") as (on_start, on_step):
         run, reused = ensure_demo_model(steps=steps, out=out, on_start=on_start, on_step=on_step)
     if reused:

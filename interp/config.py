@@ -188,8 +188,8 @@ class TrainConfig(_Config):
                 _is_int(value) and value >= 1, f"{name} must be a positive integer, got {value!r}"
             )
         _check(
-            _is_int(self.seed) and self.seed >= 0,
-            f"seed must be a non-negative integer, got {self.seed!r}",
+            _is_int(self.seed) and 0 <= self.seed < 2**63,
+            f"seed must be an integer in [0, 2**63), got {self.seed!r}",
         )
         _check(
             self.grad_mode in GRAD_MODES,

@@ -80,6 +80,7 @@ class ProbeConfig:
         need(self.horizon >= 1, f"horizon must be at least 1, got {self.horizon}")
         need(self.tokens >= 1, f"tokens must be positive, got {self.tokens}")
         need(self.batch_size >= 1, f"batch size must be positive, got {self.batch_size}")
+        need(0 <= self.seed < 2**63, f"seed must be in [0, 2**63), got {self.seed}")
         need(self.seq_len is None or self.seq_len >= 2, f"seq-len must be >= 2, got {self.seq_len}")
         need(bool(self.kinds), "choose at least one probe kind")
         for kind in self.kinds:
@@ -111,6 +112,7 @@ class Prepared:
     data_note: str
     vocab_memory: int | None = None
     notes: list[str] = field(default_factory=list)
+    d_model: int = 0  # the model's residual width (the future-lens statistics grow with d^2)
 
     @property
     def probe_positions(self) -> int:
@@ -125,6 +127,11 @@ def parse_layers(text: str | None) -> tuple[int, ...] | None:
     for part in text.split(","):
         part = part.strip()
         span = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+        if span:
+            from interp.resources import MAX_LIST_VALUES, check_limit, range_size
+
+            n = len(out) + range_size(int(span[1]), int(span[2]))
+            check_limit(n, "--layers with", MAX_LIST_VALUES, "values")
         try:
             out.extend(range(int(span[1]), int(span[2]) + 1) if span else [int(part)])
         except ValueError as e:
@@ -170,6 +177,7 @@ def prepare(model: Any, config: ProbeConfig, model_spec: str) -> Prepared:
         )
     split = split_blocks(int(blocks.shape[0]), config.seed)
     prepared = Prepared(config, model_spec, layers, seq_len, blocks, split, note)
+    prepared.d_model = int(model.cfg.d_model)
     if "vocab" in config.kinds:
         rows = int(split.fit.numel()) * prepared.probe_positions
         c = n_classes(int(model.cfg.d_vocab), config.top_k)

@@ -140,6 +140,9 @@ def run_squash(
         raise ConfigError("no prompt given")
     names = layer_names(model)
     n_ctx = int(model.cfg.n_ctx)
+    unknown = [p for p in cfg.prompts if p not in PROMPTS]
+    if unknown:
+        raise ConfigError(f"unknown prompt {unknown[0]!r}; choose from {', '.join(PROMPTS)}")
     if cfg.length > n_ctx:  # before the prompts are built: a huge length is refused, not built
         raise ConfigError(f"--length {cfg.length} is beyond the model context {n_ctx}")
     built = {p: build_prompt(model, p, cfg.length) for p in cfg.prompts}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from interp.errors import InterpError
 from interp.report.html import Section, render_html, write_report
 from interp.report.plugins import load_plugins
 from interp.report.sections import (
@@ -65,6 +66,8 @@ def build_sections(run: RunView) -> list[Section]:
 
 def build_report(run_dir: Path, out: Path | None = None) -> Path:
     """Write the HTML report of ``run_dir`` (default ``run_dir/report.html``); returns its path."""
+    if out is not None and Path(out).is_dir():
+        raise InterpError(f"report output {out} is a directory; give a file path (report.html)")
     load_plugins()
     run = load_run_view(Path(run_dir))
     sections = build_sections(run)
