@@ -11,6 +11,7 @@ from rich.table import Table
 
 from cli.app import app
 from cli.commands_train import default_out
+from cli.parsing import int_list
 from cli.progress import console, step_bar
 from interp.errors import ConfigError
 
@@ -26,15 +27,6 @@ def _parse_lengths(text: str | None) -> tuple[int, int | None]:
         return 1, int(text)
     except ValueError:
         raise ConfigError(f"--lengths {text!r} is not N or A:B (integers)") from None
-
-
-def _parse_ids(text: str | None, what: str) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(int(t) for t in text.replace(" ", "").split(",") if t)
-    except ValueError:
-        raise ConfigError(f"{what} {text!r} is not a comma-separated list of token ids") from None
 
 
 def _load(model: str | None, device: str) -> tuple[Any, Path | None, str]:
@@ -150,7 +142,7 @@ def collapse(
         family=family,
         prompt=prompt,
         pattern=pattern,
-        tokens=_parse_ids(tokens, "--tokens"),
+        tokens=None if tokens is None else int_list(tokens, "--tokens"),
         min_length=lo,
         max_length=hi,
         formats=tuple(f.name for f in formats),

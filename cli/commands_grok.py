@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +9,7 @@ import typer
 
 from cli.app import app
 from cli.commands_train import default_out
+from cli.parsing import float_list, int_list
 from cli.progress import console, step_bar
 
 grok_app = typer.Typer(
@@ -18,18 +18,6 @@ grok_app = typer.Typer(
     help="Grokking: full-batch training that memorises, then generalises (PAIR; Nanda et al.).",
 )
 app.add_typer(grok_app, name="grok")
-
-
-def _floats(text: str, name: str) -> tuple[float, ...]:
-    from interp.errors import ConfigError
-    from interp.resources import MAX_LIST_VALUES, check_limit
-
-    try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError as e:
-        raise ConfigError(f"--{name} must be comma-separated numbers, got {text!r}") from e
-    check_limit(len(values), f"--{name} with", MAX_LIST_VALUES, "values")
-    return values
 
 
 def _grok_preflight(cfg, out: Path) -> str:
@@ -64,15 +52,6 @@ def _check_resume(resume: bool, overwrite: bool, out: Path | None) -> None:
         raise ConfigError("--resume and --overwrite contradict each other")
     if resume and out is None:
         raise ConfigError("--resume needs --out RUN_DIR")
-
-
-def _ints(text: str, name: str) -> tuple[int, ...]:
-    from interp.errors import ConfigError
-
-    values = _floats(text, name)
-    if not all(math.isfinite(v) and v == int(v) for v in values):
-        raise ConfigError(f"--{name} must be comma-separated integers, got {text!r}")
-    return tuple(int(v) for v in values)
 
 
 @grok_app.callback()
@@ -226,10 +205,10 @@ def sweep(
     cfg = SweepConfig(
         task=task,
         p=p,
-        weight_decays=_floats(weight_decays, "weight-decays") if weight_decays else None,
-        train_fractions=_floats(train_fractions, "train-fractions"),
-        train_sizes=_ints(train_sizes, "train-sizes"),
-        widths=_ints(widths, "widths") if widths else None,
+        weight_decays=float_list(weight_decays, "--weight-decays") if weight_decays else None,
+        train_fractions=float_list(train_fractions, "--train-fractions"),
+        train_sizes=int_list(train_sizes, "--train-sizes"),
+        widths=int_list(widths, "--widths") if widths else None,
         seeds=tuple(range(seeds)),
         steps=steps,
         log_every=log_every,

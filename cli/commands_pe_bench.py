@@ -10,19 +10,9 @@ from rich.table import Table
 
 from cli.app import app
 from cli.commands_train import default_out, parse_options
+from cli.parsing import int_list
 from cli.progress import console
 from interp.errors import ConfigError
-
-
-def _ints(text: str, what: str) -> tuple[int, ...]:
-    from interp.resources import MAX_LIST_VALUES, check_limit
-
-    try:
-        values = tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise ConfigError(f"{what} must be comma-separated integers, got {text!r}") from None
-    check_limit(len(values), f"{what} with", MAX_LIST_VALUES, "values")
-    return values
 
 
 def _preflight(cfg, out: Path) -> str:
@@ -133,7 +123,7 @@ def pe_bench(
         task_options=parse_options(task_option),
         encodings=tuple(x.strip() for x in pe.split(",") if x.strip()),
         positional_options={"cope": parse_options(cope_option)} if cope_option else {},
-        seeds=_ints(seeds, "--seeds"),
+        seeds=int_list(seeds, "--seeds"),
         steps=steps,
         batch_size=batch_size,
         lr=lr,
@@ -145,7 +135,7 @@ def pe_bench(
         text=text,
         text_encodings=tuple(x.strip() for x in text_pe.split(",") if x.strip()),
         text_ctx=text_ctx,
-        text_eval_ctx=_ints(text_eval_ctx, "--text-eval-ctx"),
+        text_eval_ctx=int_list(text_eval_ctx, "--text-eval-ctx"),
         text_steps=text_steps,
         text_max_chars=text_max_chars,
         device=device,

@@ -166,3 +166,19 @@ def test_help_lists_commands() -> None:
     assert result.exit_code == 0
     for cmd in ("train", "report", "demo"):
         assert cmd in result.output
+
+
+def test_list_options_parse_or_fail_in_one_line() -> None:
+    from cli.parsing import float_list, int_list
+    from interp.errors import ConfigError
+    from interp.resources import MAX_LIST_VALUES
+
+    assert int_list("0, 1,2,", "--seeds") == (0, 1, 2)
+    assert float_list("0.5,1e-3", "--weight-decays") == (0.5, 1e-3)
+    for bad, parse in [("1,x", int_list), ("1.5", int_list), ("a", float_list)]:
+        with pytest.raises(ConfigError, match="--opt must be comma-separated"):
+            parse(bad, "--opt")
+    with pytest.raises(ConfigError, match="finite"):
+        float_list("0.1,nan", "--opt")
+    with pytest.raises(ConfigError):
+        int_list(",".join(["1"] * (MAX_LIST_VALUES + 1)), "--opt")
