@@ -170,7 +170,7 @@ def test_help_lists_commands() -> None:
 
 def test_list_options_parse_or_fail_in_one_line() -> None:
     from cli.parsing import float_list, int_list
-    from interp.errors import ConfigError
+    from interp.errors import ConfigError, InterpError
     from interp.resources import MAX_LIST_VALUES
 
     assert int_list("0, 1,2,", "--seeds") == (0, 1, 2)
@@ -180,5 +180,5 @@ def test_list_options_parse_or_fail_in_one_line() -> None:
             parse(bad, "--opt")
     with pytest.raises(ConfigError, match="finite"):
         float_list("0.1,nan", "--opt")
-    with pytest.raises(ConfigError):
+    with pytest.raises(InterpError, match="--opt"):
         int_list(",".join(["1"] * (MAX_LIST_VALUES + 1)), "--opt")
