@@ -1,10 +1,12 @@
 """Training-step time of CoPE vs RoPE at contexts 256 and 512, same model otherwise, one run.
 
-    python bench/cope_speed.py [--device cpu] [--steps 5] [--batch 8] [--threads N]
+    python bench/cope_speed.py [--device cpu] [--steps 5] [--batch 8] [--threads N] [--unfused]
 
 Prints one line per context with the median step time (forward + backward + AdamW step) of
 each encoding, measured alternately in the same process, and the ratio CoPE / RoPE (target
-<= 1.5x).  CoPE's p_max is the context (the default).
+<= 1.5x).  CoPE's p_max is the context (the default).  ``--unfused`` also times CoPE without
+its fused, query-chunked form (``cope.FUSED = False``: the three separate autograd functions),
+alternating with the other two.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 
 from interp.config import ModelConfig, OptimConfig
 from interp.models import HookedTransformer
+from interp.models.positional import cope
 from interp.train.loop import make_optimizer
 
 
@@ -33,6 +36,14 @@ def step_time(model: HookedTransformer, opt: torch.optim.Optimizer, tokens: torc
     return time.perf_counter() - t0
 
 
+def timed(models: dict, name: str, tokens: torch.Tensor) -> float:
+    cope.FUSED = name != "unfused"
+    try:
+        return step_time(*models[name], tokens)
+    finally:
+        cope.FUSED = True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -41,6 +52,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     parser.add_argument("--contexts", default="256,512")
     parser.add_argument("--d-model", type=int, default=128)
+    parser.add_argument("--unfused", action="store_true", help="also time unfused CoPE")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -65,17 +77,26 @@ def main() -> None:
             models[pe] = (model, make_optimizer(model, OptimConfig()))
         g = torch.Generator().manual_seed(0)
         tokens = torch.randint(0, 512, (args.batch, ctx), generator=g).to(args.device)
-        times: dict[str, list[float]] = {"rope": [], "cope": []}
-        for pe in times:  # warm-up
-            step_time(*models[pe], tokens)
-        for _ in range(args.steps):
-            for pe in times:  # alternate, so drifting machine load hits both alike
-                times[pe].append(step_time(*models[pe], tokens))
-        rope, cope = statistics.median(times["rope"]), statistics.median(times["cope"])
-        print(
-            f"context {ctx}: rope {1000 * rope:.1f} ms/step, cope {1000 * cope:.1f} ms/step, "
-            f"cope/rope {cope / rope:.2f}x (target <= 1.5x)"
+        runs = ["rope", "cope", "unfused"] if args.unfused else ["rope", "cope"]
+        if args.unfused:  # the same weights as "cope", timed without the fused form
+            model = HookedTransformer(models["cope"][0].cfg, seed=0).to(args.device).train()
+            models["unfused"] = (model, make_optimizer(model, OptimConfig()))
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        for name in runs:  # warm-up
+            timed(models, name, tokens)
+        for i in range(args.steps):  # alternate, so drifting machine load hits all alike,
+            for name in runs[i % len(runs) :] + runs[: i % len(runs)]:  # in rotating order
+                times[name].append(timed(models, name, tokens))
+        med = {name: statistics.median(t) for name, t in times.items()}
+        rope, fused = med["rope"], med["cope"]
+        line = (
+            f"context {ctx}: rope {1000 * rope:.1f} ms/step, cope {1000 * fused:.1f} ms/step, "
+            f"cope/rope {fused / rope:.2f}x (target <= 1.5x)"
         )
+        if args.unfused:
+            unfused = med["unfused"]
+            line += f"; unfused cope {1000 * unfused:.1f} ms/step, {unfused / rope:.2f}x"
+        print(line)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from helpers import tiny_config, tiny_model
 
 from interp.config import ModelConfig
 from interp.errors import ConfigError
+from interp.models import HookedTransformer
 from interp.models.positional.cope import CopeAttention
 
 
@@ -81,6 +82,48 @@ def test_efficient_cope_matches_reference_forward_and_gradients(
     for g, w in zip(got, want, strict=True):
         if w is not None:
             assert g.abs().sum() > 0 and torch.allclose(g, w, atol=1e-5), (g - w).abs().max()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize(("p_max", "sep_gate_key"), [(4, False), (30, False), (5, True)])
+def test_fused_chunked_bias_equals_the_separate_functions(
+    monkeypatch, p_max: int, sep_gate_key: bool, dtype: torch.dtype
+) -> None:
+    """The fused form (query rows in chunks; a ragged last chunk here) gives the values and
+    gradients of the three separate autograd functions (``FUSED = False``, the hooked path)."""
+    from interp.models.positional import cope
+
+    monkeypatch.setattr(cope, "CHUNK_ELEMENTS", 3 * 2 * 2 * 11)  # 3 query rows per chunk
+    torch.manual_seed(0)
+    batch, n_pos, n_heads, d_head, d_model = 2, 11, 2, 4, 6
+    part = CopeAttention(n_heads, d_head, p_max, sep_gate_key, d_model).to(dtype)
+    with torch.no_grad():
+        part.pos_emb.normal_()
+        if sep_gate_key:
+            part.W_G.normal_()
+    x = torch.randn(batch, n_pos, d_model, dtype=dtype, requires_grad=True)
+    q = (2 * torch.randn(batch, n_pos, n_heads, d_head, dtype=dtype)).requires_grad_()
+    k = torch.randn(batch, n_pos, n_heads, d_head, dtype=dtype, requires_grad=True)
+    params = (x, q, k, part.pos_emb) + ((part.W_G,) if sep_gate_key else ())
+    weights = torch.randn(batch, n_heads, n_pos, n_pos, dtype=dtype)
+    results = []
+    for fused in (True, False):
+        monkeypatch.setattr(cope, "FUSED", fused)
+        scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(d_head)
+        out = part.score_bias_with_input(x, q, k, scores)
+        grads = torch.autograd.grad((out * weights).sum(), params, allow_unused=True)
+        results.append((out, grads))
+    (fast, got), (slow, want) = results
+    # bfloat16: other rounding orders (chunked matmuls), so within 2% of each tensor's scale
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    assert torch.allclose(fast, slow, atol=tol * float(slow.detach().abs().max()), rtol=tol)
+    for g, w in zip(got, want, strict=True):
+        assert (g is None) == (w is None)
+        if w is not None:
+            assert g.abs().sum() > 0
+            assert torch.allclose(g, w, atol=tol * float(w.abs().max()), rtol=tol), (
+                (g - w).abs().max()
+            )
 
 
 def test_separate_gate_keys_change_positions_not_attention_logits() -> None:
@@ -303,3 +346,24 @@ def test_cope_trains_under_myopic_gradients(tmp_path) -> None:
     losses = [r["loss"] for r in run.metrics() if r["split"] == "train"]
     assert all(math.isfinite(x) for x in losses)
     assert losses[-1] < 0.75 * losses[0], losses
+
+
+@pytest.mark.filterwarnings("ignore:There is a performance drop")
+def test_cope_runs_under_vmap_of_grad_as_the_batched_trainers_use_it() -> None:
+    """vmap(grad(...)) over stacked CoPE models equals each model's own gradient."""
+    from torch.func import functional_call, grad, stack_module_state, vmap
+
+    cfg = ModelConfig(n_layers=1, d_model=16, n_heads=2, d_mlp=32, n_ctx=8, d_vocab=10,
+                      positional="cope")  # fmt: skip
+    models = [HookedTransformer(cfg, seed=i) for i in range(2)]
+    params, buffers = stack_module_state(models)
+    tokens = torch.randint(0, 10, (2, 3, 8), generator=torch.Generator().manual_seed(0))
+
+    def loss(p, b, t):
+        return functional_call(models[0], (p, b), (t,)).logsumexp(-1).mean()
+
+    batched = vmap(grad(loss))(params, buffers, tokens)
+    for i, model in enumerate(models):
+        one = grad(loss)(dict(model.named_parameters()), dict(model.named_buffers()), tokens[i])
+        for name, g in one.items():
+            torch.testing.assert_close(batched[name][i], g, atol=1e-5, rtol=1e-5)

@@ -9,7 +9,8 @@ gains ``q_i . e[p_ij] / sqrt(d_head)`` (the public code adds it before the 1/sqr
 
 Efficient form (never an L x L x d tensor): ``z = q . E`` at the ``p_max + 1`` integer
 positions [batch head_index query_pos n_positions], then gather ``z`` at floor / ceil of
-``p_ij`` and mix with the fractional part.
+``p_ij`` and mix with the fractional part.  Without hooks on the gates or positions, one fused
+function does all of it in chunks of query rows that stay in cache (``_FusedBias``).
 
 Hook points on the attention module, both [batch head_index query_pos key_pos]:
 ``hook_cope_gates`` (zero for future keys) and ``hook_cope_pos`` (the clamped positions).
@@ -35,6 +36,7 @@ import torch
 from einops import einsum
 from jaxtyping import Float
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from interp.errors import ConfigError
 from interp.models.positional.base import AttentionPosition, PositionalEncoding, register_positional
@@ -135,9 +137,8 @@ class _Interpolate(torch.autograd.Function):
     def forward(z: Tensor, positions: Tensor, scores: Tensor):  # type: ignore[override]  # noqa: ANN205
         index = positions.detach().long()  # floor, as positions are >= 0
         fraction = torch.frac(positions).to(z.dtype)
-        step = torch.empty_like(z)  # last step 0: frac = 0 there
-        torch.sub(z[..., 1:], z[..., :-1], out=step[..., :-1])
-        step[..., -1] = 0
+        # last step 0 (frac = 0 there); no out= so that vmap (batched trainers) can run it
+        step = torch.nn.functional.pad(z.diff(dim=-1), (0, 1))
         delta = step.gather(-1, index)
         out = z.gather(-1, index).addcmul_(fraction, delta)
         out = out.add_(scores) if scores.dtype == out.dtype else scores + out
@@ -168,6 +169,169 @@ class _Interpolate(torch.autograd.Function):
             grad_pos = (grad_in * delta).to(ctx.pos_dtype)
         grad_scores = grad.to(ctx.scores_dtype) if ctx.needs_input_grad[2] else None
         return grad_z, grad_pos, grad_scores
+
+
+# Elements of one [batch head chunk key] slab in the fused form: 128K floats (512 KiB, one
+# core's L2 cache on the benchmark machine; 64K and 256K measured alike), so the ~10 successive
+# passes over a chunk of query rows read it from cache, and small slabs reuse the allocator's
+# memory instead of page-faulting a fresh L x L buffer.
+CHUNK_ELEMENTS = 1 << 17
+FUSED = True  # False: always the three separate functions (for benchmarks and tests)
+
+
+def _chunk_positions(logits: Tensor, diagonal: int) -> tuple[Tensor, Tensor]:
+    """Gates and (unclamped) positions of a chunk of query rows, as ``_CausalGates`` and
+    ``_ReverseCumsum`` compute them (the same operations, bit for bit)."""
+    gates = torch.sigmoid(logits).tril_(diagonal)
+    cum = gates.cumsum(-1, dtype=torch.promote_types(gates.dtype, torch.float32))
+    return gates, torch.add(gates, cum[..., -1:]).sub_(cum)
+
+
+class _FusedBias(torch.autograd.Function):
+    """``scores + interpolate(q E, clamp(reverse_cumsum(causal_sigmoid(logits))))`` in one
+    function, query rows in chunks of about ``CHUNK_ELEMENTS`` (every step is independent per
+    query row), so the intermediate [batch head chunk key] tensors, ``z = q . E`` included,
+    stay in cache.  Nothing L x L is saved: backward recomputes ``z``, gates, positions, floor
+    and fraction chunk by chunk from the logits, and turns each chunk's ``dz`` into ``dq`` and
+    ``dE`` at once.  ``logits is None``: the gates read ``scores`` (shared keys).  The same
+    maths as the three functions above; used when no hook watches the gates or positions.
+
+    ``q`` [batch query_pos head_index d_head] (scaled), ``emb`` [head_index d_head n_positions];
+    ``z`` is one batched matmul per chunk, [head_index (batch chunk) n_positions] in memory.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        logits: Tensor | None,
+        q: Tensor,
+        emb: Tensor,
+        scores: Tensor,
+        offset: int,
+        p_max: int | None,
+    ) -> Tensor:
+        gate_in = scores if logits is None else logits
+        n_q = gate_in.shape[-2]
+        out = scores.new_empty(scores.shape, dtype=torch.promote_types(q.dtype, scores.dtype))
+        rows = _chunk_rows(gate_in)
+        for a in range(0, n_q, rows):
+            b = min(a + rows, n_q)
+            _, positions = _chunk_positions(gate_in[..., a:b, :], offset + a)
+            if p_max is not None:
+                positions.clamp_(max=p_max)
+            index = positions.long()  # floor, as positions are >= 0
+            fraction = torch.frac(positions).to(q.dtype)
+            z = _chunk_z(q, emb, a, b)
+            value = z.gather(-1, index).addcmul_(fraction, _step(z).gather(-1, index))
+            torch.add(value, scores[..., a:b, :], out=out[..., a:b, :])
+        return out
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
+        logits, q, emb, scores, offset, p_max = inputs
+        ctx.offset, ctx.p_max, ctx.shared = offset, p_max, logits is None
+        ctx.scores_dtype = scores.dtype
+        ctx.save_for_backward(scores if logits is None else logits, q, emb)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):  # noqa: ANN001, ANN205
+        gate_in, q, emb = ctx.saved_tensors
+        need_logits = ctx.needs_input_grad[3] if ctx.shared else ctx.needs_input_grad[0]
+        need_q, need_emb = ctx.needs_input_grad[1:3]
+        need_z = need_q or need_emb
+        grad_scores = grad.to(ctx.scores_dtype) if ctx.needs_input_grad[3] else None
+        grad_logits = gate_in.new_empty(gate_in.shape) if need_logits else None
+        grad_q = q.new_empty(q.shape) if need_q else None
+        n_batch, n_heads = gate_in.shape[:2]
+        # dE summed over chunks in float32 at least (one rounding, as a single matmul would)
+        acc = torch.promote_types(emb.dtype, torch.float32)
+        grad_emb = torch.zeros_like(emb, dtype=acc) if need_emb else None
+        n_q = gate_in.shape[-2]
+        rows = _chunk_rows(gate_in)
+        for a in range(0, n_q, rows):
+            b = min(a + rows, n_q)
+            gates, positions = _chunk_positions(gate_in[..., a:b, :], ctx.offset + a)
+            over = None
+            if ctx.p_max is not None:
+                over = positions > ctx.p_max
+                positions.clamp_(max=ctx.p_max)
+            index = positions.long()
+            grad_in = grad[..., a:b, :].to(q.dtype)
+            if need_z:
+                upper = grad_in * torch.frac(positions).to(q.dtype)  # weight of z[floor p + 1]
+                # [head_index batch chunk n_positions + 1], a spare last slot: z[floor p + 1]
+                # exists even where floor p is the last position
+                buf = grad_in.new_zeros((n_heads, n_batch, b - a, emb.shape[-1] + 1))
+                view = buf.transpose(0, 1)  # [batch head_index chunk n_positions + 1]
+                view[..., :-1].scatter_add_(-1, index, grad_in - upper)
+                view[..., 1:].scatter_add_(-1, index, upper)
+                grad_z = buf[..., :-1].flatten(1, 2)  # [head_index (batch chunk) n_positions]
+                if need_q:
+                    grad_qc = torch.bmm(grad_z, emb.transpose(-1, -2))
+                    grad_q[:, a:b] = grad_qc.unflatten(1, (n_batch, b - a)).permute(1, 2, 0, 3)
+                if need_emb:
+                    q_chunk = _chunk_q(q, a, b).transpose(-1, -2)
+                    if grad_emb.dtype == emb.dtype:
+                        grad_emb.baddbmm_(q_chunk, grad_z)
+                    else:
+                        grad_emb += torch.bmm(q_chunk, grad_z)
+            if need_logits:
+                z = _chunk_z(q, emb, a, b)
+                grad_pos = (grad_in * _step(z).gather(-1, index)).to(positions.dtype)
+                if over is not None:
+                    grad_pos.masked_fill_(over, 0)
+                grad_gates = grad_pos.cumsum(-1).to(gates.dtype)
+                # future gates are 0, so their factor g (1 - g) masks their gradient as well
+                value = torch.ops.aten.sigmoid_backward(grad_gates, gates)
+                if ctx.shared:
+                    torch.add(value, grad_scores[..., a:b, :], out=grad_logits[..., a:b, :])
+                else:
+                    grad_logits[..., a:b, :] = value
+        if grad_emb is not None:
+            grad_emb = grad_emb.to(emb.dtype)
+        if ctx.shared:
+            grad_scores = grad_logits if need_logits else grad_scores
+            return None, grad_q, grad_emb, grad_scores, None, None
+        return grad_logits, grad_q, grad_emb, grad_scores, None, None
+
+
+def _chunk_q(q: Tensor, a: int, b: int) -> Tensor:
+    """Query rows ``a:b`` of q [batch query_pos head_index d_head] as [head_index (batch chunk)
+    d_head] (a small copy)."""
+    return q[:, a:b].permute(2, 0, 1, 3).flatten(1, 2)
+
+
+def _chunk_z(q: Tensor, emb: Tensor, a: int, b: int) -> Tensor:
+    """``z = q . E`` for query rows ``a:b``, [batch head_index chunk n_positions] (a view of one
+    [head_index (batch chunk) n_positions] batched matmul)."""
+    z = torch.bmm(_chunk_q(q, a, b), emb)
+    return z.unflatten(1, (q.shape[0], b - a)).transpose(0, 1)
+
+
+def _step(z: Tensor) -> Tensor:
+    """``z[p + 1] - z[p]`` along the last dimension, 0 at the last position (frac = 0 there)."""
+    step = torch.empty_like(z)
+    torch.sub(z[..., 1:], z[..., :-1], out=step[..., :-1])
+    step[..., -1] = 0
+    return step
+
+
+def _chunk_rows(x: Tensor) -> int:
+    """Query rows per chunk: about ``CHUNK_ELEMENTS`` elements of [batch head chunk key]."""
+    return max(1, CHUNK_ELEMENTS // max(1, x.numel() // max(1, x.shape[-2])))
+
+
+def _idle(hook: object) -> bool:
+    """No hook point, or one that nothing watches (an ``nn.Module`` without hooks)."""
+    return hook is None or (
+        isinstance(hook, nn.Module)
+        and not (
+            hook._forward_hooks
+            or hook._forward_pre_hooks
+            or hook._backward_hooks
+            or hook._backward_pre_hooks
+        )
+    )
 
 
 class CopeAttention(AttentionPosition):
@@ -264,7 +428,33 @@ class CopeAttention(AttentionPosition):
         """Shared gate keys: the gates read the attention logits ``scores`` themselves."""
         if self.W_G is not None:
             raise ValueError("separate gate keys read the layer input: use score_bias_with_input")
-        return self.position_logits(q * self.scale, self.positions(q, k, scores), scores)
+        return self.bias(q, k, scores, scores)
+
+    def bias(
+        self,
+        q: Float[Tensor, "batch query_pos head_index d_head"],
+        k: Float[Tensor, "batch key_pos head_index d_head"],
+        gate_logits: Float[Tensor, "batch head_index query_pos key_pos"],
+        scores: Float[Tensor, "batch head_index query_pos key_pos"],
+    ) -> Float[Tensor, "batch head_index query_pos key_pos"]:
+        """``scores`` plus the position logits of the gates read from ``gate_logits`` (pass
+        ``scores`` itself for shared keys): :meth:`positions` then :meth:`position_logits`, or
+        the same maths fused and chunked over queries (``_FusedBias``) when no hook watches the
+        gates or positions and no ``torch.func`` transform is active."""
+        hooks = (self.hooks.get(name) for name in self.hook_names)
+        wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+        if (
+            FUSED
+            and all(_idle(h) for h in hooks)
+            and not any(wrapped(t) for t in (q, gate_logits, scores, self.pos_emb))
+        ):
+            q_scaled = q * self.scale
+            n_q, n_k = gate_logits.shape[-2:]
+            p_max = self.p_max if self.p_max < n_k else None
+            logits = None if gate_logits is scores else gate_logits
+            emb = self.pos_emb.to(q.dtype)
+            return _FusedBias.apply(logits, q_scaled, emb, scores, n_k - n_q, p_max)
+        return self.position_logits(q * self.scale, self.positions(q, k, gate_logits), scores)
 
     def score_bias_with_input(
         self,
@@ -276,8 +466,7 @@ class CopeAttention(AttentionPosition):
         if self.W_G is None:
             return self.score_bias(q, k, scores)
         gate_k = self.gate_keys(x)
-        positions = self.positions(q, gate_k, self.gate_logits(q, gate_k))
-        return self.position_logits(q * self.scale, positions, scores)
+        return self.bias(q, gate_k, self.gate_logits(q, gate_k), scores)
 
     def score_bias_myopic(
         self,
@@ -308,8 +497,7 @@ class CopeAttention(AttentionPosition):
         diag = past.diagonal(dim1=-2, dim2=-1).detach() + (live - live.detach())
         eye = torch.eye(q.shape[1], dtype=torch.bool, device=q.device)
         logits = torch.where(eye, diag.unsqueeze(-1), past)
-        positions = self.positions(q, g_past, logits)
-        return self.position_logits(q * self.scale, positions, scores)
+        return self.bias(q, g_past, logits, scores)
 
 
 @register_positional
