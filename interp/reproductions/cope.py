@@ -5,6 +5,12 @@ relative PE 1.1 / 17.8 / 22.4, CoPE 0.0 / 1.2 / 7.4.  Here "relative" is RoPE (t
 relative PE is a learned per-distance bias), programs are far shorter than the paper's 512
 steps and models far smaller, so the numbers are ours, whatever they are; a claim passes when
 CoPE's mean error is no higher than both others.
+
+Cost: the quick mode takes a few minutes; the full mode (3 seeds x 3 encodings x 4
+comparisons, 1,500 steps each) takes about 1.5 hours on a 2-core CPU.  Measured in full mode
+(test error %, absolute / RoPE / CoPE; out of distribution = programs twice as long):
+1 variable 0.26 / 0.0 / 0.0 (OOD 60.7 / 38.0 / 4.8); 3 variables 6.8 / 7.0 / 6.6 (OOD
+62.2 / 46.5 / 30.2).
 """
 
 from __future__ import annotations
