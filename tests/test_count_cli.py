@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 import torch
-from typer.testing import CliRunner
-
-from cli.main import app
-
-runner = CliRunner()
+from cli_helpers import assert_one_line_error, invoke
 
 
 @pytest.fixture(autouse=True)
@@ -20,17 +15,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-def assert_one_line_error(result, fragment: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    assert re.search(fragment, lines[0], re.I), lines[0]
 
 
 def test_construct_prints_exact_cells_and_writes_a_report(tmp_path) -> None:

@@ -4,25 +4,9 @@ end to end (run directory, results, report with the grokking sections)."""
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
-from typer.testing import CliRunner
-
-from cli.main import app
-
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-def assert_one_line_error(result, fragment: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    assert re.search(fragment, lines[0], re.I), lines[0]
+from cli_helpers import assert_one_line_error, invoke
 
 
 @pytest.mark.parametrize(

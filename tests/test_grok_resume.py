@@ -11,15 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import invoke
 from killing import fork_cli, kill_when
-from typer.testing import CliRunner
 
-from cli.main import app
 from interp.grok.job import GrokConfig, SweepConfig, run_grok, run_sweep
 from interp.io import read_json, read_jsonl
 from interp.train.checkpoint import load_weights
 
-runner = CliRunner()
 TIMING = {"seconds", "steps_per_second", "runs_per_second"}
 
 
@@ -33,10 +31,6 @@ def stop_at(step: int):
             raise Stop
 
     return on_step
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
 def assert_same_run(a: Path, b: Path) -> None:

@@ -8,14 +8,12 @@ import re
 
 import pytest
 import torch
-from typer.testing import CliRunner
+from cli_helpers import invoke
 
-from cli.main import app
 from interp.analysis.pe_bench import PEBenchConfig, format_table, interval, run_pe_bench
 from interp.config import ModelConfig
 from interp.errors import ConfigError
 
-runner = CliRunner()
 TINY = dict(steps=4, batch_size=8, n_layers=1, d_model=16, n_heads=2, d_mlp=32, eval_sequences=8)
 
 
@@ -65,10 +63,6 @@ def test_bad_config_is_one_line(kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)) as e:
         PEBenchConfig(**kwargs)
     assert "\n" not in str(e.value)
-
-
-def invoke(*args: str):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.mark.parametrize(
