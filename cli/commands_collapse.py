@@ -58,12 +58,13 @@ def _save(
     results: dict[str, Any],
     model_run: Path | None,
     report: bool,
+    overwrite: bool,
 ) -> None:
     from interp.io import atomic_write_json
     from interp.report import build_report
     from interp.runs import RunDir
 
-    run = RunDir.create(out, config)
+    run = RunDir.create(out, config, overwrite=overwrite)
     atomic_write_json(run.path / "results.json", results)
     if model_run is not None:
         atomic_write_json(model_run / "analyses" / kind / "results.json", results)
@@ -197,7 +198,7 @@ def collapse(
     for note in results["notes"]:
         console.print(f"note: {note}")
     config = {"kind": "collapse", "model": label, "collapse": cfg.to_dict(), "device": device}
-    _save("collapse", out, config, results, model_run, report)
+    _save("collapse", out, config, results, model_run, report, overwrite)
 
 
 def _n(value: int | None, lengths: list[int]) -> str:
@@ -265,4 +266,4 @@ def squash(
         )
     console.print(table)
     config = {"kind": "squash", "model": label, "squash": cfg.to_dict(), "device": device}
-    _save("squash", out, config, results, model_run, report)
+    _save("squash", out, config, results, model_run, report, overwrite)

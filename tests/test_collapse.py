@@ -175,6 +175,21 @@ def test_collapse_cli_writes_run_and_model_analysis(model_run, tmp_path):
     assert "Representational collapse" in (model_run.path / "report.html").read_text()
 
 
+def test_collapse_cli_overwrite_replaces_an_existing_run(model_run, tmp_path):
+    import json
+
+    out = tmp_path / "c"
+    args = ["--model", str(model_run.path), "--dtypes", "fp32", "--family", "pattern",
+            "--tokens", "2,3", "--lengths", "2:4", "--out", str(out)]  # fmt: skip
+    assert _invoke(*args).exit_code == 0
+    (out / "results.json").write_text("{}")
+    refused = _invoke(*args)
+    assert refused.exit_code == 2 and "already exists" in refused.output
+    res = _invoke(*args, "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "results.json").read_text())["lengths"] == [2, 3, 4]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
