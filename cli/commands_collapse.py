@@ -62,9 +62,9 @@ def _save(
 ) -> None:
     from interp.io import atomic_write_json
     from interp.report import build_report
-    from interp.runs import RunDir
+    from interp.runs import REPLACEABLE, RunDir
 
-    run = RunDir.create(out, config, overwrite=overwrite)
+    run = RunDir.create(out, config, overwrite=overwrite, remedy=REPLACEABLE)
     atomic_write_json(run.path / "results.json", results)
     if model_run is not None:
         atomic_write_json(model_run / "analyses" / kind / "results.json", results)
@@ -121,7 +121,7 @@ def collapse(
     its last token repeated) by length, per layer and float format, with collapse lengths."""
     from interp.analysis.collapse import CollapseConfig, run_collapse, validate
     from interp.analysis.precision import FORMATS, parse_formats
-    from interp.runs import RunDir
+    from interp.runs import REPLACEABLE, RunDir
 
     if dtype is not None and dtypes is not None:
         raise ConfigError("give --dtype or --dtypes, not both")
@@ -154,7 +154,7 @@ def collapse(
         seed=seed,
     )
     out = out or default_out("collapse")
-    RunDir.check_creatable(out, overwrite)
+    RunDir.check_creatable(out, overwrite, REPLACEABLE)
     loaded, model_run, label = _load(model, device)
     plan = validate(loaded, cfg, device)
     from interp.resources import collapse_estimate, preflight
@@ -223,7 +223,7 @@ def squash(
 ) -> None:
     """Over-squashing: sensitivity of the last token's state to each input position, per layer."""
     from interp.analysis.sensitivity import PROMPTS, SquashConfig, run_squash
-    from interp.runs import RunDir
+    from interp.runs import REPLACEABLE, RunDir
 
     names = tuple(p.strip() for p in prompts.split(",") if p.strip())
     unknown = [p for p in names if p not in PROMPTS]
@@ -237,7 +237,7 @@ def squash(
         raise ConfigError(f"--length must be at least 2, not {length}")
     cfg = SquashConfig(prompts=names, length=length)
     out = out or default_out("squash")
-    RunDir.check_creatable(out, overwrite)
+    RunDir.check_creatable(out, overwrite, REPLACEABLE)
     loaded, model_run, label = _load(model, device)
     n_ctx = int(loaded.cfg.n_ctx)
     if length > n_ctx:

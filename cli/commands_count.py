@@ -160,7 +160,7 @@ def construct(
     from interp.analysis.counting import ConstructConfig, parse_int_list, run_construct
     from interp.io import atomic_write_json
     from interp.report import build_report
-    from interp.runs import RunDir
+    from interp.runs import NEW_OUT_ONLY, RunDir
 
     cfg = ConstructConfig(
         d_values=parse_int_list(d, "--d"),
@@ -174,7 +174,7 @@ def construct(
 
     check_limit(samples, "--samples", MAX_SAMPLES, "sequences per (d, m)")
     if out is not None:
-        RunDir.check_creatable(out)
+        RunDir.check_creatable(out, remedy=NEW_OUT_ONLY)
 
     need = max(  # float64 weights (~4 d^2) + one evaluation chunk of 256 sequences
         8 * d_ * (4 * d_ + (m_ + (n or 10 * m_) + 2) * 257)
@@ -192,7 +192,9 @@ def construct(
     console.print(table)
     if out is not None:
         run = RunDir.create(
-            out, {"kind": "count-construct", "seed": seed, "construct": cfg.to_dict()}
+            out,
+            {"kind": "count-construct", "seed": seed, "construct": cfg.to_dict()},
+            remedy=NEW_OUT_ONLY,
         )
         atomic_write_json(run.path / "results.json", results)
         console.print(f"report: {build_report(run.path)}")

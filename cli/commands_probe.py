@@ -73,7 +73,7 @@ def probe(
     report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
 ) -> None:
     """Fit linear probes predicting the token at t+k from each layer's state at t."""
-    from interp.runs import RunDir
+    from interp.runs import REPLACEABLE, RunDir
     from probes.run import ProbeConfig, parse_layers, run_probe
 
     if kind not in _KINDS:
@@ -96,7 +96,7 @@ def probe(
 
     check_limit(tokens, "--tokens", MAX_SAMPLES, "tokens")
     out = out or default_out("probe")
-    RunDir.check_creatable(out, overwrite)
+    RunDir.check_creatable(out, overwrite, REPLACEABLE)
     if config.model is None:
         from interp.demo import ensure_demo_model
 

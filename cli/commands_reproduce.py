@@ -28,7 +28,7 @@ def reproduce(
     import interp.reproductions  # noqa: F401  (registers every reproduction)
     from interp.io import atomic_write_json
     from interp.reproduce import get_reproduction, reproduction_names
-    from interp.runs import RunDir
+    from interp.runs import NEW_OUT_ONLY, RunDir
 
     if list_ or not name:
         for known in reproduction_names():
@@ -36,7 +36,9 @@ def reproduce(
         return
     repro = get_reproduction(name)
     out = out or default_out(f"reproduce-{name}")
-    run = RunDir.create(out, {"kind": "reproduce", "name": name, "quick": quick})
+    run = RunDir.create(
+        out, {"kind": "reproduce", "name": name, "quick": quick}, remedy=NEW_OUT_ONLY
+    )
     claims = repro.run(run.path, quick, lambda msg: console.print(f"[dim]{msg}[/dim]"))
     atomic_write_json(run.path / "claims.json", [c.to_dict() for c in claims])
     table = Table(title=f"interp reproduce {name}")

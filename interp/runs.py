@@ -76,6 +76,12 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+# How an "already exists" refusal ends, by what the command offers.
+RESUMABLE = "pass --resume to continue it or --overwrite to replace it"
+REPLACEABLE = "pass --overwrite to replace it"
+NEW_OUT_ONLY = "choose another --out"
+
+
 class RunDir:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -89,26 +95,32 @@ class RunDir:
         return path.is_dir() and all(_is_write_debris(p) for p in path.iterdir())
 
     @staticmethod
-    def check_creatable(path: Path, overwrite: bool = False) -> None:
-        """Raise the error ``create`` would raise, before any expensive work starts."""
+    def check_creatable(path: Path, overwrite: bool = False, remedy: str = RESUMABLE) -> None:
+        """Raise the error ``create`` would raise, before any expensive work starts.
+
+        ``remedy`` ends the "already exists" line: what the command offers instead."""
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise InterpError(f"output path {path} exists and is not a directory")
         if path.is_dir() and not RunDir.is_blank(path):
             if not overwrite:
-                raise InterpError(
-                    f"run directory {path} already exists; pass --resume to continue it or --overwrite to replace it"
-                )
+                raise InterpError(f"run directory {path} already exists; {remedy}")
             if not (path / "config.json").is_file():
                 raise InterpError(
                     f"refusing to overwrite {path}: it is not a run directory (no config.json)"
                 )
 
     @classmethod
-    def create(cls, path: Path, config: Mapping[str, Any], overwrite: bool = False) -> RunDir:
+    def create(
+        cls,
+        path: Path,
+        config: Mapping[str, Any],
+        overwrite: bool = False,
+        remedy: str = RESUMABLE,
+    ) -> RunDir:
         """Create a new run directory; refuse to reuse an existing non-empty one unless asked."""
         path = Path(path)
-        cls.check_creatable(path, overwrite)
+        cls.check_creatable(path, overwrite, remedy)
         aside = _aside_path(path)
         if aside.exists() or aside.is_symlink():  # an --overwrite killed mid-delete: finish it
             _remove(aside)

@@ -508,7 +508,7 @@ def run_probe(
 ) -> tuple[Path, dict[str, Any]]:
     """Validate, create ``out``, fit, evaluate, write results and reports; returns (out, results)."""
     from interp.io import atomic_write_json
-    from interp.runs import RunDir
+    from interp.runs import REPLACEABLE, RunDir
 
     RunDir.check_creatable(out, overwrite)
     model, spec = load_probe_model(config, on_demo)
@@ -524,7 +524,7 @@ def run_probe(
             for k in ("n_layers", "d_model", "n_heads", "n_ctx", "d_vocab")
         },
     }
-    run = RunDir.create(out, run_cfg, overwrite=overwrite)
+    run = RunDir.create(out, run_cfg, overwrite=overwrite, remedy=REPLACEABLE)
     run.write_env(config.seed, config.device)
     results = run_probes(model, prep, on_start, on_step)
     atomic_write_json(run.path / "results.json", results)

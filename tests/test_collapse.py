@@ -185,6 +185,7 @@ def test_collapse_cli_overwrite_replaces_an_existing_run(model_run, tmp_path):
     (out / "results.json").write_text("{}")
     refused = _invoke(*args)
     assert refused.exit_code == 2 and "already exists" in refused.output
+    assert "--overwrite" in refused.output and "--resume" not in refused.output
     res = _invoke(*args, "--overwrite")
     assert res.exit_code == 0, res.output
     assert json.loads((out / "results.json").read_text())["lengths"] == [2, 3, 4]
