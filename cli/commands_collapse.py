@@ -51,6 +51,17 @@ def _load(model: str | None, device: str) -> tuple[Any, Path | None, str]:
     return loaded, (path if is_run else None), model
 
 
+def _load_for(kind: str, model: str | None, device: str) -> tuple[Any, Path | None, str]:
+    """:func:`_load`, then refuse at once (before any work) an ``analyses/<kind>`` copy that
+    would be written through a planted link."""
+    from interp.runs import RunDir
+
+    loaded, model_run, label = _load(model, device)
+    if model_run is not None:
+        RunDir(model_run).check_analysis(kind)
+    return loaded, model_run, label
+
+
 def _save(
     kind: str,
     out: Path,
@@ -60,14 +71,13 @@ def _save(
     report: bool,
     overwrite: bool,
 ) -> None:
-    from interp.io import atomic_write_json
     from interp.report import build_report
     from interp.runs import REPLACEABLE, RunDir
 
     run = RunDir.create(out, config, overwrite=overwrite, remedy=REPLACEABLE)
-    atomic_write_json(run.path / "results.json", results)
+    run.tree.write_json("results.json", results)
     if model_run is not None:
-        atomic_write_json(model_run / "analyses" / kind / "results.json", results)
+        RunDir(model_run).write_analysis(kind, results)
     if report:
         console.print(f"report: {build_report(run.path)}")
         if model_run is not None:
@@ -155,7 +165,7 @@ def collapse(
     )
     out = out or default_out("collapse")
     RunDir.check_creatable(out, overwrite, REPLACEABLE)
-    loaded, model_run, label = _load(model, device)
+    loaded, model_run, label = _load_for("collapse", model, device)
     plan = validate(loaded, cfg, device)
     from interp.resources import collapse_estimate, preflight
 
@@ -238,7 +248,7 @@ def squash(
     cfg = SquashConfig(prompts=names, length=length)
     out = out or default_out("squash")
     RunDir.check_creatable(out, overwrite, REPLACEABLE)
-    loaded, model_run, label = _load(model, device)
+    loaded, model_run, label = _load_for("squash", model, device)
     n_ctx = int(loaded.cfg.n_ctx)
     if length > n_ctx:
         raise ConfigError(f"--length {length} is beyond the model context {n_ctx}")

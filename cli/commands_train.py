@@ -154,11 +154,14 @@ def _summarise(run: Any) -> None:
 def report(
     run: Annotated[Path, typer.Argument(help="Run directory.")],
     out: Annotated[Path | None, typer.Option(help="Output HTML (default RUN/report.html).")] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an existing --out file (RUN/report.html always is).")
+    ] = False,
 ) -> None:
     """(Re)build the interactive HTML report of a run from its saved results."""
     from interp.report import build_report
 
-    console.print(f"report: {build_report(run, out)}")
+    console.print(f"report: {build_report(run, out, overwrite=overwrite)}")
 
 
 @app.command()

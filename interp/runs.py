@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
-import shutil
 import socket
 import sys
 from collections.abc import Mapping
@@ -22,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from interp.errors import CorruptFileError, InterpError
-from interp.io import (
-    append_jsonl,
-    atomic_write_json,
-    fsync_dir,
-    read_json,
-    read_jsonl,
-    truncate_jsonl,
-)
+from interp.io import fsync_dir, read_json, read_jsonl, truncate_jsonl
+from interp.safefs import MARKER, Tree, UnsafePathError, has_marker, is_link, remove_path
+
+
+def _interp_version() -> str:
+    from interp import __version__
+
+    return __version__
 
 
 def _versions() -> dict[str, str]:
@@ -55,11 +54,30 @@ def _versions() -> dict[str, str]:
 
 
 def _is_write_debris(path: Path) -> bool:
-    """A temporary file of :func:`interp.io.atomic_write_bytes` (``.NAME.XXXX.tmp``)."""
+    """A temporary file of :func:`interp.io.atomic_write_bytes` (``.NAME.XXXX.tmp``), or the
+    marker interp writes before anything else (a run killed before its ``config.json``)."""
+    if path.name == MARKER:
+        return path.is_file()
     return path.is_file() and path.name.startswith(".") and path.name.endswith(".tmp")
 
 
 TRASH = ".interp-trash"
+
+# What interp writes inside a run: checked for planted symbolic links before any work starts.
+RUN_SUBPATHS = (
+    "config.json",
+    "env.json",
+    "metrics.jsonl",
+    "results.json",
+    "claims.json",
+    "model.safetensors",
+    "report.html",
+    "checkpoints",
+    "tokenizer",
+    "analyses",
+    "cells",
+    "runs",
+)
 
 
 def _aside_path(path: Path) -> Path:
@@ -69,11 +87,15 @@ def _aside_path(path: Path) -> Path:
     return path.parent / TRASH / path.name
 
 
-def _remove(path: Path) -> None:
-    if path.is_symlink():  # --out was a link to a run: drop the link, not what it points to
-        path.unlink()
-    else:
-        shutil.rmtree(path, ignore_errors=True)
+def _trash_dir(path: Path) -> Path:
+    """``PARENT/.interp-trash``, refused when something other than a real folder sits there."""
+    trash = _aside_path(path).parent
+    if is_link(trash) or (trash.exists() and not trash.is_dir()):
+        raise UnsafePathError(
+            f"refusing to overwrite {path}: {trash} is not a plain folder (interp moves the old "
+            "run there before deleting it); remove it yourself"
+        )
+    return trash
 
 
 # How an "already exists" refusal ends, by what the command offers.
@@ -105,10 +127,12 @@ class RunDir:
         if path.is_dir() and not RunDir.is_blank(path):
             if not overwrite:
                 raise InterpError(f"run directory {path} already exists; {remedy}")
-            if not (path / "config.json").is_file():
+            if not has_marker(path):
                 raise InterpError(
-                    f"refusing to overwrite {path}: it is not a run directory (no config.json)"
+                    f"refusing to overwrite {path}: not a run directory interp created (no {MARKER} "
+                    "marker); delete it yourself or choose another --out"
                 )
+            _trash_dir(path)
 
     @classmethod
     def create(
@@ -122,36 +146,64 @@ class RunDir:
         path = Path(path)
         cls.check_creatable(path, overwrite, remedy)
         aside = _aside_path(path)
-        if aside.exists() or aside.is_symlink():  # an --overwrite killed mid-delete: finish it
-            _remove(aside)
+        trash = _trash_dir(path)
+        if trash.is_dir() and (aside.exists() or is_link(aside)):
+            remove_path(aside)  # an --overwrite killed mid-delete: finish it (links not followed)
         replaced = path.is_dir() and any(path.iterdir())
         if replaced:
             # moved out of the way in one rename, deleted only once the new run exists: a kill
             # never leaves a half-deleted run in ``path`` (at worst hidden trash, cleared later)
-            aside.parent.mkdir(exist_ok=True)
+            trash.mkdir(exist_ok=True)
+            _trash_dir(path)  # still a plain folder (not swapped for a link meanwhile)
             path.rename(aside)
-            fsync_dir(aside.parent.parent)
+            fsync_dir(trash.parent)
         path.mkdir(parents=True, exist_ok=True)
         run = cls(path)
+        run.tree.write_json(MARKER, {"interp": _interp_version()})
         config = dict(config)
         config.setdefault("created", _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
-        atomic_write_json(run.config_path, config)
+        run.tree.write_json("config.json", config)
         if replaced:
-            _remove(aside)
+            remove_path(aside)
         try:
-            aside.parent.rmdir()  # only when empty (no other run's leftovers)
+            trash.rmdir()  # only when empty (no other run's leftovers)
         except OSError:
             pass
         return run
 
     @classmethod
-    def open(cls, path: Path) -> RunDir:
+    def open(cls, path: Path, writable: bool = True) -> RunDir:
+        """An existing run; ``writable`` (resume, overwrite) also refuses planted links."""
         path = Path(path)
         if not (path / "config.json").is_file():
             if not path.exists():
                 raise InterpError(f"nothing to resume: {path} does not exist")
             raise InterpError(f"not a run directory (no config.json): {path}")
-        return cls(path)
+        run = cls(path)
+        if writable:
+            run.check_safe()
+        return run
+
+    @property
+    def tree(self) -> Tree:
+        """Every write inside the run goes through this (no write through a planted link)."""
+        return Tree(self.path)
+
+    def analysis_path(self, kind: str) -> str:
+        """Where an analysis of this run's model keeps its results (inside the run)."""
+        return f"analyses/{kind}/results.json"
+
+    def check_analysis(self, kind: str) -> None:
+        """Refuse now, before the analysis runs, if its copy would go through a planted link."""
+        self.tree.check(("analyses", f"analyses/{kind}", self.analysis_path(kind)))
+
+    def write_analysis(self, kind: str, results: Any) -> Path:
+        """``analyses/<kind>/results.json``, so the model's own report gains the section."""
+        return self.tree.write_json(self.analysis_path(kind), results)
+
+    def check_safe(self, extra: tuple[str, ...] = ()) -> None:
+        """Refuse, before any work, a run whose files or folders interp writes are links."""
+        self.tree.check((*RUN_SUBPATHS, *extra))
 
     def write_env(self, seed: int, device: str) -> None:
         env = {
@@ -161,7 +213,7 @@ class RunDir:
             "host": socket.gethostname(),
             "threads": int(os.environ.get("OMP_NUM_THREADS", 0)) or None,
         }
-        atomic_write_json(self.path / "env.json", env)
+        self.tree.write_json("env.json", env)
 
     # ------------------------------------------------------------ files
     @property
@@ -189,11 +241,12 @@ class RunDir:
         return config
 
     def append_metrics(self, row: Mapping[str, Any]) -> None:
-        append_jsonl(self.metrics_path, [row])
+        self.tree.append_jsonl("metrics.jsonl", [row])
 
     def metrics(self) -> list[dict[str, Any]]:
         return read_jsonl(self.metrics_path)
 
     def truncate_metrics_after(self, step: int) -> None:
         """Drop rows logged after ``step`` (they are redone when a run resumes from ``step``)."""
+        self.tree.path("metrics.jsonl")
         truncate_jsonl(self.metrics_path, lambda row: int(row.get("step", 0)) <= step)

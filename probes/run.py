@@ -507,11 +507,13 @@ def run_probe(
     on_step: ProgressStep | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """Validate, create ``out``, fit, evaluate, write results and reports; returns (out, results)."""
-    from interp.io import atomic_write_json
     from interp.runs import REPLACEABLE, RunDir
 
     RunDir.check_creatable(out, overwrite)
     model, spec = load_probe_model(config, on_demo)
+    model_run = _model_run_dir(spec)
+    if model_run is not None:
+        RunDir(model_run).check_analysis("probe")
     prep = prepare(model, dataclasses.replace(config, model=spec), spec)
     if on_prepared is not None:
         on_prepared(prep)
@@ -527,10 +529,9 @@ def run_probe(
     run = RunDir.create(out, run_cfg, overwrite=overwrite, remedy=REPLACEABLE)
     run.write_env(config.seed, config.device)
     results = run_probes(model, prep, on_start, on_step)
-    atomic_write_json(run.path / "results.json", results)
-    model_run = _model_run_dir(spec)
+    run.tree.write_json("results.json", results)
     if model_run is not None:
-        atomic_write_json(model_run / "analyses" / "probe" / "results.json", results)
+        RunDir(model_run).write_analysis("probe", results)
     if report:
         from interp.report import build_report
 

@@ -14,7 +14,6 @@ import os
 # for the CPU (measured: the first training steps ran 4x slower). Users may still override it.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -179,7 +178,9 @@ class HFTokenizer:
 
         offline = _is_offline()
         try:
-            tok = AutoTokenizer.from_pretrained(str(name_or_dir), local_files_only=offline)
+            tok = AutoTokenizer.from_pretrained(
+                str(name_or_dir), local_files_only=offline, trust_remote_code=False
+            )
         except InterpError:
             raise
         except Exception as e:  # transformers raises OSError/ValueError/... for a bad name
@@ -259,7 +260,9 @@ def _load_hf_dir(directory: Path) -> HFTokenizer:
     from transformers import AutoTokenizer
 
     try:
-        tok: Any = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+        tok: Any = AutoTokenizer.from_pretrained(
+            str(directory), local_files_only=True, trust_remote_code=False
+        )
     except Exception as e:
         raise CorruptFileError(
             f"Hugging Face tokenizer in {directory} could not be loaded ({_first_line(e)})"

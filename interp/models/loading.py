@@ -43,7 +43,7 @@ def load_run_model(run_dir: Path, device: str = "cpu") -> Any:
     from interp.train.checkpoint import latest_checkpoint, load_model_weights
     from interp.train.job import TrainJob
 
-    run = RunDir.open(run_dir)
+    run = RunDir.open(run_dir, writable=False)
     job = TrainJob.from_dict(run.config())
     model = HookedTransformer(job.model, seed=None)
     if run.weights_path.is_file():

@@ -64,12 +64,34 @@ def build_sections(run: RunView) -> list[Section]:
     return sections
 
 
-def build_report(run_dir: Path, out: Path | None = None) -> Path:
-    """Write the HTML report of ``run_dir`` (default ``run_dir/report.html``); returns its path."""
-    if out is not None and Path(out).is_dir():
-        raise InterpError(f"report output {out} is a directory; give a file path (report.html)")
+def build_report(run_dir: Path, out: Path | None = None, overwrite: bool = False) -> Path:
+    """Write the HTML report of ``run_dir`` (default ``run_dir/report.html``); returns its path.
+
+    Reports are written only into interp's own run folders (a ``config.json`` with a ``kind``),
+    through the run's safe tree; an explicit ``out`` must be an ``.html`` file and is never an
+    existing file unless ``overwrite``."""
+    from interp.safefs import Tree, is_link
+
+    run_dir = Path(run_dir)
+    if out is not None:
+        out = Path(out)
+        if out.is_dir():
+            raise InterpError(f"report output {out} is a directory; give a file path (report.html)")
+        if out.suffix.lower() not in (".html", ".htm"):
+            raise InterpError(f"report output {out} is not an .html file")
+        if is_link(out):
+            raise InterpError(f"report output {out} is a symbolic link; give a plain file path")
+        if out.exists() and not overwrite:
+            raise InterpError(f"report output {out} exists; pass --overwrite to replace it")
     load_plugins()
-    run = load_run_view(Path(run_dir))
+    run = load_run_view(run_dir)
+    if not isinstance(run.config.get("kind"), str):
+        raise InterpError(
+            f"{run_dir} is not an interp run (its config.json has no 'kind'); "
+            "interp writes reports only into its own run folders"
+        )
     sections = build_sections(run)
-    path = Path(out) if out is not None else run.path / "report.html"
-    return write_report(path, f"{run.name} · interp report", sections, run_meta(run))
+    html = render_html(f"{run.name} · interp report", sections, run_meta(run))
+    if out is None:
+        return Tree(run.path).write_text("report.html", html)
+    return Tree(out.parent if str(out.parent) else Path(".")).write_text(out.name, html)

@@ -5,7 +5,6 @@ This is the one library call behind ``interp train`` and ``interp demo``.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from interp.config import DataConfig, ModelConfig, TrainConfig
 from interp.errors import ConfigError, InterpError
 from interp.models.transformer import HookedTransformer
 from interp.runs import RunDir
+from interp.safefs import Tree
 from interp.seed import seed_everything
 from interp.train.checkpoint import (
     latest_checkpoint,
@@ -74,15 +74,15 @@ def _tokenizer_for(data: DataConfig, run_dir: Path | None, corpus: Any) -> Any:
 
 def save_tokenizer(tokenizer: Any, tok_dir: Path) -> None:
     """Assemble the tokenizer folder under a temporary name and rename it into place, so a kill
-    mid-save never leaves a half-written ``tokenizer/`` that a resume would trust."""
+    mid-save never leaves a half-written ``tokenizer/`` that a resume would trust.  Paths go
+    through the run's :class:`~interp.safefs.Tree` (no write through a planted link)."""
     tok_dir = Path(tok_dir)
-    tmp = tok_dir.with_name(f".tmp-{tok_dir.name}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tokenizer.save(tmp)
-    if tok_dir.exists():
-        shutil.rmtree(tok_dir)
-    tmp.rename(tok_dir)
+    tree = Tree(tok_dir.parent)
+    tmp = f".tmp-{tok_dir.name}"
+    tree.remove(tmp)
+    tokenizer.save(tree.mkdir(tmp))
+    tree.remove(tok_dir.name)
+    tree.rename(tmp, tok_dir.name)
 
 
 def resolve(job: TrainJob, run_dir: Path | None = None) -> tuple[TrainJob, DataSource, Any]:
