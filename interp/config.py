@@ -7,6 +7,8 @@ Unknown keys in ``from_dict`` are an error, so a typo never passes silently.
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -21,29 +23,76 @@ INPUT_KINDS = ("tokens", "vector")
 GRAD_MODES = ("vanilla", "myopic")  # see interp.train.grad_modes
 
 
+# keys a run directory's ``config.json`` holds beside a config's own fields
+RESERVED_KEYS = ("kind", "schema", "created", "seed", "device")
+
+
+def _plain(value: Any) -> Any:
+    """A config value as plain JSON: nested configs as objects, tuples as lists."""
+    if isinstance(value, _Config):
+        return value.to_dict()
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _convert(value: Any, hint: Any) -> Any:
+    """A JSON value as the field's declared type, for the shapes configs use: nested configs,
+    tuples (of configs), optional values."""
+    if value is None:
+        return None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            if arg is type(None):
+                continue
+            converted = _convert(value, arg)
+            if converted is not value:
+                return converted
+        return value
+    if isinstance(hint, type) and issubclass(hint, _Config) and isinstance(value, Mapping):
+        return hint.from_dict(value)
+    if origin is tuple and isinstance(value, list | tuple):
+        args = typing.get_args(hint)
+        inner = args[0] if args and (len(args) == 1 or args[-1] is Ellipsis) else None
+        return tuple(_convert(v, inner) for v in value) if inner is not None else tuple(value)
+    return value
+
+
 class _Config:
+    """Base of every frozen config dataclass: ``to_dict`` gives plain JSON, ``from_dict`` reads
+    it back (nested configs and tuples restored, unknown keys refused; the reserved run keys of
+    ``config.json`` that are not fields are ignored)."""
+
     def to_dict(self) -> dict[str, Any]:
-        out = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            out[f.name] = dict(value) if isinstance(value, Mapping) else value
-        return out
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
 
     @classmethod
     def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
         if not isinstance(data, Mapping):
             raise ConfigError(f"{cls.__name__} must be a JSON object, got {type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        data = {k: v for k, v in data.items() if k in names or k not in RESERVED_KEYS}
         unknown = sorted(set(data) - names)
         if unknown:
             raise ConfigError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}")
+        hints = _hints(cls)
         try:
-            return cls(**dict(data))
+            return cls(**{k: _convert(v, hints.get(k)) for k, v in data.items()})
         except TypeError as e:
             raise ConfigError(f"{cls.__name__}: {e}") from e
 
     def replace(self: T, **changes: Any) -> T:
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(cls)
+    except (NameError, TypeError):  # a forward reference the module cannot resolve: no conversion
+        return {}
 
 
 def parse_options(options_cls: type, given: Mapping[str, Any], what: str) -> Any:

@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -56,6 +56,7 @@ from interp.analysis.precision import (
     precision_context,
     resolve_mode,
 )
+from interp.config import _Config
 from interp.errors import ConfigError
 
 __all__ = [
@@ -77,7 +78,7 @@ ProgressFn = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
-class CollapseConfig:
+class CollapseConfig(_Config):
     """What ``interp collapse`` measures (inert; validated by :func:`run_collapse`)."""
 
     family: str = "ones"
@@ -95,14 +96,6 @@ class CollapseConfig:
     seed: int = 0
     batch_tokens: int = 8192  # padded tokens per forward batch
     bos: bool = True  # start with the tokenizer's BOS when it has one
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["formats"] = list(self.formats)
-        out["tokens"] = list(self.tokens) if self.tokens is not None else None
-        if self.prompt_tokens is not None:
-            out["prompt_tokens"] = list(self.prompt_tokens)
-        return out
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,14 @@ also has the direct residual path).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from interp.analysis.collapse import PAPER_PROMPT, _encode, _single_token, layer_names
+from interp.config import _Config
 from interp.errors import ConfigError
 
 __all__ = ["PROMPTS", "SquashConfig", "build_prompt", "run_squash", "sensitivities"]
@@ -41,15 +42,10 @@ INPUT_HOOK = "blocks.0.hook_resid_pre"
 
 
 @dataclass(frozen=True)
-class SquashConfig:
+class SquashConfig(_Config):
     prompts: tuple[str, ...] = PROMPTS
     length: int = 32  # digits in the prompt (n)
     chunk: int = 64  # output coordinates per backward batch
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["prompts"] = list(self.prompts)
-        return out
 
 
 def build_prompt(model: Any, name: str, n: int) -> tuple[list[int], int]:

@@ -1,0 +1,38 @@
+"""Options every command shares, defined once (name, type, help) and reused by annotation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Out = Annotated[Path | None, typer.Option(help="Run directory (default runs/<command>-<time>).")]
+Resume = Annotated[bool, typer.Option(help="Continue the run in --out where it stopped.")]
+Overwrite = Annotated[bool, typer.Option(help="Replace an existing run in --out.")]
+Report = Annotated[bool, typer.Option(help="Write report.html.")]
+Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or mps.")]
+Seed = Annotated[int, typer.Option(help="Random seed.")]
+Model = Annotated[
+    str | None,
+    typer.Option(help="Run dir, HF dir or hub name (default: the cached demo model)."),
+]
+PeOption = Annotated[
+    list[str] | None,
+    typer.Option("--pe-option", help="Positional-encoding option KEY=VALUE (repeatable)."),
+]
+TaskOption = Annotated[
+    list[str] | None, typer.Option("--task-option", "-o", help="Task option KEY=VALUE.")
+]
+
+__all__ = [
+    "Device",
+    "Model",
+    "Out",
+    "Overwrite",
+    "PeOption",
+    "Report",
+    "Resume",
+    "Seed",
+    "TaskOption",
+]

@@ -1,0 +1,205 @@
+"""What an experiment is: a frozen Config, a typed Results, a prepare step and a run step.
+
+One experiment per file in this package, registered by ``kind``.  :func:`interp.experiments.
+execute` drives every one of them the same way (see ``execute.py``)::
+
+    config = CollapseConfig(dtypes=("bfloat16",))          # inert, round-trips config.json
+    prepared = experiment.prepare(config, model=None)      # loads and validates; writes nothing
+    results = experiment.run(prepared, context)            # the work; files only via context.run
+
+The Config is what ``config.json`` stores (``Config.from_dict(run.config())`` reads it back);
+the Results is what ``results.json`` stores (with its ``kind`` and ``schema`` version).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+from interp.config import _Config, _plain
+from interp.errors import ConfigError, CorruptFileError
+from interp.progress import SILENT, Progress
+from interp.runs import REPLACEABLE, RESUMABLE, RunDir
+
+C = TypeVar("C", bound="ExperimentConfig")
+R = TypeVar("R", bound="Results")
+
+
+class ExperimentConfig(_Config):
+    """Base of every experiment's frozen config dataclass (``to_dict``/``from_dict`` from
+    :class:`interp.config._Config`: nested configs, tuples, unknown keys refused).
+
+    ``resume_free`` names the fields a ``--resume`` may change (say ``steps``); ``validate``
+    refuses values no run can use (configs are inert: nothing is checked at construction)."""
+
+    resume_free: ClassVar[frozenset[str]] = frozenset()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for values no run can use (``execute`` calls it)."""
+
+    @property
+    def seed(self) -> int:  # a ``seed`` field of the subclass takes its place
+        return 0
+
+
+@dataclass
+class Results:
+    """Base of every experiment's typed results; ``results.json`` is ``to_dict()``.
+
+    Subclasses declare their fields (plain JSON values, or nested mappings of them) and a
+    ``schema`` version, bumped whenever a field changes meaning."""
+
+    kind: ClassVar[str] = ""
+    schema: ClassVar[int] = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        body = {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return {"kind": self.kind, "schema": self.schema, **body}
+
+    @classmethod
+    def from_dict(cls: type[R], data: Mapping[str, Any], where: str = "results") -> R:
+        if not isinstance(data, Mapping):
+            raise CorruptFileError(f"{where} is not a JSON object")
+        if data.get("kind", cls.kind) != cls.kind:
+            raise CorruptFileError(f"{where} holds {data.get('kind')!r} results, not {cls.kind!r}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        required = [
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
+        missing = [n for n in required if n not in data]
+        if missing:
+            raise CorruptFileError(f"{where} has no {', '.join(missing)}")
+        return cls(**{n: data[n] for n in names if n in data})
+
+    def lines(self) -> list[str]:
+        """What the CLI prints after the run (the verdict first)."""
+        return []
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a run needs: bytes of memory and disk, and what the work is (for the preflight)."""
+
+    memory: int
+    disk: int
+    what: str
+
+
+@dataclass
+class Prepared(Generic[C]):
+    """A validated, loaded experiment: nothing has been written yet."""
+
+    config: C  # resolved: what config.json stores
+    estimate: Estimate
+    model: Any = None  # the loaded model, for analyses of one
+    model_run: Path | None = None  # its interp run directory: results are copied there
+    state: Any = None  # whatever the experiment planned (lengths, prompts, ...)
+
+
+@dataclass
+class Context:
+    """What a running experiment may use: its run directory, progress, resume flag."""
+
+    run: RunDir
+    resume: bool = False
+    progress: Progress = SILENT
+
+    @cached_property
+    def cells(self) -> Any:
+        from interp.experiments.cells import CellStore
+
+        return CellStore(self.run)
+
+
+class Experiment(Generic[C, R]):
+    """One kind of experiment.  Subclasses set the class attributes and implement
+    :meth:`prepare` and :meth:`run`."""
+
+    kind: ClassVar[str]
+    config_cls: ClassVar[type]
+    results_cls: ClassVar[type]
+    resumable: ClassVar[bool] = False
+    description: ClassVar[str] = ""
+
+    @property
+    def remedy(self) -> str:
+        """How an "already exists" refusal ends for this experiment."""
+        return RESUMABLE if self.resumable else REPLACEABLE
+
+    def prepare(self, config: C, model: Any = None, progress: Progress = SILENT) -> Prepared[C]:
+        raise NotImplementedError
+
+    def run(self, prepared: Prepared[C], context: Context) -> R:
+        raise NotImplementedError
+
+    def check_resume(self, stored: C, asked: C) -> C:
+        """The config a resumed run continues with: the stored one, with the ``resume_free``
+        fields taken from the request; any other difference is refused naming the field."""
+        s, a = _flatten(stored.to_dict()), _flatten(asked.to_dict())
+        free = type(stored).resume_free
+        for key in sorted(set(s) | set(a)):
+            if key.split(".")[0] in free or key in free or s.get(key) == a.get(key):
+                continue
+            raise ConfigError(
+                f"--resume: {key} is {a.get(key)!r} but the run was started with "
+                f"{s.get(key)!r}; use the same options (or a new --out)"
+            )
+        return stored.replace(**{name: getattr(asked, name) for name in free})
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, Mapping) and value and not key.endswith("options"):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+# ------------------------------------------------------------------------------------ registry
+_REGISTRY: dict[str, Experiment] = {}
+
+
+def register_experiment(cls: type[Experiment]) -> type[Experiment]:
+    """Class decorator: register one instance of ``cls`` under ``cls.kind`` (once)."""
+    kind = cls.kind
+    if kind in _REGISTRY:
+        raise ValueError(f"experiment {kind!r} is registered twice")
+    _REGISTRY[kind] = cls()
+    return cls
+
+
+def get_experiment(kind: str) -> Experiment:
+    import interp.experiments  # noqa: F401  (registers every experiment)
+
+    if kind not in _REGISTRY:
+        raise ConfigError(
+            f"unknown experiment {kind!r}; choose from {', '.join(sorted(_REGISTRY))}"
+        )
+    return _REGISTRY[kind]
+
+
+def experiment_kinds() -> tuple[str, ...]:
+    import interp.experiments  # noqa: F401
+
+    return tuple(sorted(_REGISTRY))
+
+
+__all__ = [
+    "Context",
+    "Estimate",
+    "Experiment",
+    "ExperimentConfig",
+    "Prepared",
+    "Results",
+    "experiment_kinds",
+    "get_experiment",
+    "register_experiment",
+]

@@ -1,0 +1,79 @@
+"""The model an analysis studies: a spec (run directory, HF directory, hub name), the cached
+default model when none is given, or a model object a notebook already holds.
+
+One place for what every analysis did for itself before: load, label, and find the model's
+own interp run directory (its ``analyses/<kind>`` copy and report).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from interp.errors import InterpError
+from interp.progress import SILENT, Progress
+
+
+@dataclass
+class Subject:
+    model: Any
+    run_dir: Path | None  # the model's own interp run (results are copied there), if any
+    label: str  # what results and reports call the model
+    default: bool = False  # the cached default model (no --model given)
+
+
+def model_run_dir(spec: str | Path) -> Path | None:
+    """``spec`` when it is an interp training run directory, else None."""
+    from interp.io import read_json
+
+    path = Path(spec).expanduser()
+    if not (path / "config.json").is_file():
+        return None
+    try:
+        data = read_json(path / "config.json", "run config")
+    except InterpError:
+        return None
+    return path if isinstance(data, dict) and data.get("kind") == "train" else None
+
+
+def default_model_run(progress: Progress = SILENT) -> Path:
+    """The cached default model's run directory (trained on first use)."""
+    from interp.demo import ensure_demo_model
+    from interp.progress import Callbacks
+
+    progress.note("default model: the cached demo model (trained once on first use)")
+    bar = Callbacks(
+        on_start=lambda start, total: progress.start(total, start, "default model"),
+        on_step=lambda done: progress.advance(done),
+    )
+    run, _ = ensure_demo_model(on_start=bar.on_start, on_step=bar.on_step)
+    return run.path
+
+
+def load_subject(
+    spec: str | None,
+    device: str = "cpu",
+    model: Any = None,
+    progress: Progress = SILENT,
+    kind: str | None = None,
+) -> Subject:
+    """The model to analyse: ``model`` itself when given, else ``spec`` loaded, else the
+    cached default model.  With ``kind``, a model run whose ``analyses/<kind>`` copy would be
+    written through a planted link is refused at once, before any work."""
+    if model is not None:
+        return Subject(model, None, f"{type(model).__name__} (in memory)")
+    from interp.models.loading import load_model
+    from interp.runs import RunDir
+
+    if spec is None:
+        path = default_model_run(progress)
+        subject = Subject(load_model(path, device=device), path, f"default model ({path})", True)
+    else:
+        subject = Subject(load_model(spec, device=device), model_run_dir(spec), str(spec))
+    if kind is not None and subject.run_dir is not None:
+        RunDir(subject.run_dir).check_analysis(kind)
+    return subject
+
+
+__all__ = ["Subject", "default_model_run", "load_subject", "model_run_dir"]
