@@ -28,15 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from interp.experiments.subject import load_subject
 from probes.collect import horizon_targets, iter_activations, probe_inputs
-from probes.run import (
-    ProbeConfig,
-    collect_statistics,
-    evaluate,
-    load_probe_model,
-    prepare,
-    solve_probes,
-)
+from probes.run import ProbeConfig, collect_statistics, evaluate, prepare, solve_probes
 
 
 def collect_layer(model, prep, idx, layer, k):
@@ -102,8 +96,10 @@ def main() -> None:
         batch_size=args.batch_size,
         n_boot=10,
     )
-    model, spec = load_probe_model(cfg)
-    prep = prepare(model, ProbeConfig(**{**cfg.__dict__, "model": spec}), spec)
+    subject = load_subject(cfg.model)
+    model = subject.model
+    spec = str(subject.run_dir) if subject.default else str(cfg.model)
+    prep = prepare(model, cfg.replace(model=spec), spec)
     fit_tokens = int(prep.split.fit.numel()) * prep.probe_positions
     print(
         f"model {spec}: {model.cfg.n_layers} layers, d_model {model.cfg.d_model}, "

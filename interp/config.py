@@ -87,6 +87,10 @@ class _Config:
     def replace(self: T, **changes: Any) -> T:
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for values no run can use.  Configs are inert: a value
+        is checked here, when the config is used, never at construction."""
+
 
 def _hints(cls: type) -> dict[str, Any]:
     try:

@@ -1,33 +1,32 @@
-"""``run_probe``: the one library call behind ``interp probe``.
+"""Future-token probes end to end on a loaded model (``interp probe`` runs this through the
+experiments layer, :mod:`interp.experiments.probe`).
 
 Order (nothing is written before every check has passed):
 
-1. load the model (the cached demo model when no spec is given) and validate the request
-   (horizon, layers, dataset size, vocabulary-probe memory);
-2. create the run directory;
-3. one pass over the fitting and validation blocks: every layer's residual stream and the final
+1. :func:`prepare`: validate the request against the model (horizon, layers, dataset size,
+   vocabulary-probe memory) and tokenise the held-out data;
+2. (the experiments layer creates the run directory);
+3. :func:`run_probes`: one pass over the fitting and validation blocks: every layer's residual stream and the final
    state go into streamed ridge statistics for all layers × horizons at once (and, for the
    vocabulary probe, the fitting activations into memory);
 4. solve each probe, choose λ per (layer, horizon) on the validation blocks;
 5. one pass over the test blocks: held-out top-1 / top-5 / cross-entropy per layer × horizon
    with bootstrap intervals, beside the unigram, bigram and (k = 1) model baselines;
-6. write ``results.json`` (and ``MODEL_RUN/analyses/probe/results.json`` when the model is an
-   interp run), then the reports.
+6. (the experiments layer writes ``results.json``, the ``analyses/probe`` copy and reports).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from interp.config import _Config
 from interp.errors import ConfigError, InterpError
 from probes.collect import (
     BlockSplit,
@@ -54,8 +53,9 @@ ProgressStep = Callable[[int], None]
 
 
 @dataclass(frozen=True)
-class ProbeConfig:
-    """What ``interp probe`` was asked; inert (validation against a model is in :func:`prepare`)."""
+class ProbeConfig(_Config):
+    """What ``interp probe`` was asked; inert (``validate`` checks the values, :func:`prepare`
+    checks them against a model)."""
 
     model: str | None = None  # a load_model spec; None = the embedded demo model
     horizon: int = 4
@@ -72,7 +72,7 @@ class ProbeConfig:
     max_memory_mb: int = 4096  # vocabulary probe budget
     n_boot: int = 1000
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         def need(ok: bool, msg: str) -> None:
             if not ok:
                 raise ConfigError(msg)
@@ -91,12 +91,6 @@ class ProbeConfig:
         if self.layers is not None:
             need(bool(self.layers), "--layers is empty")
             need(len(set(self.layers)) == len(self.layers), f"repeated layer in {self.layers}")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["layers"] = list(self.layers) if self.layers is not None else None
-        d["kinds"] = list(self.kinds)
-        return d
 
 
 @dataclass
@@ -145,6 +139,7 @@ def model_n_ctx(model: Any) -> int:
 
 def prepare(model: Any, config: ProbeConfig, model_spec: str) -> Prepared:
     """Validate ``config`` against ``model`` and tokenise the held-out data (no files written)."""
+    config.validate()
     n_layers, n_ctx = int(model.cfg.n_layers), model_n_ctx(model)
     h = config.horizon
     if h > n_ctx - 1:
@@ -459,83 +454,3 @@ def run_probes(
             "metrics": _table(sums["vocab"], n_pos, nb, seed),
         }
     return results
-
-
-# --------------------------------------------------------------------------- the one call
-
-
-def _model_run_dir(spec: str) -> Path | None:
-    path = Path(spec).expanduser()
-    cfg = path / "config.json"
-    if not cfg.is_file():
-        return None
-    from interp.io import read_json
-
-    try:
-        data = read_json(cfg, "run config")
-    except InterpError:
-        return None
-    return path if isinstance(data, dict) and data.get("kind") == "train" else None
-
-
-def load_probe_model(
-    config: ProbeConfig, on_demo: Callable[[], Any] | None = None
-) -> tuple[Any, str]:
-    """``(model, spec)``; the cached demo model (trained on first use) when ``config.model`` is None."""
-    from interp import load_model
-
-    spec = config.model
-    if spec is None:
-        if on_demo is not None:
-            run = on_demo()
-        else:
-            from interp.demo import ensure_demo_model
-
-            run, _ = ensure_demo_model()
-        spec = str(run.path)
-    return load_model(spec, device=config.device), spec
-
-
-def run_probe(
-    config: ProbeConfig,
-    out: Path,
-    overwrite: bool = False,
-    report: bool = True,
-    on_demo: Callable[[], Any] | None = None,
-    on_prepared: Callable[[Prepared], None] | None = None,
-    on_start: ProgressStart | None = None,
-    on_step: ProgressStep | None = None,
-) -> tuple[Path, dict[str, Any]]:
-    """Validate, create ``out``, fit, evaluate, write results and reports; returns (out, results)."""
-    from interp.runs import REPLACEABLE, RunDir
-
-    RunDir.check_creatable(out, overwrite)
-    model, spec = load_probe_model(config, on_demo)
-    model_run = _model_run_dir(spec)
-    if model_run is not None:
-        RunDir(model_run).check_analysis("probe")
-    prep = prepare(model, dataclasses.replace(config, model=spec), spec)
-    if on_prepared is not None:
-        on_prepared(prep)
-    run_cfg = {
-        "kind": "probe",
-        "seed": config.seed,
-        "probe": prep.config.to_dict(),
-        "model": {
-            k: int(getattr(model.cfg, k))
-            for k in ("n_layers", "d_model", "n_heads", "n_ctx", "d_vocab")
-        },
-    }
-    run = RunDir.create(out, run_cfg, overwrite=overwrite, remedy=REPLACEABLE)
-    run.write_env(config.seed, config.device)
-    results = run_probes(model, prep, on_start, on_step)
-    run.tree.write_json("results.json", results)
-    if model_run is not None:
-        RunDir(model_run).write_analysis("probe", results)
-    if report:
-        from interp.report import build_report
-
-        build_report(run.path)
-        if model_run is not None:
-            build_report(model_run)
-    return run.path, results

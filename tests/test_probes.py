@@ -191,4 +191,4 @@ def test_split_and_layer_parsing() -> None:
     with pytest.raises(InterpError, match="unknown layer"):
         parse_layers("x")
     with pytest.raises(InterpError, match="horizon"):
-        ProbeConfig(horizon=0)
+        ProbeConfig(horizon=0).validate()  # configs are inert: checked when used

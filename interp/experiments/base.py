@@ -30,20 +30,12 @@ R = TypeVar("R", bound="Results")
 
 
 class ExperimentConfig(_Config):
-    """Base of every experiment's frozen config dataclass (``to_dict``/``from_dict`` from
-    :class:`interp.config._Config`: nested configs, tuples, unknown keys refused).
-
-    ``resume_free`` names the fields a ``--resume`` may change (say ``steps``); ``validate``
-    refuses values no run can use (configs are inert: nothing is checked at construction)."""
+    """Base of the experiments layer's own frozen configs (``to_dict``/``from_dict``/``validate``
+    from :class:`interp.config._Config`).  ``resume_free`` names the fields a ``--resume`` may
+    change (say ``steps``).  Analysis configs that serve as an experiment's config directly
+    (``probes.run.ProbeConfig``) subclass ``_Config`` and have the same interface."""
 
     resume_free: ClassVar[frozenset[str]] = frozenset()
-
-    def validate(self) -> None:
-        """Raise :class:`ConfigError` for values no run can use (``execute`` calls it)."""
-
-    @property
-    def seed(self) -> int:  # a ``seed`` field of the subclass takes its place
-        return 0
 
 
 @dataclass
@@ -142,7 +134,7 @@ class Experiment(Generic[C, R]):
         """The config a resumed run continues with: the stored one, with the ``resume_free``
         fields taken from the request; any other difference is refused naming the field."""
         s, a = _flatten(stored.to_dict()), _flatten(asked.to_dict())
-        free = type(stored).resume_free
+        free: frozenset[str] = getattr(type(stored), "resume_free", frozenset())
         for key in sorted(set(s) | set(a)):
             if key.split(".")[0] in free or key in free or s.get(key) == a.get(key):
                 continue

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic
 
+from interp.config import _Config
 from interp.errors import ConfigError
-from interp.experiments.base import Context, Experiment, ExperimentConfig, R, get_experiment
+from interp.experiments.base import Context, Experiment, R, get_experiment
 from interp.progress import SILENT, Progress
 from interp.runs import RunDir
 
@@ -47,7 +48,7 @@ class Outcome(Generic[R]):
     model_report: Path | None = None
 
 
-def _experiment(which: str | Experiment, config: ExperimentConfig) -> Experiment:
+def _experiment(which: str | Experiment, config: _Config) -> Experiment:
     exp = get_experiment(which) if isinstance(which, str) else which
     if not isinstance(config, exp.config_cls):
         raise ConfigError(
@@ -56,14 +57,14 @@ def _experiment(which: str | Experiment, config: ExperimentConfig) -> Experiment
     return exp
 
 
-def run_config(kind: str, config: ExperimentConfig) -> dict[str, Any]:
+def run_config(kind: str, config: _Config) -> dict[str, Any]:
     """What ``config.json`` holds: the config's fields, its kind and the schema version."""
     return {"kind": kind, "schema": CONFIG_SCHEMA, **config.to_dict()}
 
 
 def execute(
     which: str | Experiment,
-    config: ExperimentConfig,
+    config: _Config,
     out: str | Path | None = None,
     *,
     resume: bool = False,
@@ -102,7 +103,10 @@ def execute(
         run = RunDir.create(out, stored_config, overwrite=overwrite, remedy=exp.remedy)
     elif {k: v for k, v in run.config().items() if k != "created"} != stored_config:
         run.tree.write_json("config.json", {**run.config(), **stored_config})
-    run.write_env(prepared.config.seed, str(getattr(prepared.config, "device", "cpu")))
+    seed = getattr(prepared.config, "seed", 0)
+    run.write_env(
+        seed if isinstance(seed, int) else 0, str(getattr(prepared.config, "device", "cpu"))
+    )
     results = exp.run(prepared, Context(run, resume=not fresh, progress=progress))
     body = results.to_dict()
     run.tree.write_json("results.json", body)
