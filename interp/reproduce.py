@@ -44,6 +44,8 @@ def register_reproduction(
     name: str, description: str
 ) -> Callable[[ReproductionFn], ReproductionFn]:
     def wrap(fn: ReproductionFn) -> ReproductionFn:
+        if name in _REPRODUCTIONS:
+            raise ValueError(f"reproduction {name!r} is registered twice")
         _REPRODUCTIONS[name] = Reproduction(name, description, fn)
         return fn
 
@@ -51,10 +53,14 @@ def register_reproduction(
 
 
 def reproduction_names() -> tuple[str, ...]:
+    import interp.reproductions  # noqa: F401  (registers every reproduction)
+
     return tuple(sorted(_REPRODUCTIONS))
 
 
 def get_reproduction(name: str) -> Reproduction:
+    import interp.reproductions  # noqa: F401  (registers every reproduction)
+
     if name not in _REPRODUCTIONS:
         known = ", ".join(reproduction_names()) or "none registered yet"
         raise ConfigError(f"unknown reproduction {name!r}; choose from {known}")

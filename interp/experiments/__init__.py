@@ -5,7 +5,7 @@ Importing this package registers every experiment.
 """
 
 # each module registers its experiment when imported
-from interp.experiments import collapse, probe, squash  # noqa: E402, F401, I001
+from interp.experiments import collapse, probe, reproduce, squash  # noqa: E402, F401, I001
 from interp.experiments.base import (
     Context,
     Estimate,
