@@ -189,17 +189,20 @@ class RunDir:
         """Every write inside the run goes through this (no write through a planted link)."""
         return Tree(self.path)
 
-    def analysis_path(self, kind: str) -> str:
-        """Where an analysis of this run's model keeps its results (inside the run)."""
-        return f"analyses/{kind}/results.json"
-
     def check_analysis(self, kind: str) -> None:
         """Refuse now, before the analysis runs, if its copy would go through a planted link."""
-        self.tree.check(("analyses", f"analyses/{kind}", self.analysis_path(kind)))
+        self.tree.check(("analyses", f"analyses/{kind}"))
 
-    def write_analysis(self, kind: str, results: Any) -> Path:
-        """``analyses/<kind>/results.json``, so the model's own report gains the section."""
-        return self.tree.write_json(self.analysis_path(kind), results)
+    def write_analysis(self, kind: str, results: Any, name: str) -> Path:
+        """``analyses/<kind>/<name>/results.json``: one folder per analysis run of this run's
+        model (``name`` = when and where it ran), so the model's report keeps a section for
+        each, the newest marked, and no analysis silently replaces another."""
+        folder = f"analyses/{kind}/{name}"
+        n = 1
+        while self.tree.path(folder).exists():
+            n += 1
+            folder = f"analyses/{kind}/{name}-{n}"
+        return self.tree.write_json(f"{folder}/results.json", results)
 
     def check_safe(self, extra: tuple[str, ...] = ()) -> None:
         """Refuse, before any work, a run whose files or folders interp writes are links."""

@@ -170,7 +170,8 @@ def test_collapse_cli_writes_run_and_model_analysis(model_run, tmp_path):
     assert {r["variant"] for r in results["runs"]} == {"plain", "separator"}
     assert json.loads((out / "config.json").read_text())["kind"] == "collapse"
     assert "Representational collapse" in (out / "report.html").read_text()
-    saved = model_run.path / "analyses" / "collapse" / "results.json"
+    # one folder per analysis run of the model (analyses never replace each other)
+    (saved,) = (model_run.path / "analyses" / "collapse").glob("*/results.json")
     assert json.loads(saved.read_text())["kind"] == "collapse"
     assert "Representational collapse" in (model_run.path / "report.html").read_text()
 

@@ -156,6 +156,7 @@ def test_report_section_for_a_reproduction_layout(tmp_path) -> None:
     run = RunDir.create(tmp_path / "r", {"kind": "reproduce", "name": "precache"})
     for sub, probe in (("synthetic", True), ("text", False)):
         results = {
+            "kind": "precache",  # as run_precache writes it
             "summary": gap_summary([0.1], [1.2]) | {"zero_baseline": 1.25},
             "positions": position_gap([[0.3, 0.1]], [[1.0, 1.3]]),
             "per_seed": [{"seed": 0, "vanilla": {"loss": 0.1}, "myopic": {"loss": 1.2}}],

@@ -68,7 +68,7 @@ def test_probe_tiny_trained_run_updates_its_report(tmp_path, trained_run) -> Non
     assert "validation documents of the model's training run" in res["data"]
     assert res["probes"]["vocab"]["classes"] == 17
     assert json.loads((out / "config.json").read_text())["kind"] == "probe"
-    copy = trained_run / "analyses" / "probe" / "results.json"
+    (copy,) = (trained_run / "analyses" / "probe").glob("*/results.json")  # one per analysis
     assert json.loads(copy.read_text()) == res
     assert "Future-token probes" in (trained_run / "report.html").read_text()
     assert "vocabulary probe: holds about" in result.output

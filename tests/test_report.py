@@ -118,7 +118,11 @@ def parse_figures(html: str) -> dict[str, dict[str, Any]]:
 
 def expected_sections(run_dir: Path) -> list[Section]:
     view = load_run_view(run_dir)
-    return [s for _, b in section_builders() if (s := b(view)) is not None]
+    out: list[Section] = []
+    for _, builder in section_builders():
+        built = builder(view)  # a results section builds one section per set of results
+        out.extend(built if isinstance(built, list) else [built] if built is not None else [])
+    return out
 
 
 # --------------------------------------------------------------------------- build_report

@@ -112,7 +112,8 @@ def execute(
     run.tree.write_json("results.json", body)
     outcome = Outcome(run.path, results, resumed=not fresh, model_run=prepared.model_run)
     if prepared.model_run is not None:
-        RunDir(prepared.model_run).write_analysis(exp.kind, body)
+        name = f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{run.path.resolve().name}"
+        RunDir(prepared.model_run).write_analysis(exp.kind, body, name)
     if report:
         from interp.report import build_report
 

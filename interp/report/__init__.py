@@ -48,19 +48,22 @@ def build_sections(run: RunView) -> list[Section]:
     sections: list[Section] = []
     for name, builder in section_builders():
         try:
-            section = builder(run)
-            if section is not None and not isinstance(section, Section):
-                raise TypeError(f"builder returned {type(section).__name__}, not Section")
+            built = builder(run)
+            found = built if isinstance(built, list) else [built]
+            for section in found:
+                if section is not None and not isinstance(section, Section):
+                    raise TypeError(f"builder returned {type(section).__name__}, not Section")
         except Exception as e:  # a broken plot must never cost the whole report
             log.warning("report section %r failed: %s: %s", name, type(e).__name__, e)
             log.debug("traceback for report section %r", name, exc_info=True)
             message = " ".join(str(e).split()) or "(no message)"
-            section = Section(
-                title=name,
-                notes=(f"This section failed to build: {type(e).__name__}: {message}",),
-            )
-        if section is not None:
-            sections.append(section)
+            found = [
+                Section(
+                    title=name,
+                    notes=(f"This section failed to build: {type(e).__name__}: {message}",),
+                )
+            ]
+        sections.extend(section for section in found if section is not None)
     return sections
 
 

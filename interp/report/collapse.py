@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 
 from interp.report import figures
 from interp.report.html import Section
-from interp.report.sections import RunView, register_section
+from interp.report.sections import RunView, register_results_section
 
 __all__ = [
     "collapse_section",
@@ -43,14 +43,6 @@ def _layer_trace(i: int, n_layers: int, name: str, x: Any, y: Any) -> go.Scatter
     return go.Scatter(
         x=x, y=y, mode="lines", name=label, line={"color": f"rgb({255 - shade}, 80, {shade})"}
     )
-
-
-def _results(run: RunView, kind: str) -> Mapping[str, Any] | None:
-    if run.config.get("kind") == kind:
-        found = run.read_json("results.json")
-    else:
-        found = run.read_json(f"analyses/{kind}/results.json")
-    return found if isinstance(found, Mapping) else None
 
 
 def _positive(xs: Sequence[int], ys: Sequence[Any]) -> tuple[list[int], list[float]]:
@@ -221,11 +213,8 @@ def _table(results: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
     return tuple(rows)
 
 
-@register_section("collapse", order=60)
-def collapse_section(run: RunView) -> Section | None:
-    results = _results(run, "collapse")
-    if results is None:
-        return None
+@register_results_section("collapse", order=60)
+def collapse_section(run: RunView, results: Mapping[str, Any]) -> Section | None:
     final = results["final_layer"]
     plain = [r for r in results["runs"] if r["variant"] == "plain"]
     any_collapse = any(r["collapse_length"][final] is not None for r in plain)
@@ -323,10 +312,9 @@ def _squash_layers_figure(results: Mapping[str, Any], prompt: str) -> go.Figure:
     return fig
 
 
-@register_section("squash", order=65)
-def squash_section(run: RunView) -> Section | None:
-    results = _results(run, "squash")
-    if results is None or not results.get("prompts"):
+@register_results_section("squash", order=65)
+def squash_section(run: RunView, results: Mapping[str, Any]) -> Section | None:
+    if not results.get("prompts"):
         return None
     final = results["final_layer"]
     rows = []

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 
 from interp.report import figures
 from interp.report.html import Section
-from interp.report.sections import RunView, register_section
+from interp.report.sections import RunView, register_results_section
 
 KINDS = {"count-sweep": "trained models", "count-construct": "histogram construction"}
 _PALETTE = ("#2563eb", "#dc2626", "#059669", "#7c3aed", "#d97706", "#0891b2", "#be185d", "#4b5563")
@@ -107,21 +107,7 @@ def threshold_vs_d(summary: Mapping[str, Any]) -> go.Figure:
     return fig
 
 
-def _results(run: RunView) -> tuple[str, dict[str, Any]] | None:
-    kind = run.config.get("kind")
-    if kind in KINDS:
-        results = run.read_json("results.json")
-        return (kind, results) if results else None
-    results = run.read_json("analyses/count-sweep/results.json")
-    return ("count-sweep", results) if results else None
-
-
-@register_section("counting", order=30)
-def counting_section(run: RunView) -> Section | None:
-    found = _results(run)
-    if found is None:
-        return None
-    kind, results = found
+def counting_section(kind: str, results: Mapping[str, Any]) -> Section | None:
     cells = results.get("cells") or []
     threshold = results.get("threshold", 0.8)
     table = []
@@ -157,3 +143,13 @@ def counting_section(run: RunView) -> Section | None:
         table=tuple(table),
         notes=tuple(notes),
     )
+
+
+@register_results_section("count-sweep", order=30)
+def count_sweep_section(run: RunView, results: Mapping[str, Any]) -> Section | None:
+    return counting_section("count-sweep", results)
+
+
+@register_results_section("count-construct", order=31)
+def count_construct_section(run: RunView, results: Mapping[str, Any]) -> Section | None:
+    return counting_section("count-construct", results)

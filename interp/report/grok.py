@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 
 from interp.report import figures
 from interp.report.html import Section
-from interp.report.sections import RunView, register_section
+from interp.report.sections import RunView, register_results_section
 
 LABEL_COLORS = {
     "no-learn": "#9ca3af",
@@ -209,11 +209,8 @@ def spectrum_figure(
     return fig
 
 
-@register_section("grok", order=8)
-def grok_section(run: RunView) -> Section | None:
-    if run.config.get("kind") != "grok":
-        return None
-    results = run.read_json("results.json") or {}
+@register_results_section("grok", order=8)
+def grok_section(run: RunView, results: Mapping[str, Any]) -> Section | None:
     metrics = run.metrics
     figs = [
         curves_figure(metrics, results, "loss", "Train and test loss"),
@@ -311,13 +308,8 @@ def phase_figure(runs: Sequence[Mapping[str, Any]], size_key: str, width: int) -
     return fig
 
 
-@register_section("grok-sweep", order=8)
-def grok_sweep_section(run: RunView) -> Section | None:
-    if run.config.get("kind") != "grok-sweep":
-        return None
-    results = run.read_json("results.json")
-    if not results:
-        return None
+@register_results_section("grok-sweep", order=8)
+def grok_sweep_section(run: RunView, results: Mapping[str, Any]) -> Section | None:
     runs = results.get("runs", [])
     size_key = "train_fraction" if results.get("task") == "modadd" else "n_train"
     widths = sorted({r["width"] for r in runs})

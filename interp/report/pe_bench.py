@@ -8,14 +8,14 @@ maps, and the text perplexity table with perplexity vs evaluation context.
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import plotly.graph_objects as go
 
 from interp.report import figures
 from interp.report.html import Section
-from interp.report.sections import RunView, register_section
+from interp.report.sections import RunView, register_results_section
 
 PE_COLORS = {
     "none": "#6b7280",
@@ -25,19 +25,6 @@ PE_COLORS = {
     "alibi": "#7c3aed",
     "cope": "#059669",
 }
-
-
-def _results(run: RunView) -> list[tuple[str, dict[str, Any]]]:
-    found = []
-    if run.config.get("kind") == "pe-bench":
-        data = run.read_json("results.json")
-        if isinstance(data, dict):
-            found.append(("", data))
-    for path in sorted(Path(run.path).glob("pe-bench/*/results.json")):
-        data = run.read_json(str(path.relative_to(run.path)))
-        if isinstance(data, dict):
-            found.append((path.parent.name, data))
-    return found
 
 
 def _cell(iv: dict[str, Any]) -> str:
@@ -165,11 +152,9 @@ def perplexity_rows(text: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-@register_section("pe-bench", order=30)
-def pe_bench_section(run: RunView) -> Section | None:
-    found = _results(run)
-    if not found:
-        return None
+@register_results_section("pe-bench", order=30)
+def pe_bench_section(run: RunView, results: Mapping[str, Any]) -> Section | None:
+    found = [("", results)]
     figs: list[go.Figure] = []
     tables: list[dict[str, Any]] = []
     text_parts = []

@@ -12,28 +12,9 @@ import plotly.graph_objects as go
 
 from interp.report.figures import style_figure
 from interp.report.html import Section
-from interp.report.sections import RunView, register_section
+from interp.report.sections import RunView, combined_results, register_section
 
 COLORS = {"vanilla": "#2563eb", "myopic": "#dc2626"}
-
-
-def _sources(run: RunView) -> list[tuple[str, dict[str, Any]]]:
-    kind = run.config.get("kind")
-    if kind == "precache":
-        candidates = [("", "results.json")]
-    elif kind == "reproduce" and run.config.get("name") == "precache":
-        candidates = [
-            ("synthetic task: ", "synthetic/results.json"),
-            ("text: ", "text/results.json"),
-        ]
-    else:
-        candidates = [("", "analyses/precache/results.json")]
-    out = []
-    for label, rel in candidates:
-        data = run.read_json(rel)
-        if isinstance(data, dict) and "summary" in data:
-            out.append((label, data))
-    return out
 
 
 def loss_by_position_figure(results: dict[str, Any], title: str) -> go.Figure:
@@ -140,9 +121,18 @@ def _rows(label: str, results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+# how a reproduction's parts are named in the text
+_PART_LABELS = {"synthetic": "synthetic task: ", "text": "text: "}
+
+
 @register_section("precache", order=30)
 def precache_section(run: RunView) -> Section | None:
-    sources = _sources(run)
+    """The twins of every precache result of the run side by side (a reproduction holds two)."""
+    sources = [
+        (_PART_LABELS.get(label, f"{label}: " if label else ""), results)
+        for label, results in combined_results(run, "precache")
+        if "summary" in results
+    ]
     if not sources:
         return None
     figures: list[go.Figure] = []

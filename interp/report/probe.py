@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 
 from interp.report.figures import as_finite, style_figure
 from interp.report.html import Section
-from interp.report.sections import RunView, register_section
+from interp.report.sections import RunView, register_results_section
 
 METRIC_TITLES = {"top1": "top-1 accuracy", "top5": "top-5 accuracy", "ce": "cross-entropy (nats)"}
 PROBE_TITLES = {"future_lens": "Future-lens probe", "vocab": "Vocabulary probe"}
@@ -133,16 +133,9 @@ def _best_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def load_probe_results(run: RunView) -> Mapping[str, Any] | None:
-    if run.config.get("kind") == "probe":
-        return run.read_json("results.json")
-    return run.read_json("analyses/probe/results.json")
-
-
-@register_section("probe", order=50)
-def probe_section(run: RunView) -> Section | None:
-    results = load_probe_results(run)
-    if not results:
+@register_results_section("probe", order=50)
+def probe_section(run: RunView, results: Mapping[str, Any]) -> Section | None:
+    if not results.get("probes"):
         return None
     figs = [
         probe_heatmap(results, kind, metric)

@@ -18,6 +18,7 @@ Built-in orders: ``training`` 10, ``per-position`` 20, ``config`` 1000.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,7 +31,12 @@ from interp.report import figures
 from interp.report.html import Section
 
 __all__ = [
+    "Found",
     "RunView",
+    "combined_results",
+    "find_results",
+    "register_results_section",
+    "results_section",
     "SectionBuilder",
     "load_run_view",
     "register_section",
@@ -66,9 +72,71 @@ class RunView:
         return self.path.resolve().name
 
 
-SectionBuilder = Callable[[RunView], Section | None]
+SectionBuilder = Callable[[RunView], "Section | list[Section] | None"]
+ResultsBuilder = Callable[[RunView, Mapping[str, Any]], "Section | None"]
 
 _REGISTRY: dict[str, tuple[int, SectionBuilder]] = {}
+_RESULTS_BUILDERS: dict[str, ResultsBuilder] = {}
+
+
+# --------------------------------------------------------------------------- the results finder
+@dataclass(frozen=True)
+class Found:
+    """One set of results a run holds for an experiment kind."""
+
+    results: Mapping[str, Any]
+    source: str  # path relative to the run
+    label: str  # "" for the run's own results, else where they came from
+    newest: bool = False  # the latest of several analyses of this run's model
+
+
+_SKIP = {"checkpoints", "cells", "tokenizer", "analyses"}
+
+
+def _kind_of(run: RunView, folder: Path, results: Mapping[str, Any]) -> Any:
+    if isinstance(results.get("kind"), str):
+        return results["kind"]
+    config = run.read_json(str((folder / "config.json").relative_to(run.path)))
+    return config.get("kind") if isinstance(config, Mapping) else None
+
+
+def find_results(run: RunView, kind: str) -> list[Found]:
+    """Every set of ``kind`` results in ``run``: the only place that knows where they live.
+
+    1. ``results.json`` when the run itself is a ``kind`` run;
+    2. analyses of the run's model: ``analyses/<kind>/<analysis>/results.json`` (one folder per
+       analysis run, newest marked) and the older single ``analyses/<kind>/results.json``;
+    3. sub-runs one or two folders down (a reproduction's or sweep's parts) whose results or
+       config say ``kind``."""
+    found: list[Found] = []
+    if run.config.get("kind") == kind:
+        own = run.read_json("results.json")
+        if isinstance(own, Mapping):
+            found.append(Found(own, "results.json", ""))
+    analyses: list[Found] = []
+    legacy = run.read_json(f"analyses/{kind}/results.json")
+    if isinstance(legacy, Mapping):
+        analyses.append(Found(legacy, f"analyses/{kind}/results.json", "analysis"))
+    folder = run.path / "analyses" / kind
+    for path in sorted(folder.glob("*/results.json")) if folder.is_dir() else []:
+        data = run.read_json(str(path.relative_to(run.path)))
+        if isinstance(data, Mapping):
+            analyses.append(
+                Found(data, str(path.relative_to(run.path)), f"analysis {path.parent.name}")
+            )
+    if len(analyses) > 1:
+        last = analyses[-1]
+        analyses[-1] = Found(last.results, last.source, last.label, newest=True)
+    found.extend(analyses)
+    for pattern in ("*/results.json", "*/*/results.json"):
+        for path in sorted(run.path.glob(pattern)):
+            rel = path.relative_to(run.path)
+            if rel.parts[0] in _SKIP or any(p.startswith(".") for p in rel.parts):
+                continue
+            data = run.read_json(str(rel))
+            if isinstance(data, Mapping) and _kind_of(run, path.parent, data) == kind:
+                found.append(Found(data, str(rel), str(rel.parent)))
+    return found
 
 
 def register_section(name: str, order: int = 100) -> Callable[[SectionBuilder], SectionBuilder]:
@@ -79,6 +147,74 @@ def register_section(name: str, order: int = 100) -> Callable[[SectionBuilder], 
         return builder
 
     return decorate
+
+
+def combined_results(run: RunView, kind: str) -> list[tuple[str, Mapping[str, Any]]]:
+    """``(label, results)`` for every set of ``kind`` results in ``run``, for a section that
+    shows them side by side (``label`` is empty for the run's own results)."""
+    out = []
+    for found in find_results(run, kind):
+        label = found.label + (", newest" if found.newest else "")
+        out.append((label, found.results))
+    return out
+
+
+def register_results_section(
+    kind: str, order: int = 100, name: str | None = None
+) -> Callable[[ResultsBuilder], ResultsBuilder]:
+    """Decorator for a builder of one section from one set of ``kind`` results.
+
+    The report calls it once for every set :func:`find_results` finds (a run's own results,
+    each analysis of its model, each sub-run), titling each section with where it came from;
+    :func:`results_section` builds the same section from results in memory (notebooks)."""
+
+    def decorate(builder: ResultsBuilder) -> ResultsBuilder:
+        _RESULTS_BUILDERS[kind] = builder
+
+        def sections(run: RunView) -> list[Section]:
+            out = []
+            for found in find_results(run, kind):
+                section = builder(_view_of(run, found), found.results)
+                if section is None:
+                    continue
+                suffix = found.label + (", newest" if found.newest else "")
+                if suffix:
+                    section = dataclasses.replace(section, title=f"{section.title} ({suffix})")
+                out.append(section)
+            return out
+
+        register_section(name or kind, order)(sections)
+        return builder
+
+    return decorate
+
+
+def _view_of(run: RunView, found: Found) -> RunView:
+    """The run a found set of results belongs to: a sub-run with its own ``config.json`` (its
+    metrics, its config), else ``run`` itself."""
+    folder = (run.path / found.source).parent
+    if (
+        folder != run.path
+        and (folder / "config.json").is_file()
+        and found.label
+        and not found.label.startswith("analysis")
+    ):
+        return load_run_view(folder)
+    return run
+
+
+def results_section(
+    kind: str, results: Mapping[str, Any], run: RunView | None = None
+) -> Section | None:
+    """The report section of ``kind`` for ``results`` (what ``Results.figures`` shows)."""
+    from interp.report.plugins import load_plugins
+
+    load_plugins()
+    builder = _RESULTS_BUILDERS.get(kind)
+    if builder is None:
+        return None
+    view = run or RunView(path=Path("."), config={"kind": kind}, env={}, metrics=())
+    return builder(view, results)
 
 
 def unregister_section(name: str) -> SectionBuilder | None:
