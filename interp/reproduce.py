@@ -53,14 +53,11 @@ def register_reproduction(
 
 
 def reproduction_names() -> tuple[str, ...]:
-    import interp.reproductions  # noqa: F401  (registers every reproduction)
-
+    """Names registered so far (``import interp.reproductions`` registers them all)."""
     return tuple(sorted(_REPRODUCTIONS))
 
 
 def get_reproduction(name: str) -> Reproduction:
-    import interp.reproductions  # noqa: F401  (registers every reproduction)
-
     if name not in _REPRODUCTIONS:
         known = ", ".join(reproduction_names()) or "none registered yet"
         raise ConfigError(f"unknown reproduction {name!r}; choose from {known}")

@@ -23,11 +23,10 @@ from typing import Any
 from interp.errors import CorruptFileError, InterpError
 from interp.io import fsync_dir, read_json, read_jsonl, truncate_jsonl
 from interp.safefs import MARKER, Tree, UnsafePathError, has_marker, is_link, remove_path
+from interp.version import __version__
 
 
 def _interp_version() -> str:
-    from interp import __version__
-
     return __version__
 
 
@@ -47,8 +46,6 @@ def _versions() -> dict[str, str]:
             out[name] = version(dist)
         except PackageNotFoundError:
             out[name] = "not installed"
-    from interp import __version__
-
     out["interp"] = __version__
     return out
 

@@ -156,7 +156,7 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------ registry
-_REGISTRY: dict[str, Experiment] = {}
+_REGISTRY: dict[str, Experiment] = {}  # read through interp.experiments.registry
 
 
 def register_experiment(cls: type[Experiment]) -> type[Experiment]:
@@ -168,22 +168,6 @@ def register_experiment(cls: type[Experiment]) -> type[Experiment]:
     return cls
 
 
-def get_experiment(kind: str) -> Experiment:
-    import interp.experiments  # noqa: F401  (registers every experiment)
-
-    if kind not in _REGISTRY:
-        raise ConfigError(
-            f"unknown experiment {kind!r}; choose from {', '.join(sorted(_REGISTRY))}"
-        )
-    return _REGISTRY[kind]
-
-
-def experiment_kinds() -> tuple[str, ...]:
-    import interp.experiments  # noqa: F401
-
-    return tuple(sorted(_REGISTRY))
-
-
 __all__ = [
     "Context",
     "Estimate",
@@ -191,7 +175,5 @@ __all__ = [
     "ExperimentConfig",
     "Prepared",
     "Results",
-    "experiment_kinds",
-    "get_experiment",
     "register_experiment",
 ]

@@ -24,7 +24,8 @@ from typing import Any, Generic
 
 from interp.config import _Config
 from interp.errors import ConfigError
-from interp.experiments.base import Context, Experiment, R, get_experiment
+from interp.experiments.base import Context, Experiment, R
+from interp.experiments.registry import get_experiment
 from interp.progress import SILENT, Progress
 from interp.runs import RunDir
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import interp.reproductions  # noqa: F401  (registers every reproduction)
 from interp.errors import ConfigError
 from interp.experiments.base import (
     Context,

@@ -140,9 +140,12 @@ def find_results(run: RunView, kind: str) -> list[Found]:
 
 
 def register_section(name: str, order: int = 100) -> Callable[[SectionBuilder], SectionBuilder]:
-    """Decorator registering a section builder under ``name`` (re-registering replaces it)."""
+    """Decorator registering a section builder under ``name`` (a name is registered once;
+    :func:`registered_section` overrides one for the length of a ``with`` block)."""
 
     def decorate(builder: SectionBuilder) -> SectionBuilder:
+        if name in _REGISTRY:
+            raise ValueError(f"report section {name!r} is registered twice")
         _REGISTRY[name] = (order, builder)
         return builder
 
@@ -169,6 +172,8 @@ def register_results_section(
     :func:`results_section` builds the same section from results in memory (notebooks)."""
 
     def decorate(builder: ResultsBuilder) -> ResultsBuilder:
+        if kind in _RESULTS_BUILDERS:
+            raise ValueError(f"results section {kind!r} is registered twice")
         _RESULTS_BUILDERS[kind] = builder
 
         def sections(run: RunView) -> list[Section]:

@@ -78,6 +78,8 @@ _TASKS: dict[str, type[Task]] = {}
 
 
 def register_task(cls: type[Task]) -> type[Task]:
+    if cls.name in _TASKS:
+        raise ValueError(f"task {cls.name!r} is registered twice")
     _TASKS[cls.name] = cls
     return cls
 

@@ -121,6 +121,8 @@ _REGISTRY: dict[str, type[PositionalEncoding]] = {}
 
 
 def register_positional(cls: type[PositionalEncoding]) -> type[PositionalEncoding]:
+    if cls.name in _REGISTRY:
+        raise ValueError(f"positional encoding {cls.name!r} is registered twice")
     _REGISTRY[cls.name] = cls
     return cls
 
