@@ -85,7 +85,7 @@ def test_comparison_catches_a_perturbed_fixture(exact: bool) -> None:
         "a wrong int": ("metrics.jsonl/0/step", rows[0]["step"] + 1),
         "a missing row": ("metrics.jsonl", rows[:-1]),
         "a renamed key": ("metrics.jsonl/0", {k.upper(): v for k, v in rows[0].items()}),
-        "a string": ("config.json/kind", "probe"),
+        "a string": ("metrics.jsonl/0/split", "test"),
         "an int turned float": ("metrics.jsonl/0/step", float(rows[0]["step"])),
     }  # fmt: skip
     for what, (where, value) in perturbations.items():

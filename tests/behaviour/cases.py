@@ -359,6 +359,13 @@ def _args(command: str, out: Path, model: Path | None) -> list[str]:
 _TIME_KEY = re.compile(r"(^|_)(elapsed|seconds?|created|timing|time)(_|$)|_per_s(econd)?$")
 _SKIP_FILES = ("env.json", "report.html", ".interp-run", "latest.json", "state.json")
 _HASHED = (".safetensors",)
+# Where a file lives and how configs are laid out may change on purpose (the experiments-layer
+# redesign: config.json holds each experiment's own Config, results carry a schema version, and
+# every analysis of a model gets its own folder under analyses/<kind>/); the numbers may not.
+# So config.json is left out, a top-level "schema" key is dropped, and analysis folders are
+# read under their kind's name.
+_LAYOUT_ONLY = ("config.json",)
+_ANALYSIS_RUN = re.compile(r"^(.*analyses/[^/]+)/[^/]+/(results\.json)$")
 
 
 def extract(root: Path, case: Case, out: Path, model: Path | None) -> dict[str, Any]:
@@ -368,7 +375,8 @@ def extract(root: Path, case: Case, out: Path, model: Path | None) -> dict[str, 
         if not path.is_file():
             continue
         rel = path.relative_to(root).as_posix()
-        if path.name in _SKIP_FILES or any(fnmatchcase(rel, p) for p in case.exclude):
+        rel = _ANALYSIS_RUN.sub(r"\1/\2", rel)
+        if path.name in _SKIP_FILES + _LAYOUT_ONLY or any(fnmatchcase(rel, p) for p in case.exclude):
             continue
         if path.name.endswith(_HASHED) or rel.startswith("tokenizer/"):
             files[rel] = {"sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
@@ -380,7 +388,12 @@ def extract(root: Path, case: Case, out: Path, model: Path | None) -> dict[str, 
             claims = json.loads(path.read_text())
             files[rel] = [{k: c[k] for k in ("claim", "ours", "passed")} for c in claims]
         elif path.suffix == ".json":
-            files[rel] = _clean(json.loads(path.read_text()))
+            data = json.loads(path.read_text())
+            if isinstance(data, dict):
+                data.pop("schema", None)
+                if data.get("kind") == "reproduce":
+                    continue  # the reproduce experiment's results.json repeats claims.json
+            files[rel] = _clean(data)
         else:
             raise AssertionError(f"{case.name}: no rule for {rel}; add one to extract()")
     text = json.dumps(files, ensure_ascii=False)
