@@ -376,7 +376,9 @@ def extract(root: Path, case: Case, out: Path, model: Path | None) -> dict[str, 
             continue
         rel = path.relative_to(root).as_posix()
         rel = _ANALYSIS_RUN.sub(r"\1/\2", rel)
-        if path.name in _SKIP_FILES + _LAYOUT_ONLY or any(fnmatchcase(rel, p) for p in case.exclude):
+        if path.name in _SKIP_FILES + _LAYOUT_ONLY or any(
+            fnmatchcase(rel, p) for p in case.exclude
+        ):
             continue
         if path.name.endswith(_HASHED) or rel.startswith("tokenizer/"):
             files[rel] = {"sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
