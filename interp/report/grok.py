@@ -26,17 +26,7 @@ def _mark_steps(fig: go.Figure, results: Mapping[str, Any]) -> None:
     ):
         step = results.get(key)
         if step:  # log axes cannot show step 0
-            fig.add_vline(x=step, line={"color": color, "dash": "dash", "width": 1.5})
-            fig.add_annotation(
-                x=step,
-                y=1,
-                yref="paper",
-                text=f"{name} @ {step}",
-                showarrow=False,
-                xanchor="left",
-                font={"color": color, "size": 11},
-                xshift=3,
-            )
+            figures.vertical_marker(fig, step, f"{name} @ {step}", color, log_x=True)
 
 
 def curves_figure(
