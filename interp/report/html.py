@@ -54,6 +54,24 @@ class Section:
 # --------------------------------------------------------------------------- formatting
 
 
+def readable(value: Any) -> str:
+    """Structured values as text a person reads: ``{"a": 1, "b": None}`` -> ``a 1, b none``,
+    lists -> ``x, y, z``, empty -> ``none`` (never a Python or JSON repr)."""
+    if value is None:
+        return "none"
+    if isinstance(value, Mapping):
+        if not value:
+            return "none"
+        return "; ".join(f"{k} {readable(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(readable(v) for v in value) if value else "none"
+    if isinstance(value, float):
+        return format_value(value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
 def format_value(value: Any) -> str:
     """A short human-readable string for a table cell or meta entry (not yet escaped)."""
     if value is None:
@@ -71,7 +89,7 @@ def format_value(value: Any) -> str:
     if isinstance(value, str):
         text = value
     elif isinstance(value, Mapping | list | tuple):
-        text = json.dumps(value, default=str, ensure_ascii=False, separators=(", ", ": "))
+        text = readable(value)
     else:
         text = str(value)
     if len(text) > _MAX_CELL_CHARS:
