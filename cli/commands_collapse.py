@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -44,9 +43,13 @@ def _load(model: str | None, device: str) -> tuple[Any, Path | None, str]:
     config = path / "config.json"
     is_run = False
     if config.is_file():
+        from interp.errors import InterpError
+        from interp.io import read_json
+
         try:
-            is_run = json.loads(config.read_text(encoding="utf-8")).get("kind") == "train"
-        except (OSError, ValueError, AttributeError):
+            data = read_json(config, "model config")
+            is_run = isinstance(data, dict) and data.get("kind") == "train"
+        except (OSError, InterpError):
             is_run = False
     return loaded, (path if is_run else None), model
 

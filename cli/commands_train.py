@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,16 +19,24 @@ def default_out(kind: str) -> Path:
 
 
 def parse_options(pairs: list[str] | None) -> dict[str, Any]:
-    """``["length=8", "p=0.5"]`` -> ``{"length": 8, "p": 0.5}`` (JSON values, else strings)."""
+    """``["length=8", "p=0.5"]`` -> ``{"length": 8, "p": 0.5}`` (JSON values, else strings).
+
+    A value that is JSON but nests too deep or holds a huge integer is refused, naming the option
+    (it is not silently read as a string)."""
+    from interp.io import JSONContentError, loads_json
+
     out: dict[str, Any] = {}
     for pair in pairs or []:
         if "=" not in pair:
             raise ConfigError(f"option {pair!r} is not of the form key=value")
         key, value = pair.split("=", 1)
+        key = key.strip()
         try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
+            out[key] = loads_json(value)
+        except JSONContentError as e:
+            if not e.syntax:
+                raise ConfigError(f"option {key}: the value is refused ({e})") from None
+            out[key] = value
     return out
 
 

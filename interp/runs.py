@@ -249,4 +249,11 @@ class RunDir:
     def truncate_metrics_after(self, step: int) -> None:
         """Drop rows logged after ``step`` (they are redone when a run resumes from ``step``)."""
         self.tree.path("metrics.jsonl")
-        truncate_jsonl(self.metrics_path, lambda row: int(row.get("step", 0)) <= step)
+
+        def keep(row: dict[str, Any]) -> bool:
+            logged = row.get("step", 0)
+            if isinstance(logged, bool) or not isinstance(logged, int | float):
+                raise CorruptFileError(f"{self.metrics_path}: a row has a non-numeric step")
+            return logged <= step
+
+        truncate_jsonl(self.metrics_path, keep)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from interp.config import DataConfig, ModelConfig, TrainConfig
-from interp.errors import ConfigError, InterpError
+from interp.errors import ConfigError, CorruptFileError, InterpError
 from interp.models.transformer import HookedTransformer
 from interp.runs import RunDir
 from interp.safefs import Tree
@@ -55,6 +55,14 @@ class TrainJob:
             TrainConfig.from_dict(d["train"]),
             DataConfig.from_dict(d["data"]),
         )
+
+
+def load_job(run: RunDir) -> TrainJob:
+    """The job of a training run; an invalid field is one line naming its ``config.json``."""
+    try:
+        return TrainJob.from_dict(run.config())
+    except ConfigError as e:
+        raise CorruptFileError(f"run config {run.config_path}: {e}") from e
 
 
 def _tokenizer_for(data: DataConfig, run_dir: Path | None, corpus: Any) -> Any:
