@@ -87,6 +87,13 @@ def train(
         bool, typer.Option(help="Continue the run in --out from its last checkpoint.")
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run in --out.")] = False,
+    allow_data_change: Annotated[
+        bool,
+        typer.Option(
+            help="With --resume: continue even though the corpus changed since the run started "
+            "(its fingerprint differs); the change is recorded in config.json."
+        ),
+    ] = False,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
 ) -> None:
     """Train a hooked transformer on text or a synthetic task; writes a run directory."""
@@ -97,6 +104,8 @@ def train(
         raise ConfigError("--resume needs --out RUN_DIR")
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite contradict each other")
+    if allow_data_change and not resume:
+        raise ConfigError("--allow-data-change only applies with --resume")
     out = out or default_out("train")
     data = DataConfig(
         source="task" if task else "corpus",
@@ -141,6 +150,7 @@ def train(
             overwrite=overwrite,
             on_start=on_start,
             on_step=on_step,
+            allow_data_change=allow_data_change,
         )
     _summarise(run)
     if report:

@@ -1,6 +1,10 @@
-"""Hostile inputs (issue #13, items 11, 14 and the unclear ones): each test is an attack that
-broke main before the fix.
+"""Hostile inputs (issue #13, items 8, 10, 11, 14 and the unclear ones): each test is an attack
+that broke main before the fix.
 
+8. resuming after the corpus changed finished on other data and said nothing; a relative
+   ``--corpus`` was stored as given, so the run could not be read from another directory;
+10. folder corpora: a ``*.txt`` link to ``/dev/zero`` read until memory ran out, a FIFO hung,
+    and a 3 GB file was read whole before a ``--max-chars 1000`` cap;
 11. a loaded model's ``config.json`` was trusted: 10^7 layers hung, huge widths ended in
     allocation failures (interp runs, local GPT-2, bridge models);
 14. deeply nested JSON or huge integers (config.json, env.json, metrics.jsonl,
@@ -21,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -71,6 +76,29 @@ def _deadline(seconds: int):
         signal.signal(signal.SIGALRM, old)
 
 
+def _bounded_python(code: str, extra_memory: int = 2**30, timeout: int = 90):
+    """Run ``code`` in a fresh interpreter whose address space may grow by ``extra_memory``
+    bytes past its imports, killed after ``timeout`` s (a hang or a runaway read fails fast)."""
+    prelude = textwrap.dedent(
+        f"""
+        import resource
+        import interp.data, interp.data.corpus
+        vm = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status")
+                  if l.startswith("VmSize:"))
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (vm + {extra_memory}, hard))
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    try:
+        return subprocess.run(
+            [sys.executable, "-c", prelude + textwrap.dedent(code)],
+            capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"still running after {timeout} s (a hang): {e.stderr!r}")
+
+
 # ----------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def text_run(tmp_path_factory) -> Path:
@@ -113,6 +141,121 @@ def _edit_config(path: Path, section: str | None = None, **changes) -> None:
     config = json.loads((path / "config.json").read_text())
     (config[section] if section else config).update(changes)
     (path / "config.json").write_text(json.dumps(config))
+
+
+# ----------------------------------------------------------------------------- 8. corpus
+def _moved_text_run(tmp_path: Path, text_run: Path) -> tuple[Path, Path]:
+    """A copy of the text run and its corpus under ``tmp_path/a`` (so each test may edit it)."""
+    a = tmp_path / "a"
+    a.mkdir()
+    shutil.copy(text_run.parent / "corpus.txt", a / "corpus.txt")
+    run = _copy(text_run, a / "run")
+    config = json.loads((run / "config.json").read_text())
+    if Path(config["data"]["corpus"]).is_absolute():  # the fix: the copy names its own corpus
+        _edit_config(run, "data", corpus=str(a / "corpus.txt"))
+    return run, a / "corpus.txt"
+
+
+def test_a_run_records_its_corpus_fingerprint_and_absolute_path(text_run) -> None:
+    from interp.data import load_corpus
+
+    config = json.loads((text_run / "config.json").read_text())
+    corpus = text_run.parent / "corpus.txt"
+    assert config["data"]["corpus"] == str(corpus)
+    loaded = load_corpus(str(corpus), max_chars=config["data"]["max_chars"])
+    assert config["corpus"]["fingerprint"] == loaded.fingerprint
+    assert config["corpus"]["chars"] == loaded.n_chars
+
+
+def test_resume_after_the_corpus_changed_is_refused_in_one_line(tmp_path, text_run) -> None:
+    run, corpus = _moved_text_run(tmp_path, text_run)
+    corpus.write_text("an entirely different text about something else\n" * 90)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    args = ["train", "--corpus", corpus, *TEXT, "--steps", "4", "--out", run, "--resume"]
+    result = invoke(*args)
+    assert_one_line_error(result, r"corpus changed.*--allow-data-change")
+    after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert after == before  # nothing written: no config change, no new metrics
+
+
+def test_allow_data_change_resumes_and_records_the_change(tmp_path, text_run) -> None:
+    from interp.data import load_corpus
+
+    run, corpus = _moved_text_run(tmp_path, text_run)
+    old = json.loads((run / "config.json").read_text())["corpus"]["fingerprint"]
+    corpus.write_text("an entirely different text about something else\n" * 90)
+    args = ["train", "--corpus", corpus, *TEXT, "--steps", "4", "--out", run, "--resume"]
+    result = invoke(*args, "--allow-data-change")
+    assert result.exit_code == 0, result.output
+    config = json.loads((run / "config.json").read_text())
+    new = load_corpus(str(corpus), max_chars=4000).fingerprint
+    assert config["corpus"]["fingerprint"] == new != old
+    [change] = config["data_changes"]
+    assert (change["step"], change["from"], change["to"]) == (2, old, new)
+    assert config["train"]["steps"] == 4
+    # the recorded corpus is now the run's: a plain resume on it goes on
+    result = invoke(*args[:-5], "--steps", "6", "--out", run, "--resume")
+    assert result.exit_code == 0, result.output
+
+
+def test_a_run_with_a_relative_corpus_is_read_from_another_directory(
+    tmp_path, text_run, monkeypatch
+) -> None:
+    from probes.collect import held_out_documents
+
+    elsewhere = tmp_path / "b"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    docs, label = held_out_documents(str(text_run), None, 200, 0)
+    assert docs and "validation documents of the model's training run" in label
+    # --resume from there, naming the same corpus by another relative path
+    run = _copy(text_run, tmp_path / "a-run")
+    rel = os.path.relpath(text_run.parent / "corpus.txt", elsewhere)
+    result = invoke("train", "--corpus", rel, *TEXT, "--steps", "4", "--out", run, "--resume")
+    assert result.exit_code == 0, result.output
+
+
+# ----------------------------------------------------------------------------- 10. folders
+def test_a_folder_corpus_skips_fifos_and_device_links(tmp_path) -> None:
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "a.txt").write_text("real text " * 50)
+    os.mkfifo(folder / "b.txt")  # nobody ever writes to it: reading it blocks for ever
+    (folder / "c.txt").symlink_to("/dev/zero")  # never ends
+    (folder / "d.txt").symlink_to(folder / "a.txt")  # a link to a regular file is read
+    result = _bounded_python(
+        f"""
+        from interp.data import load_corpus
+        c = load_corpus({str(folder)!r}, max_chars=100_000)
+        print([len(d) for d in c.documents])
+        """
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["[500,", "500]"]
+    for name in ("b.txt", "c.txt"):  # given as the corpus itself: one line
+        code = f"from interp.data import load_corpus\nload_corpus({str(folder / name)!r}, 100)"
+        result = _bounded_python(code)
+        last = result.stderr.strip().splitlines()[-1]
+        assert "LoadError" in last and "not a regular file" in last, result.stderr[-2000:]
+
+
+def test_a_huge_corpus_file_is_read_only_as_far_as_the_cap(tmp_path) -> None:
+    big = tmp_path / "big.txt"
+    with open(big, "wb") as f:  # 3 GB, sparse: text, then a hole (never read)
+        f.write(b"the quick brown fox " * 100)
+        f.truncate(3 * 2**30)
+    result = _bounded_python(
+        f"""
+        import resource
+        from interp.data import load_corpus
+        c = load_corpus({str(big)!r}, max_chars=1000)
+        print(c.n_chars, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+        """,
+        extra_memory=2**30,  # the whole file would not fit
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    chars, peak_mib = map(int, result.stdout.split())
+    assert chars == 1000 and peak_mib < 1024
 
 
 # ----------------------------------------------------------------------------- 11. lying sizes
