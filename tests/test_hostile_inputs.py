@@ -12,6 +12,8 @@ that broke main before the fix.
 and: pickle refusals printed torch's warnings (and its ``weights_only=False`` advice on the
 bridge), errors of a loaded model's config did not name the file, ``-o length=true`` was read
 as 1 and ``-o length=8.5`` blamed a derived field.
+Found by the fuzz test's hostile files: ``precache --resume`` trained its twins through a link
+planted at ``RUN/twins`` (or ``RUN/twins/seed0-vanilla``), writing outside the run.
 """
 
 from __future__ import annotations
@@ -397,3 +399,33 @@ def test_task_option_types_are_checked_naming_the_option(tmp_path, option, fragm
     result = invoke("train", "--task", "copy", "-o", option, "--out", tmp_path / "r")
     assert_one_line_error(result, fragment)
     assert not (tmp_path / "r").exists()
+
+
+# ----------------------------------------------------------------------------- found by the fuzz
+PRECACHE = [
+    "precache", "--task", "precache", "-o", "length=4", "--layers", "1", "--d-model", "8",
+    "--heads", "1", "--d-mlp", "0", "--ctx", "8", "--steps", "1", "--batch-size", "2",
+    "--eval-every", "1", "--seeds", "1", "--probe-horizons", "1", "--probe-tokens", "50",
+    "--tokenizer", "byte",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("planted", ["twins", "twins/seed0-vanilla"])
+def test_a_link_planted_in_a_sub_run_is_refused_on_resume(tmp_path, planted) -> None:
+    """precache --resume wrote its twins' runs through a planted ``RUN/twins`` link."""
+    run = tmp_path / "run"
+    assert invoke(*PRECACHE, "--out", run).exit_code == 0
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("not yours")
+    target = run / planted
+    if target.exists():
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.symlink_to(victim)
+    assert_one_line_error(invoke(*PRECACHE, "--out", run, "--resume"), "symbolic link")
+    assert sorted(p.name for p in victim.iterdir()) == ["keep.txt"]
+    # a FIFO anywhere in the run (it would hang the first read or append) is refused too
+    target.unlink()
+    os.mkfifo(target)
+    assert_one_line_error(invoke(*PRECACHE, "--out", run, "--resume"), "not a regular file")
