@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,16 +19,24 @@ def default_out(kind: str) -> Path:
 
 
 def parse_options(pairs: list[str] | None) -> dict[str, Any]:
-    """``["length=8", "p=0.5"]`` -> ``{"length": 8, "p": 0.5}`` (JSON values, else strings)."""
+    """``["length=8", "p=0.5"]`` -> ``{"length": 8, "p": 0.5}`` (JSON values, else strings).
+
+    A value that is JSON but nests too deep or holds a huge integer is refused, naming the option
+    (it is not silently read as a string)."""
+    from interp.io import JSONContentError, loads_json
+
     out: dict[str, Any] = {}
     for pair in pairs or []:
         if "=" not in pair:
             raise ConfigError(f"option {pair!r} is not of the form key=value")
         key, value = pair.split("=", 1)
+        key = key.strip()
         try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
+            out[key] = loads_json(value)
+        except JSONContentError as e:
+            if not e.syntax:
+                raise ConfigError(f"option {key}: the value is refused ({e})") from None
+            out[key] = value
     return out
 
 
@@ -80,6 +87,13 @@ def train(
         bool, typer.Option(help="Continue the run in --out from its last checkpoint.")
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run in --out.")] = False,
+    allow_data_change: Annotated[
+        bool,
+        typer.Option(
+            help="With --resume: continue even though the corpus changed since the run started "
+            "(its fingerprint differs); the change is recorded in config.json."
+        ),
+    ] = False,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
 ) -> None:
     """Train a hooked transformer on text or a synthetic task; writes a run directory."""
@@ -90,6 +104,8 @@ def train(
         raise ConfigError("--resume needs --out RUN_DIR")
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite contradict each other")
+    if allow_data_change and not resume:
+        raise ConfigError("--allow-data-change only applies with --resume")
     out = out or default_out("train")
     data = DataConfig(
         source="task" if task else "corpus",
@@ -134,6 +150,7 @@ def train(
             overwrite=overwrite,
             on_start=on_start,
             on_step=on_step,
+            allow_data_change=allow_data_change,
         )
     _summarise(run)
     if report:

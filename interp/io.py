@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -95,16 +96,114 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, dumps_json(obj) + "\n")
 
 
-def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise LoadError(f"{what} not found: {path}")
+# Limits on what a reader accepts (interp's own files stay far below them): a deeper structure,
+# a longer integer or a larger file is someone else's hostile or broken file, refused in one line
+# before anything recurses over it or converts it.
+MAX_JSON_DEPTH = 100  # nesting levels (json itself gives up near sys.getrecursionlimit())
+MAX_JSON_INT_DIGITS = 100  # digits of one integer literal (float() of it always works)
+MAX_JSON_BYTES = 512 * 2**20  # size of one JSON file
+
+
+class JSONContentError(ValueError):
+    """Text that is not acceptable JSON; the message is a short reason (no file name).
+    ``syntax`` is true for invalid syntax (what a torn, half-written line looks like)."""
+
+    def __init__(self, reason: str, syntax: bool = False) -> None:
+        super().__init__(reason)
+        self.syntax = syntax
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_JSON_INT_DIGITS:
+        raise JSONContentError(f"an integer has more than {MAX_JSON_INT_DIGITS} digits")
+    return int(text)
+
+
+def _too_deep(obj: Any) -> bool:
+    """True when ``obj`` nests lists/objects deeper than :data:`MAX_JSON_DEPTH` (no recursion)."""
+    stack = [(obj, 1)]
+    while stack:
+        cur, depth = stack.pop()
+        children = cur.values() if isinstance(cur, dict) else cur if isinstance(cur, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > MAX_JSON_DEPTH:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def loads_json(text: str | bytes) -> Any:
+    """``json.loads`` that turns every malformed input into :class:`JSONContentError` with a
+    one-line reason: invalid syntax, nesting deeper than :data:`MAX_JSON_DEPTH` (json's own
+    ``RecursionError``), integers longer than :data:`MAX_JSON_INT_DIGITS` digits."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CorruptFileError(
-            f"{what} {path} is not valid JSON ({e.__class__.__name__}: {e})"
-        ) from e
+        obj = json.loads(text, parse_int=_parse_int)
+    except JSONContentError:
+        raise
+    except json.JSONDecodeError as e:
+        raise JSONContentError(f"{e.msg} at line {e.lineno} column {e.colno}", True) from None
+    except RecursionError:
+        raise JSONContentError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except UnicodeDecodeError as e:
+        raise JSONContentError(f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except (ValueError, MemoryError) as e:  # e.g. the digit limit of int() on a huge exponent
+        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise JSONContentError(reason) from None
+    if _too_deep(obj):
+        raise JSONContentError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    return obj
+
+
+def read_regular_file(path: str | os.PathLike, limit: int | None, what: str = "file") -> bytes:
+    """The bytes of ``path``, a regular file (or a link to one) of at most ``limit`` bytes.
+
+    Opened non-blocking and checked with ``fstat`` on the open descriptor, so a FIFO, a device
+    (``/dev/zero``) or a socket, or a link to one, is refused at once instead of hanging or
+    reading for ever; a larger file is refused after reading ``limit + 1`` bytes at most."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise LoadError(f"{what} not found: {path}") from None
+    try:
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        os.close(fd)
+        raise
+    if not regular:
+        os.close(fd)
+        raise CorruptFileError(f"{what} {path} is not a regular file")
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        if limit is None:
+            return f.readall()
+        chunks, total = [], 0
+        while total <= limit:  # read(n) allocates n bytes up front: ask for what is left only
+            chunk = f.read(min(_CHUNK, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    if total > limit:
+        raise CorruptFileError(f"{what} {path} is larger than {limit:,} bytes")
+    return b"".join(chunks)
+
+
+_CHUNK = 2**20
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
+    """Parse a JSON file; any malformed content is one :class:`CorruptFileError` naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise LoadError(f"{what} not found: {path}")
+    data = read_regular_file(path, MAX_JSON_BYTES, what)
+    try:
+        return loads_json(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise CorruptFileError(f"{what} {path} is not valid JSON (not UTF-8 text)") from e
+    except JSONContentError as e:
+        raise CorruptFileError(f"{what} {path} is not valid JSON ({e})") from e
 
 
 def append_jsonl(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -137,21 +236,32 @@ def _drop_torn_tail(path: Path) -> None:
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Read a JSON-lines file; a torn (unterminated) last line is skipped."""
+    """Read a JSON-lines file; a torn (unterminated) last line is skipped.  A line that is not
+    a JSON object (or nests too deep, or holds a huge integer) is one :class:`CorruptFileError`
+    naming the file and the line.  A path that is not a regular file reads as no rows."""
     path = Path(path)
     if not path.is_file():
         return []
+    try:
+        data = read_regular_file(path, None, "JSON-lines file")
+    except LoadError:  # vanished, or swapped for a FIFO/device since the check
+        return []
+    lines = data.decode("utf-8", errors="replace").split("\n")
     rows: list[dict[str, Any]] = []
-    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            if i == len(lines) - 1:  # torn tail from a kill mid-write
-                break
-            raise CorruptFileError(f"{path} line {i + 1} is not valid JSON") from e
+            row = loads_json(line)
+        except JSONContentError as e:
+            if i == len(lines) - 1 and e.syntax:
+                break  # torn tail from a kill mid-write
+            raise CorruptFileError(f"{path} line {i + 1} is not valid JSON ({e})") from e
+        if not isinstance(row, dict):
+            raise CorruptFileError(
+                f"{path} line {i + 1} is not a JSON object (got {type(row).__name__})"
+            )
+        rows.append(row)
     return rows
 
 

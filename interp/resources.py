@@ -16,9 +16,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from interp.errors import InterpError
+from interp.errors import CorruptFileError, InterpError, LoadError
 
 __all__ = [
+    "MAX_LAYERS",
     "MAX_LIST_VALUES",
     "MAX_MODELS",
     "MAX_SAMPLES",
@@ -31,6 +32,7 @@ __all__ = [
     "grok_sweep_estimate",
     "human_bytes",
     "memory_info",
+    "model_config_preflight",
     "pe_bench_estimate",
     "preflight",
     "probe_stats_estimate",
@@ -52,6 +54,7 @@ MAX_LIST_VALUES = 1_000  # values one list or range option expands to (--d 8..64
 MAX_MODELS = 10_000  # models one command trains (seeds x encodings, twin pairs, sweep cells)
 MAX_SAMPLES = 10_000_000  # evaluation samples, sequences or tokens of one command
 MAX_STEPS = 100_000_000  # optimizer steps per model (a progress bar shows the rest)
+MAX_LAYERS = 10_000  # blocks of a model read from a config.json (building one takes ~1 ms)
 
 
 def check_limit(value: int, option: str, limit: int, unit: str = "") -> int:
@@ -396,3 +399,86 @@ def probe_stats_estimate(d_model: int, n_layers: int, horizon: int) -> int:
     validation ``X^T X`` (d x d) and ``X^T Y`` (d x horizon*d) in float64, doubled for the solve."""
     per_layer = 8 * (d_model * d_model + d_model * horizon * d_model + 3 * horizon * d_model)
     return 2 * 2 * n_layers * per_layer
+
+
+# --------------------------------------------------------------------------- loaded models
+# A model read from someone's config.json (an interp run, a Hugging Face directory or hub entry)
+# is sized before anything is built: its sizes are in these fields, under interp's names, GPT-2's
+# or the usual Hugging Face ones (role -> names; the largest present value of a role counts).
+MODEL_SIZE_FIELDS: dict[str, tuple[str, ...]] = {
+    "n_layers": ("n_layers", "n_layer", "num_hidden_layers", "num_layers"),
+    "d_model": ("d_model", "n_embd", "hidden_size"),
+    "d_mlp": ("d_mlp", "n_inner", "intermediate_size", "ffn_dim"),
+    "d_vocab": ("d_vocab", "vocab_size"),
+    "n_heads": ("n_heads", "n_head", "num_attention_heads"),
+    "d_head": ("d_head", "head_dim"),
+    "n_ctx": ("n_ctx", "n_positions", "max_position_embeddings"),
+    "d_input": ("d_input",),
+}
+LAYER_OVERHEAD = 64 * 2**10  # Python objects of one block (modules, hook points): ~43 KiB measured
+
+
+def _loaded_model_bytes(v: dict[str, int], copies: int) -> int:
+    """Parameter bytes (float32) of a model of sizes ``v``, times ``copies``, plus the per-block
+    objects: embeddings, attention, a gated MLP (three matrices, an upper bound for two), norms,
+    an untied unembedding, learned positions (an upper bound for rotary models)."""
+    n_layers, d_model = v.get("n_layers", 1), v.get("d_model", 1)
+    n_heads = max(1, v.get("n_heads", 1))
+    d_mlp = v.get("d_mlp", 4 * d_model)
+    d_attn = n_heads * v["d_head"] if "d_head" in v else d_model
+    params = transformer_params(
+        n_layers, d_model, d_mlp, v.get("d_vocab", 0), v.get("n_ctx", 0), d_attn=d_attn
+    )
+    params += n_layers * d_model * d_mlp + v.get("d_input", 0) * d_model
+    return copies * (params * F32 + n_layers * LAYER_OVERHEAD)
+
+
+def _shown_bytes(n: int) -> str:
+    return f"~{human_bytes(n)}" if n < 2**60 else "over 1,000,000 TiB"
+
+
+def _shown_int(n: int) -> str:
+    return f"{n:,}" if n < 10**15 else f"{float(n):.3g}"
+
+
+def model_config_preflight(config: Any, where: str | Path, copies: int = 1) -> int:
+    """Refuse, before anything is built, a model config (a ``config.json`` mapping) whose sizes
+    cannot be built here; returns the estimated bytes.
+
+    Every size field present (:data:`MODEL_SIZE_FIELDS`; ``null`` = unset) must be a
+    non-negative integer, the layers at most :data:`MAX_LAYERS`, and the parameters (float32,
+    ``copies`` of them alive at once while loading, plus ~64 KiB of objects per block) must fit
+    in the available memory.  Each refusal is one line naming ``where`` (the config file) and
+    the field to blame: the one whose reduction to 1 shrinks the estimate most."""
+    if not isinstance(config, dict):
+        raise CorruptFileError(f"model config {where} is not a JSON object")
+    sizes: dict[str, tuple[str, int]] = {}
+    for role, names in MODEL_SIZE_FIELDS.items():
+        for name in names:
+            value = config.get(name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+                raise CorruptFileError(
+                    f"model config {where}: {name} must be a non-negative integer, got {shown}"
+                )
+            if role not in sizes or value > sizes[role][1]:
+                sizes[role] = (name, value)
+    if "n_layers" in sizes and sizes["n_layers"][1] > MAX_LAYERS:
+        name, value = sizes["n_layers"]
+        raise LoadError(
+            f"model config {where}: {name} = {_shown_int(value)} is above the limit of {MAX_LAYERS:,} "
+            "layers (interp/resources.py); refusing to build it"
+        )
+    values = {role: value for role, (_, value) in sizes.items()}
+    need = _loaded_model_bytes(values, copies)
+    mem = available_memory()
+    if mem is not None and need > mem and sizes:
+        role = min(sizes, key=lambda r: _loaded_model_bytes({**values, r: 1}, copies))
+        name, value = sizes[role]
+        raise LoadError(
+            f"model config {where}: {name} = {_shown_int(value)} makes a model of {_shown_bytes(need)}, "
+            f"only {human_bytes(mem)} of memory available; refusing to build it"
+        )
+    return need

@@ -15,6 +15,7 @@ import datetime as _dt
 import os
 import platform
 import socket
+import stat
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -202,8 +203,28 @@ class RunDir:
         return self.tree.write_json(f"{folder}/results.json", results)
 
     def check_safe(self, extra: tuple[str, ...] = ()) -> None:
-        """Refuse, before any work, a run whose files or folders interp writes are links."""
+        """Refuse, before any work, a run whose files or folders interp writes are links, or
+        that holds a link or a FIFO, device or socket anywhere below its root: interp never
+        makes one in a run, so it was planted (a resumed experiment writes into sub-runs, cells
+        and models folders whose names vary; a FIFO would hang the first read or append)."""
         self.tree.check((*RUN_SUBPATHS, *extra))
+        for dirpath, dirnames, filenames in os.walk(self.path):  # links are not followed
+            for name in (*dirnames, *filenames):
+                found = Path(dirpath) / name
+                try:
+                    mode = os.lstat(found).st_mode
+                except OSError:
+                    continue
+                if stat.S_ISLNK(mode):
+                    raise UnsafePathError(
+                        f"refusing to use the run {self.path}: {found} is a symbolic link "
+                        "(interp never makes one in a run; it may lead outside it)"
+                    )
+                if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                    raise UnsafePathError(
+                        f"refusing to use the run {self.path}: {found} is not a regular file "
+                        "(a FIFO, device or socket)"
+                    )
 
     def write_env(self, seed: int, device: str) -> None:
         env = {
@@ -249,4 +270,11 @@ class RunDir:
     def truncate_metrics_after(self, step: int) -> None:
         """Drop rows logged after ``step`` (they are redone when a run resumes from ``step``)."""
         self.tree.path("metrics.jsonl")
-        truncate_jsonl(self.metrics_path, lambda row: int(row.get("step", 0)) <= step)
+
+        def keep(row: dict[str, Any]) -> bool:
+            logged = row.get("step", 0)
+            if isinstance(logged, bool) or not isinstance(logged, int | float):
+                raise CorruptFileError(f"{self.metrics_path}: a row has a non-numeric step")
+            return logged <= step
+
+        truncate_jsonl(self.metrics_path, keep)
