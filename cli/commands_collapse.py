@@ -37,7 +37,7 @@ def _load(model: str | None, device: str) -> tuple[Any, Path | None, str]:
         from interp.demo import ensure_demo_model
 
         with step_bar("default model") as (on_start, on_step):
-            run, _ = ensure_demo_model(on_start=on_start, on_step=on_step)
+            run, _ = ensure_demo_model(on_start=on_start, on_step=on_step, on_wait=console.print)
         return load_model(run.path, device=device), run.path, f"default model ({run.path})"
     loaded = load_model(model, device=device)
     path = Path(model).expanduser()

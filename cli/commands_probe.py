@@ -101,7 +101,7 @@ def probe(
         from interp.demo import ensure_demo_model
 
         with step_bar("demo model") as (start, step):
-            run, reused = ensure_demo_model(on_start=start, on_step=step)
+            run, reused = ensure_demo_model(on_start=start, on_step=step, on_wait=console.print)
         if reused:
             console.print(f"model: the cached default model in {run.path}")
         config = dataclasses.replace(config, model=str(run.path))

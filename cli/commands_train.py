@@ -181,7 +181,9 @@ def demo(
     if steps is not None:
         check_limit(steps, "--steps", MAX_STEPS, "steps")
     with step_bar("demo model") as (on_start, on_step):
-        run, reused = ensure_demo_model(steps=steps, out=out, on_start=on_start, on_step=on_step)
+        run, reused = ensure_demo_model(
+            steps=steps, out=out, on_start=on_start, on_step=on_step, on_wait=console.print
+        )
     if reused:
         console.print(f"reusing the cached default model in {run.path}")
     _summarise(run)

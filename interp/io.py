@@ -42,6 +42,16 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()
 
 
+def _named(e: OSError, path: Path) -> OSError:
+    """``e`` naming ``path`` (a failed write or fsync names no file: a full disk would be a line
+    that says neither what nor where)."""
+    if e.filename is not None:
+        return e
+    named = OSError(e.errno, e.strerror or str(e), str(path))  # the errno's own subclass
+    named.__cause__ = e
+    return named
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
     path = Path(path)
@@ -54,6 +64,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise _named(e, path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -112,11 +125,14 @@ def append_jsonl(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _drop_torn_tail(path)
-    with open(path, "a", encoding="utf-8") as f:
-        for row in rows:
-            f.write(dumps_json(row, indent=None) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            for row in rows:
+                f.write(dumps_json(row, indent=None) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise _named(e, path) from None
 
 
 def _drop_torn_tail(path: Path) -> None:

@@ -1,0 +1,337 @@
+"""Runtime safety (issue #13, items 7 and 18): each test is an attack that broke main before
+the fix.
+
+7. two processes on one run directory (two fresh starts, two ``--resume``, an ``--overwrite``
+   of a run in use, two analyses training the shared demo model): one works, the other refuses
+   with one line naming the holder's pid (the demo: waits, then reuses); the lock dies with
+   its process, SIGKILL included;
+18. Ctrl-C prints exactly one line (where the run is, how to continue it; or that nothing was
+    written), also during the seconds of imports, and exits 130;
+and: a full disk names the file and what was written.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cli_helpers import assert_one_line_error, invoke
+from killing import kill_when, n_rows, run_cli, same_weights, strip, wait
+
+from interp.io import read_jsonl
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TRAIN = [
+    "train", "--task", "copy", "-o", "length=4", "-o", "vocab=6", "--layers", "1",
+    "--d-model", "16", "--heads", "2", "--d-mlp", "32", "--steps", "60", "--batch-size", "8",
+    "--eval-every", "4", "--checkpoint-every", "5", "--warmup", "5", "--seed", "3",
+    "--no-report",
+]  # fmt: skip
+
+
+def fork_logged(args: list[str], log: Path, gate: Path | None = None) -> int:
+    """``interp ARGS`` in a forked child, its stderr in ``log``; it starts once ``gate`` exists
+    (so that two children enter the CLI at the same instant).  Returns the pid."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 70
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            err = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.dup2(null, 1)
+            os.dup2(err, 2)
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - pytest replaced the objects
+            sys.stderr = os.fdopen(2, "w", buffering=1)
+            while gate is not None and not gate.exists():
+                time.sleep(0.0005)
+            sys.argv = ["interp", *args]
+            from cli.main import main
+
+            main()
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        except BaseException:
+            code = 71
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
+    return pid
+
+
+def _lines(log: Path) -> list[str]:
+    return [line for line in log.read_text().splitlines() if line.strip()]
+
+
+def _same_run(run: Path, ref: Path) -> None:
+    same_weights(run / "model.safetensors", ref / "model.safetensors")
+    rows = read_jsonl(run / "metrics.jsonl")
+    assert strip(rows) == strip(read_jsonl(ref / "metrics.jsonl"))
+    keys = [(r["step"], r["split"]) for r in rows]
+    assert len(keys) == len(set(keys)), "duplicated metrics rows"
+
+
+@pytest.fixture(scope="module")
+def lone(tmp_path_factory) -> Path:
+    """TRAIN run alone, from start to end (the reference every raced run must equal)."""
+    out = tmp_path_factory.mktemp("lone") / "run"
+    assert run_cli([*TRAIN, "--out", str(out)]) == 0
+    return out
+
+
+def _in_use(run: Path, pid: int) -> str:
+    return rf"run directory {re.escape(str(run))} is in use by another interp process \(pid {pid}\)"
+
+
+# ----------------------------------------------------------------------------- 7. locks
+@pytest.mark.parametrize("start", ["fresh", "resume"])
+def test_two_processes_on_one_run_one_refuses_the_other_ends_as_a_lone_run(
+    tmp_path, lone, start
+) -> None:
+    run, gate = tmp_path / "run", tmp_path / "go"
+    if start == "resume":  # a run killed mid-way, then resumed twice at the same instant
+        pid = fork_logged([*TRAIN, "--out", str(run)], tmp_path / "first.log")
+        assert kill_when(pid, lambda: n_rows(run / "metrics.jsonl") >= 3, 0.0)
+        assert not (run / "model.safetensors").exists()
+    args = [*TRAIN, "--out", str(run)] + (["--resume"] if start == "resume" else [])
+    pids = [fork_logged(args, tmp_path / f"{i}.log", gate) for i in range(2)]
+    gate.touch()
+    codes = [wait(p) for p in pids]
+    assert sorted(codes) == [0, 2], codes
+    loser, winner = codes.index(2), codes.index(0)
+    lines = _lines(tmp_path / f"{loser}.log")
+    assert len(lines) == 1 and re.fullmatch("error: " + _in_use(run, pids[winner]), lines[0]), lines
+    _same_run(run, lone)
+
+
+def _hold_lock(path: Path) -> int:
+    """A separate process holding ``path``'s run lock until it is killed."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            from interp.runs import lock_run
+
+            lock_run(path)
+            os.write(w, b"1")
+            time.sleep(120)
+        finally:
+            os._exit(0)
+    os.close(w)
+    assert os.read(r, 1) == b"1"
+    os.close(r)
+    return pid
+
+
+def test_a_run_in_use_refuses_resume_overwrite_and_a_new_start_until_its_holder_dies(
+    tmp_path, lone
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(lone, run)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".interp-lock"}
+    holder = _hold_lock(run)
+    try:
+        for extra in (["--resume"], ["--overwrite"], []):
+            assert_one_line_error(invoke(*TRAIN, "--out", run, *extra), _in_use(run, holder))
+        fresh = tmp_path / "fresh"  # a run being created is locked as well (from its mkdir on)
+        fresh.mkdir()
+        other = _hold_lock(fresh)
+        assert_one_line_error(invoke(*TRAIN, "--out", fresh), _in_use(fresh, other))
+        os.kill(other, signal.SIGKILL)
+        wait(other)
+    finally:
+        os.kill(holder, signal.SIGKILL)
+        assert wait(holder) == -signal.SIGKILL
+    after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".interp-lock"}
+    assert after == before  # the refused commands touched nothing
+    # SIGKILL released the locks (no stale lock file to clean by hand)
+    assert invoke(*TRAIN, "--out", run, "--resume").exit_code == 0
+    assert invoke(*TRAIN, "--out", fresh).exit_code == 0
+
+
+@pytest.mark.parametrize("link", ["symbolic", "hard"])
+def test_a_planted_lock_file_link_is_refused_and_its_target_untouched(tmp_path, lone, link):
+    run = tmp_path / "run"
+    shutil.copytree(lone, run)
+    victim = tmp_path / "thesis.tex"
+    victim.write_text("years of work")
+    (run / ".interp-lock").unlink(missing_ok=True)
+    if link == "symbolic":
+        (run / ".interp-lock").symlink_to(victim)
+    else:
+        os.link(victim, run / ".interp-lock")
+    for extra in (["--resume"], ["--overwrite"]):
+        result = invoke(*TRAIN, "--out", run, *extra)
+        assert_one_line_error(result, "link" if link == "symbolic" else "hard link")
+    assert victim.read_text() == "years of work"
+
+
+def _tiny_demo(monkeypatch) -> None:
+    from interp import demo
+    from interp.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
+
+    monkeypatch.setattr(
+        demo, "DEMO_MODEL", ModelConfig(n_layers=1, d_model=16, n_heads=2, d_mlp=32, n_ctx=16)
+    )
+    monkeypatch.setattr(
+        demo,
+        "DEMO_TRAIN",
+        TrainConfig(steps=40, batch_size=4, eval_every=10, checkpoint_every=10, log_every=2,
+                    optim=OptimConfig(lr=1e-3, warmup_steps=2)),
+    )  # fmt: skip
+    monkeypatch.setattr(
+        demo,
+        "DEMO_DATA",
+        DataConfig(corpus="builtin:prose", max_chars=20_000, tokenizer="byte"),
+    )
+
+
+def test_two_analyses_at_once_train_the_default_model_once(tmp_path, monkeypatch) -> None:
+    """Without --model, analyses share the cached demo model: the second process waits for the
+    first to train it, then reuses it (one training, no duplicated rows)."""
+    from interp.demo import demo_job, demo_run_dir, ensure_demo_model
+
+    _tiny_demo(monkeypatch)
+    monkeypatch.setenv("INTERP_CACHE", str(tmp_path / "alone"))
+    alone, reused = ensure_demo_model()
+    assert not reused
+    monkeypatch.setenv("INTERP_CACHE", str(tmp_path / "shared"))
+    gate = tmp_path / "go"
+    pids = [fork_logged(["demo"], tmp_path / f"{i}.log", gate) for i in range(2)]
+    gate.touch()
+    assert [wait(p) for p in pids] == [0, 0]
+    logs = [(tmp_path / f"{i}.log").read_text() for i in range(2)]
+    waited = [i for i, log in enumerate(logs) if "reusing the cached default model" in log]
+    assert len(waited) == 1, logs
+    other = pids[1 - waited[0]]
+    assert f"waiting for another interp process (pid {other})" in logs[waited[0]]
+    shared = demo_run_dir(demo_job())
+    _same_run(shared, alone.path)
+
+
+# ----------------------------------------------------------------------------- 18. Ctrl-C
+def _interp(args: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli.main", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _maps(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return ""
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc")
+def test_ctrl_c_during_the_imports_is_one_line_and_writes_nothing(tmp_path) -> None:
+    out = tmp_path / "run"
+    proc = _interp([*TRAIN, "--out", str(out)])
+    t0 = time.monotonic()
+    while "libtorch" not in _maps(proc.pid):  # inside ``import torch``: seconds of imports left
+        assert proc.poll() is None and time.monotonic() - t0 < 120
+        time.sleep(0.001)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == ["interrupted: nothing was written"], err
+    assert not out.exists()
+
+
+def test_ctrl_c_mid_run_says_where_the_run_is_and_its_resume_continues_it(tmp_path, lone):
+    out = tmp_path / "run"
+    proc = _interp([*TRAIN, "--out", str(out)])
+    t0 = time.monotonic()
+    while n_rows(out / "metrics.jsonl") < 3:
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() - t0 < 240
+        time.sleep(0.001)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert not (out / "model.safetensors").exists(), "interrupted too late to test anything"
+    lines = [line for line in err.splitlines() if line.strip() and "needs ~" not in line]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    prefix = f"interrupted: the run in {out} is kept; continue it with: "
+    assert lines[0].startswith(prefix), lines[0]
+    again = shlex.split(lines[0][len(prefix) :])
+    assert again[0] == "interp" and again[-1] == "--resume"
+    assert run_cli(again[1:]) == 0
+    _same_run(out, lone)
+
+
+def test_ctrl_c_of_an_analysis_before_its_output_says_nothing_was_written(tmp_path, monkeypatch):
+    import interp.analysis.counting as counting
+
+    def interrupted(cfg, **_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(counting, "run_construct", interrupted)
+    out = tmp_path / "c"
+    result = invoke("count", "construct", "--d", "4", "--m", "2", "--samples", "2", "--out", out)
+    assert result.exit_code == 130
+    assert result.output.strip().splitlines()[-1] == "interrupted: nothing was written"
+    assert not out.exists()
+
+
+def test_ctrl_c_of_a_command_without_resume_says_what_to_do_with_its_folder(tmp_path, monkeypatch):
+    import interp.reproduce as reproduce
+    import interp.reproductions  # noqa: F401 - registers them
+
+    def interrupted(out_dir, quick, progress):
+        raise KeyboardInterrupt
+
+    repro = reproduce.get_reproduction("collapse")
+    monkeypatch.setitem(
+        reproduce._REPRODUCTIONS,
+        "collapse",
+        repro.__class__(repro.name, repro.description, interrupted),
+    )
+    out = tmp_path / "r"
+    result = invoke("reproduce", "collapse", "--quick", "--out", out)
+    assert result.exit_code == 130
+    said = " ".join(result.output.split())
+    assert said == f"interrupted: {out} is incomplete; delete it or choose another --out"
+
+
+# ----------------------------------------------------------------------------- unclear items
+def test_a_full_disk_names_the_file_what_it_is_and_how_to_continue(tmp_path, monkeypatch):
+    import interp.io
+
+    real = os.fsync
+
+    def full(fd: int) -> None:
+        if "step_0000010" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd)
+
+    monkeypatch.setattr(interp.io.os, "fsync", full)
+    out = tmp_path / "run"
+    result = invoke(*TRAIN, "--out", out)
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert re.match(
+        r"error: No space left on device while writing the checkpoint of step 10 \("
+        + re.escape(str(out / "checkpoints")),
+        lines[0],
+    ), lines[0]
+    assert f"free some space; the run in {out} is kept; continue it with: interp train" in lines[0]
+    assert lines[0].endswith("--resume")
