@@ -125,7 +125,7 @@ def train(
 
     check_limit(steps, "--steps", MAX_STEPS, "steps")
     job = TrainJob(model, train_cfg, data)
-    need = preflight(*train_job_estimate(job), "training", out)
+    need = preflight(*train_job_estimate(job, report=report), "training", out)
     with step_bar("training", note=need) as (on_start, on_step):
         run = run_training(
             out,

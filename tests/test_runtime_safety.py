@@ -1,13 +1,17 @@
-"""Runtime safety (issue #13, items 7 and 18): each test is an attack that broke main before
-the fix.
+"""Runtime safety (issue #13, items 7, 12, 13, 17 and 18): each test is an attack that broke
+main before the fix.
 
 7. two processes on one run directory (two fresh starts, two ``--resume``, an ``--overwrite``
    of a run in use, two analyses training the shared demo model): one works, the other refuses
    with one line naming the holder's pid (the demo: waits, then reuses); the lock dies with
    its process, SIGKILL included;
+12. task data and positional-encoding sizes (modadd p, sparse-parity bits, CoPE npos) are in the
+    estimates: refused before any folder exists;
+13. ``count construct`` states its work, drives a progress bar and refuses what would take days;
+17. absurd learning rates and weight decays are refused before any folder exists;
 18. Ctrl-C prints exactly one line (where the run is, how to continue it; or that nothing was
     written), also during the seconds of imports, and exits 130;
-and: a full disk names the file and what was written.
+and: a full disk names the file and what was written; the train estimate counts the report.
 """
 
 from __future__ import annotations
@@ -221,6 +225,117 @@ def test_two_analyses_at_once_train_the_default_model_once(tmp_path, monkeypatch
     _same_run(shared, alone.path)
 
 
+# ----------------------------------------------------------------------------- 12. estimates
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--task", "modadd", "-o", "p=1000000"],
+        ["train", "--task", "sparse-parity", "-o", "n_bits=100000000"],
+        ["grok", "--task", "sparse-parity", "--n-bits", "100000000"],
+        ["pe-bench", "--pe", "cope", "--cope-option", "npos=1000000000"],
+        ["precache", "--task", "modadd", "-o", "p=1000000"],
+    ],
+    ids=["modadd-p", "parity-bits", "grok-parity-bits", "cope-npos", "precache-modadd"],
+)
+def test_task_and_encoding_sizes_are_refused_before_any_folder(tmp_path, args) -> None:
+    out = tmp_path / "run"
+    assert_one_line_error(invoke(*args, "--out", out), r"needs ~[\d.]+ TiB of memory")
+    assert not out.exists()
+
+
+def test_estimates_grow_with_task_data_and_encoding_tables() -> None:
+    from interp import resources
+    from interp.config import DataConfig, ModelConfig, TrainConfig
+    from interp.train.job import TrainJob
+
+    def mem(task: str, options: dict, **model) -> int:
+        data = DataConfig(source="task", task=task, task_options=options)
+        job = TrainJob(ModelConfig(**model), TrainConfig(batch_size=16), data)
+        return resources.train_job_estimate(job)[1]
+
+    assert mem("modadd", {"p": 1000}) - mem("modadd", {"p": 10}) >= 96 * (1000**2 - 100)
+    bits = mem("sparse-parity", {"n_bits": 10**5}) - mem("sparse-parity", {"n_bits": 10})
+    assert bits >= 24 * 3200 * (10**5 - 10) + 4 * 4 * 64 * (10**5 - 10)  # data + input weights
+    cope = {"positional": "cope", "n_ctx": 16}
+    big = mem("copy", {}, **cope, positional_options={"npos": 10**6})
+    assert big - mem("copy", {}, **cope) >= 4 * 4 * 2 * 16 * 10**6  # the tables, with AdamW
+
+
+# ----------------------------------------------------------------------------- 13. construct
+def test_count_construct_states_its_work_shows_progress_and_refuses_days(tmp_path) -> None:
+    log = tmp_path / "err.log"
+    args = ["count", "construct", "--samples", "10000000", "--n", "1000"]
+    pid = fork_logged(args, log)
+    t0 = time.monotonic()
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() - t0 > 60:
+            os.kill(pid, signal.SIGKILL)
+            wait(pid)
+            pytest.fail("count construct of ~2 PFLOP started instead of being refused")
+        time.sleep(0.01)
+    lines = _lines(log)
+    assert len(lines) == 1 and re.match(r"error: the construction .* needs ~2\.\d PFLOP", lines[0])
+    assert "above the limit" in lines[0] and "--samples" in lines[0]
+    # what fits: the work line, then a progress callback over every sequence of every cell
+    from interp.analysis.counting import ConstructConfig, run_construct
+
+    calls: list[tuple[int, int]] = []
+    cfg = ConstructConfig(d_values=(4,), m_values=(2, 4), samples=300)
+    run_construct(cfg, lambda done, total: calls.append((done, total)))
+    assert calls[0] == (0, 600) and calls[-1] == (600, 600)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls) and len(calls) >= 4
+    result = invoke("count", "construct", "--d", "4", "--m", "2,4", "--samples", "300")
+    assert result.exit_code == 0 and re.search(
+        r"the construction .*: ~[\d.]+ \w+ of work", result.output
+    )
+
+
+# ----------------------------------------------------------------------------- 17. values
+BENCH = ["pe-bench", "--task", "flipflop", "-o", "length=4", "--pe", "rope", "--seeds", "0",
+         "--steps", "2", "--batch-size", "4", "--layers", "1", "--d-model", "16", "--heads", "2",
+         "--d-mlp", "16", "--eval-sequences", "4"]  # fmt: skip
+
+
+SMALL = {
+    "train": ["train", "--task", "copy", "--steps", "2", "--d-model", "16", "--heads", "2"],
+    "grok": ["grok", "--p", "5", "--steps", "2"],
+    "grok sweep": ["grok", "sweep", "--p", "5", "--steps", "2", "--seeds", "1"],
+    "count sweep": ["count", "sweep", "--d", "8", "--m", "2", "--heads", "2", "--steps", "2"],
+    "pe-bench": [*BENCH],
+    "precache": ["precache", "--steps", "2", "--seeds", "1", "--d-model", "16"],
+}
+ABSURD = [
+    (cmd, opt, value, pattern)
+    for cmd in SMALL
+    for opt, value, pattern in (
+        ("--lr", "1e308", r"--lr 1e\+308 is not a usable learning rate"),
+        ("--lr", "inf", r"--lr inf is not a usable learning rate"),
+        ("--lr", "1e-300", r"--lr 1e-300 is not a usable learning rate"),
+        ("--weight-decay", "1e300", r"weight decay 1e\+300 at learning rate"),
+    )
+    if not (opt == "--weight-decay" and cmd in ("pe-bench", "precache", "grok sweep"))
+] + [
+    ("grok sweep", "--weight-decays", "0,1e9", r"weight decay 1e\+09 at learning rate"),
+    ("grok", "--weight-decay", "nan", r"weight decay nan must be a finite number"),
+]
+
+
+@pytest.mark.parametrize(
+    "cmd, opt, value, pattern", ABSURD, ids=[f"{a[0]} {a[1]} {a[2]}" for a in ABSURD]
+)
+def test_absurd_optimizer_values_are_refused_before_any_folder(tmp_path, cmd, opt, value, pattern):
+    out = tmp_path / "run"
+    assert_one_line_error(invoke(*SMALL[cmd], opt, value, "--out", out), pattern)
+    assert not out.exists()
+
+
+def test_count_construct_refuses_an_overflowing_beta() -> None:
+    result = invoke(
+        "count", "construct", "--d", "4", "--m", "2", "--samples", "2", "--beta", "1e308"
+    )
+    assert_one_line_error(result, r"beta must be in \(0, 1e\+06\]")
+
+
 # ----------------------------------------------------------------------------- 18. Ctrl-C
 def _interp(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
@@ -335,3 +450,22 @@ def test_a_full_disk_names_the_file_what_it_is_and_how_to_continue(tmp_path, mon
     ), lines[0]
     assert f"free some space; the run in {out} is kept; continue it with: interp train" in lines[0]
     assert lines[0].endswith("--resume")
+
+
+def test_the_train_disk_estimate_counts_the_report(tmp_path) -> None:
+    from interp import resources
+    from interp.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
+    from interp.train.job import TrainJob
+
+    out = tmp_path / "run"
+    args = [a for a in TRAIN if a != "--no-report"]
+    assert invoke(*args, "--out", out).exit_code == 0
+    used = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    job = TrainJob(
+        ModelConfig(n_layers=1, d_model=16, n_heads=2, d_mlp=32),
+        TrainConfig(steps=60, batch_size=8, eval_every=4, checkpoint_every=5, seed=3,
+                    optim=OptimConfig(warmup_steps=5)),
+        DataConfig(source="task", task="copy", task_options={"length": 4, "vocab": 6}),
+    )  # fmt: skip
+    disk = resources.train_job_estimate(job)[0]
+    assert (out / "report.html").stat().st_size > 4 * 2**20 and used <= disk, (used, disk)

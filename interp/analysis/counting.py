@@ -31,6 +31,7 @@ degrades when m > d.  MFC needs a second layer taking the max over positions; no
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ __all__ = [
 ]
 
 THRESHOLD = 0.8
+MAX_BETA = 1e6  # the construction's attention sharpness
 
 
 # --------------------------------------------------------------------------- inputs
@@ -128,9 +130,15 @@ def _task(task: str, m: int, n: int | None, sampling: str, query: str) -> _Count
 
 @torch.no_grad()
 def evaluate_count_model(
-    model: HookedTransformer, task: _CountTask, samples: int, seed: int, chunk: int = 256
+    model: HookedTransformer,
+    task: _CountTask,
+    samples: int,
+    seed: int,
+    chunk: int = 256,
+    on_chunk: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
-    """Held-out accuracy and loss at the answer position; ``chance`` = best constant guess."""
+    """Held-out accuracy and loss at the answer position; ``chance`` = best constant guess.
+    ``on_chunk(n)`` is told after each chunk of ``n`` sequences."""
     g = torch.Generator().manual_seed(10_000_019 + seed)
     was_training = model.training
     model.eval()
@@ -144,6 +152,8 @@ def evaluate_count_model(
         loss += float(torch.nn.functional.cross_entropy(logits.cpu(), ans, reduction="sum"))
         answers.append(ans)
         done += size
+        if on_chunk is not None:
+            on_chunk(size)
     model.train(was_training)
     counts = torch.bincount(torch.cat(answers), minlength=task.n_classes)
     return {
@@ -267,6 +277,7 @@ class SweepConfig:
         if not 0 < self.threshold < 1:
             raise ConfigError(f"threshold must be in (0, 1), got {self.threshold}")
         self.model_config(self.d_values[0], self.m_values[0])  # validates the rest
+        self.train_config()  # lr, weight decay, warmup: refused now, not after the folder exists
         _task(self.task, self.m_values[0], self.n, self.sampling, self.query)
 
     def to_dict(self) -> dict[str, Any]:
@@ -458,21 +469,38 @@ class ConstructConfig:
         _check_grid("qc", self.d_values, self.m_values, self.n)
         if self.samples < 1:
             raise ConfigError("samples must be >= 1")
-        if self.beta <= 0:
-            raise ConfigError(f"beta must be positive, got {self.beta}")
+        if not (math.isfinite(self.beta) and 0 < self.beta <= MAX_BETA):
+            raise ConfigError(
+                f"beta must be in (0, {MAX_BETA:g}], got {self.beta} (the attention is exactly "
+                "one-hot in float64 from beta ~400 on; larger values only overflow)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
 
 
-def run_construct(cfg: ConstructConfig) -> dict[str, Any]:
-    """Accuracy of the hand-built histogram model at every (d, m), float64, on random QC data."""
+def run_construct(
+    cfg: ConstructConfig, progress: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
+    """Accuracy of the hand-built histogram model at every (d, m), float64, on random QC data.
+
+    ``progress(done, total)`` counts evaluated sequences over all cells (from ``(0, total)``)."""
     cells = []
+    total = len(cfg.d_values) * len(cfg.m_values) * cfg.samples
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if progress is not None:
+            progress(done[0], total)
+
+    if progress is not None:
+        progress(0, total)
     for d in cfg.d_values:
         for m in cfg.m_values:
             model = build_histogram_model(d, m, cfg.n, cfg.beta, cfg.seed)
             task = _task("qc", m, cfg.n, "uniform", "uniform")
-            result = evaluate_count_model(model, task, cfg.samples, cfg.seed)
+            result = evaluate_count_model(model, task, cfg.samples, cfg.seed, on_chunk=tick)
             cells.append(
                 {"d": d, "m": m, "n": task.n, **result, "exact": result["accuracy"] == 1.0}
             )

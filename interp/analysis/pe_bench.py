@@ -100,6 +100,8 @@ class PEBenchConfig:
             build_task(self.task, self.task_options)  # unknown task or bad options: one line
         for pe in set(self.encodings) | set(self.text_encodings):
             self.model_config(pe)  # bad positional options (p_max < 1, ...): one line
+        self.train_config(self.seeds[0], self.steps)  # the learning rate: one line, before output
+        self.train_config(self.seeds[0], self.text_steps)
 
     def model_config(self, pe: str, **overrides: Any) -> ModelConfig:
         return ModelConfig(

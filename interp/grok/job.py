@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from interp.analysis.fourier import frequency_power, key_frequencies, project_on_frequency
-from interp.config import _Config
+from interp.config import _Config, check_optimizer
 from interp.errors import ConfigError, InterpError
 from interp.grok.batched import train_batched
 from interp.grok.detect import LabelRule, summarise_run
@@ -88,12 +88,13 @@ class GrokConfig(_Config):
             self.task == "modadd" or self.model == "mlp",
             f"--model {self.model} is for modadd; sparse-parity uses the mlp",
         )
-        _check(self.lr is None or self.lr > 0, f"lr must be positive, got {self.lr}")
-        _check(
-            self.weight_decay is None or self.weight_decay >= 0,
-            f"weight decay must be >= 0, got {self.weight_decay}",
+        parity = self.task == "sparse-parity"  # the defaults of ``resolved``
+        check_optimizer(
+            self.lr if self.lr is not None else (1e-2 if parity else 1e-3),
+            self.weight_decay if self.weight_decay is not None else (0.3 if parity else 1.0),
+            self.beta1,
+            self.beta2,
         )
-        _check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "betas must be in [0, 1)")
         _check(
             self.steps is None or (isinstance(self.steps, int) and self.steps >= 1),
             f"steps must be >= 1, got {self.steps!r}",
@@ -419,7 +420,8 @@ class SweepConfig(_Config):
             value = tuple(getattr(self, name))
             object.__setattr__(self, name, value)
             _check(len(value) > 0, f"the sweep needs at least one value of {name}")
-        _check(all(w >= 0 for w in self.weight_decays), "weight decays must be >= 0")
+        for wd in self.weight_decays:
+            check_optimizer(self.lr, wd, 0.9, 0.98)  # the sweep's AdamW (grok.loop.Optim)
         _check(all(w >= 1 for w in self.widths), "widths must be >= 1")
         _check(self.steps >= 1 and self.log_every >= 1, "steps and log_every must be >= 1")
         _check(self.checkpoint_every >= 1, "checkpoint_every must be >= 1")
