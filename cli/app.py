@@ -111,6 +111,18 @@ def continue_hint(group: click.Command, argv: list[str], run: Any) -> str:
     return f"{run.path} is incomplete; delete it or choose another --out"
 
 
+def fresh_start(out: Path | None, resume: bool) -> tuple[bool, str | None]:
+    """``--resume`` on an ``--out`` that holds nothing to resume (not there yet, or a folder a
+    kill left before its ``config.json``) starts a new run there: ``(False, the line saying
+    so)``, printed once the work starts.  Otherwise ``(resume, None)``."""
+    from interp.runs import RunDir
+
+    if not resume or out is None or not RunDir.nothing_to_resume(out):
+        return resume, None
+    why = "it does not exist yet" if not Path(out).exists() else "no run was started there"
+    return False, f"nothing to resume in {out} ({why}): starting a new run there"
+
+
 def _held_runs() -> list[Any]:
     runs = sys.modules.get("interp.runs")  # not imported: no run was touched
     return runs.held_runs() if runs is not None else []

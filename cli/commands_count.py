@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.app import app
+from cli.app import app, fresh_start
 from cli.commands_train import default_out
 from cli.progress import console, step_bar
 
@@ -121,6 +121,7 @@ def sweep(
         *need, f"the sweep of {len(cfg.d_values) * len(cfg.m_values)} models", out
     )
     config = {"kind": "count-sweep", "seed": seed, "sweep": cfg.to_dict()}
+    resume, fresh = fresh_start(out, resume)
     if resume:
         run = RunDir.open(out)
         saved = run.config().get("sweep")
@@ -133,8 +134,8 @@ def sweep(
     else:
         run = RunDir.create(out, config, overwrite=overwrite)
         run.write_env(seed, "cpu")
-    console.print(need_line)  # after the checks above, so an error stays the only line
-    with step_bar("cells") as (on_start, _):
+    # printed once the work starts (after the saved cells are checked): an error stays alone
+    with step_bar("cells", note=[need_line, fresh]) as (on_start, _):
         results = run_sweep(run.path, cfg, progress=on_start)
     atomic_write_json(run.path / "results.json", results)
     _print_summary(results)

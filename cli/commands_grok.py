@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.app import app
+from cli.app import app, fresh_start
 from cli.commands_train import default_out
 from cli.parsing import float_list, int_list
 from cli.progress import console, step_bar
@@ -110,9 +110,10 @@ def grok(
     )
     out = out or default_out("grok")
     need_line = _grok_preflight(cfg, out)
+    resume, fresh = fresh_start(out, resume)
     if not resume:
         RunDir.check_creatable(out, overwrite)
-    with step_bar("grok", note=need_line) as (on_start, on_step):
+    with step_bar("grok", note=[need_line, fresh]) as (on_start, on_step):
         run, res = run_grok(
             out, cfg, overwrite=overwrite, on_start=on_start, on_step=on_step, resume=resume
         )
@@ -200,13 +201,14 @@ def sweep(
         device=device,
     )
     out = out or default_out("grok-sweep")
+    resume, fresh = fresh_start(out, resume)
     if not resume:
         RunDir.check_creatable(out, overwrite)
     from interp.resources import grok_sweep_config_estimate, preflight
 
     n_runs = len(cfg.points())
     need_line = preflight(*grok_sweep_config_estimate(cfg), f"the sweep of {n_runs} runs", out)
-    with step_bar("grok sweep", note=need_line) as (on_start, on_step):
+    with step_bar("grok sweep", note=[need_line, fresh]) as (on_start, on_step):
         run, res = run_sweep(
             out, cfg, overwrite=overwrite, on_start=on_start, on_step=on_step, resume=resume
         )

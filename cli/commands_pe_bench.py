@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.app import app
+from cli.app import app, fresh_start
 from cli.commands_train import default_out, parse_options
 from cli.parsing import int_list
 from cli.progress import console
@@ -115,6 +115,7 @@ def pe_bench(
         KIND,
         PEBenchConfig,
         check_resume,
+        check_saved_cells,
         format_table,
         format_text_table,
         run_pe_bench,
@@ -153,13 +154,17 @@ def pe_bench(
     out = out or default_out("pe-bench")
     need_line = _preflight(cfg, out)
     config = {"kind": KIND, "seed": cfg.seeds[0], **cfg.to_dict()}
-    if resume and not RunDir.is_blank(out):  # blank: killed before its config.json was written
+    resume, fresh = fresh_start(out, resume)
+    if resume:
         run = RunDir.open(out)
         check_resume(run.config(), config)
     else:
         RunDir.check_creatable(out, overwrite)
         run = RunDir.create(out, config, overwrite)
+    check_saved_cells(cfg, run.path / "cells")  # a hostile cell: one line, before any output
     console.print(need_line)
+    if fresh:
+        console.print(fresh)
     results = run_pe_bench(
         cfg,
         lambda msg: console.print(f"[dim]{msg}[/dim]"),

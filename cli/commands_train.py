@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.app import app
+from cli.app import app, fresh_start
 from cli.progress import console, step_bar
 from interp.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
 from interp.errors import ConfigError
@@ -126,7 +126,8 @@ def train(
     check_limit(steps, "--steps", MAX_STEPS, "steps")
     job = TrainJob(model, train_cfg, data)
     need = preflight(*train_job_estimate(job, report=report), "training", out)
-    with step_bar("training", note=need) as (on_start, on_step):
+    resume, fresh = fresh_start(out, resume)
+    with step_bar("training", note=[need, fresh]) as (on_start, on_step):
         run = run_training(
             out,
             job,

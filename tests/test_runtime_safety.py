@@ -1,5 +1,5 @@
-"""Runtime safety (issue #13, items 7, 12, 13, 17 and 18): each test is an attack that broke
-main before the fix.
+"""Runtime safety (issue #13, items 7, 12, 13, 16, 17, 18 and the unclear ones): each test is
+an attack that broke main before the fix.
 
 7. two processes on one run directory (two fresh starts, two ``--resume``, an ``--overwrite``
    of a run in use, two analyses training the shared demo model): one works, the other refuses
@@ -8,15 +8,21 @@ main before the fix.
 12. task data and positional-encoding sizes (modadd p, sparse-parity bits, CoPE npos) are in the
     estimates: refused before any folder exists;
 13. ``count construct`` states its work, drives a progress bar and refuses what would take days;
+16. hostile sweep cells (``"accuracy": "high"``, a malformed ``.pending.json``) are one line
+    naming the file;
 17. absurd learning rates and weight decays are refused before any folder exists;
 18. Ctrl-C prints exactly one line (where the run is, how to continue it; or that nothing was
     written), also during the seconds of imports, and exits 130;
-and: a full disk names the file and what was written; the train estimate counts the report.
+and: a full disk names the file and what was written; the train estimate counts the report; a
+killed report write's temporary file is cleaned by the next report; ``--resume`` on an
+``--out`` that does not exist yet starts a new run and says so.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
+import json
 import os
 import re
 import shlex
@@ -290,12 +296,87 @@ def test_count_construct_states_its_work_shows_progress_and_refuses_days(tmp_pat
     )
 
 
-# ----------------------------------------------------------------------------- 17. values
+# ----------------------------------------------------------------------------- 16. cells
+COUNT = ["count", "sweep", "--d", "8", "--m", "2,3", "--heads", "2", "--n-factor", "2",
+         "--steps", "4", "--eval-samples", "20"]  # fmt: skip
+GROK = ["grok", "sweep", "--p", "5", "--widths", "4", "--seeds", "2", "--steps", "6",
+        "--log-every", "2", "--weight-decays", "0,1", "--train-fractions", "0.5"]  # fmt: skip
 BENCH = ["pe-bench", "--task", "flipflop", "-o", "length=4", "--pe", "rope", "--seeds", "0",
          "--steps", "2", "--batch-size", "4", "--layers", "1", "--d-model", "16", "--heads", "2",
          "--d-mlp", "16", "--eval-sequences", "4"]  # fmt: skip
 
 
+def _edit(path: Path, edit) -> None:
+    obj = json.loads(path.read_text())
+    path.write_text(json.dumps(edit(obj)))
+
+
+def _set(obj: dict, keys: list, value):
+    target = obj
+    for key in keys[:-1]:
+        target = target[key]
+    target[keys[-1]] = value
+    return obj
+
+
+@pytest.fixture(scope="module")
+def sweeps(tmp_path_factory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("sweeps")
+    out = {}
+    for name, args in (("count", COUNT), ("grok", GROK), ("bench", BENCH)):
+        out[name] = base / name
+        assert invoke(*args, "--out", out[name]).exit_code == 0
+    return out
+
+
+HOSTILE = [  # (sweep, file in it, edit, what the one line says)
+    ("count", "cells/d0008_m0002.json", lambda c: _set(c, ["accuracy"], "high"), r"accuracy is 'high', not a number in \[0, 1\]"),
+    ("count", "cells/d0008_m0003.json", lambda c: _set(c, ["m"], 2), r"holds the cell d=8 m=2"),
+    ("count", "cells/d0008_m0003.json", lambda c: [c], r"the file is \[\{"),
+    ("count", "cells/.pending.json", lambda c: {"a": 1}, r"is malformed \(the file is \{'a': 1\}, not a list\)"),
+    ("count", "cells/.pending.json", lambda c: [[8]], r"\[0\] is \[8\], not a list of 2"),
+    ("count", "cells/.pending.json", lambda c: [[8, 99]], r"cell d=8 m=99, not in this sweep"),
+    ("grok", "cells/group_000.json", lambda c: _set(c, ["runs", 0, "label"], "banana"), r"runs\[0\]\.label is 'banana'"),
+    ("grok", "cells/group_000.json", lambda c: _set(c, ["runs"], []), r"group 0 of 0 runs, not group 0 of 4"),
+    ("grok", "cells/group_000.json", lambda c: _set(c, ["runs", 1, "weight_decay"], 0.5), r"runs\[1\]\.weight_decay is 0\.5"),
+    ("grok", "cells/group_000.json", lambda c: _set(c, ["steps"], "all"), r"steps is 'all', not a list"),
+    ("bench", "cells/task-rope-seed0.json", lambda c: _set(c, ["errors", "val", "token_error"], "high"), r"errors\.val\.token_error is 'high'"),
+    ("bench", "cells/task-rope-seed0.json", lambda c: _set(c, ["errors"], {"val": c["errors"]["val"]}), r"errors holds the splits \['val'\]"),
+    ("bench", "cells/task-rope-seed0.json", lambda c: _set(c, ["curve", "loss"], None), r"curve\.loss is None"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "sweep, rel, edit, message", HOSTILE, ids=[f"{h[0]}-{i}" for i, h in enumerate(HOSTILE)]
+)
+def test_a_hostile_cell_is_one_line_naming_the_file(tmp_path, sweeps, sweep, rel, edit, message):
+    run = tmp_path / sweep
+    shutil.copytree(sweeps[sweep], run)
+    (run / "results.json").unlink()
+    target = run / rel
+    if target.name == ".pending.json":
+        target.write_text("[[8, 2], [8, 3]]")
+    _edit(target, edit)
+    before = target.read_bytes()
+    args = {"count": COUNT, "grok": GROK, "bench": BENCH}[sweep]
+    result = invoke(*args, "--out", run, "--resume")
+    assert_one_line_error(result, message)
+    assert f" {target} is malformed (" in " ".join(result.output.split())  # names the file
+    assert target.read_bytes() == before and not (run / "results.json").exists()
+    if not target.name.startswith("."):  # the one-line advice works: delete it, resume
+        target.unlink()
+        assert invoke(*args, "--out", run, "--resume").exit_code == 0
+        ref = json.loads((sweeps[sweep] / "results.json").read_text())
+        got = json.loads((run / "results.json").read_text())
+        if sweep == "count":  # one cell retrained alone, not in its batched group: same cells
+            assert [(c["d"], c["m"]) for c in got["cells"]] == [
+                (c["d"], c["m"]) for c in ref["cells"]
+            ]
+        else:  # a grok group and a pe-bench cell are retrained whole: the same numbers
+            assert strip(got) == strip(ref)
+
+
+# ----------------------------------------------------------------------------- 17. values
 SMALL = {
     "train": ["train", "--task", "copy", "--steps", "2", "--d-model", "16", "--heads", "2"],
     "grok": ["grok", "--p", "5", "--steps", "2"],
@@ -469,3 +550,38 @@ def test_the_train_disk_estimate_counts_the_report(tmp_path) -> None:
     )  # fmt: skip
     disk = resources.train_job_estimate(job)[0]
     assert (out / "report.html").stat().st_size > 4 * 2**20 and used <= disk, (used, disk)
+
+
+def test_a_killed_report_write_is_cleaned_by_the_next_report(tmp_path, lone) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(lone, run)
+    killed = run / ".report.html.k1ll3d.tmp"
+    killed.write_bytes(b"<html>" * 200_000)  # what a report write SIGKILLed mid-way leaves
+    live = run / ".report.html.l1v3.tmp"  # another process writing the report right now
+    live.write_bytes(b"<html>")
+    fd = os.open(live, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        assert invoke("report", run).exit_code == 0
+    finally:
+        os.close(fd)
+    assert not killed.exists() and live.exists() and (run / "report.html").is_file()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [TRAIN, ["grok", "--p", "5", "--steps", "4", "--log-every", "2", "--no-report"], COUNT],
+    ids=["train", "grok", "count-sweep"],
+)
+def test_resume_on_an_out_not_there_yet_starts_a_new_run_and_says_so(tmp_path, args) -> None:
+    out = tmp_path / "new"
+    result = invoke(*args, "--out", out, "--resume")
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())  # rich wraps long lines
+    assert f"nothing to resume in {out} (it does not exist yet): starting a new run there" in said
+    ref = tmp_path / "ref"
+    assert invoke(*args, "--out", ref).exit_code == 0
+    assert strip(read_jsonl(out / "metrics.jsonl")) == strip(read_jsonl(ref / "metrics.jsonl"))
+    if (ref / "results.json").exists():
+        results = [json.loads((p / "results.json").read_text()) for p in (out, ref)]
+        assert strip(results[0]) == strip(results[1])

@@ -42,8 +42,9 @@ import torch
 
 from interp.config import ModelConfig, OptimConfig, TrainConfig
 from interp.errors import ConfigError
-from interp.io import atomic_write_json, read_json
+from interp.io import atomic_write_json
 from interp.models.transformer import HookedTransformer
+from interp.runs import ListOf, Num, ShapeError, read_cell
 from interp.tasks import build_task
 from interp.tasks.counting import COUNT_TASKS, _CountTask
 
@@ -323,11 +324,54 @@ def cell_path(sweep_dir: Path, d: int, m: int) -> Path:
     return Path(sweep_dir) / "cells" / f"d{d:04d}_m{m:04d}.json"
 
 
-def load_cells(sweep_dir: Path) -> list[dict[str, Any]]:
+# what a saved cell must hold (interp.runs.read_cell): the summary, the report and --resume read it
+CELL = {
+    "d": int,
+    "m": int,
+    "n": int,
+    "accuracy": Num(0, 1),
+    "loss": Num(0, none=True),
+    "chance": Num(0, 1),
+}
+
+
+def read_cell_file(path: Path, cfg: SweepConfig | None = None) -> dict[str, Any]:
+    """One saved cell, validated (one line naming the file otherwise): its shape, its (d, m)
+    against its file name and, given the sweep's config, its n."""
+
+    def check(cell: dict[str, Any]) -> None:
+        if path.name != cell_path(path.parent.parent, cell["d"], cell["m"]).name:
+            raise ShapeError(f"it holds the cell d={cell['d']} m={cell['m']}, not {path.stem}")
+        if cfg is not None and cell["n"] != cfg.task_for(cell["m"]).n:
+            raise ShapeError(f"n is {cell['n']}, the sweep's is {cfg.task_for(cell['m']).n}")
+
+    return read_cell(path, "sweep cell", CELL, check)
+
+
+def load_cells(sweep_dir: Path, cfg: SweepConfig | None = None) -> list[dict[str, Any]]:
     folder = Path(sweep_dir) / "cells"
     if not folder.is_dir():
         return []
-    return [read_json(p, "sweep cell") for p in sorted(folder.glob("d*_m*.json"))]
+    return [read_cell_file(p, cfg) for p in sorted(folder.glob("d*_m*.json"))]
+
+
+def _read_pending(path: Path, grid: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The cells of the group whose save a kill interrupted (redone whole on resume)."""
+
+    def check(pairs: list[list[int]]) -> None:
+        for d, m in pairs:
+            if (d, m) not in grid:
+                raise ShapeError(f"it names the cell d={d} m={m}, not in this sweep's grid")
+
+    pairs = read_cell(
+        path,
+        "sweep pending list",
+        ListOf(ListOf(int, 2)),
+        check,
+        remedy="it marks the group whose save was interrupted; delete it and that group's "
+        "cells to recompute them, or start over with --overwrite",
+    )
+    return [(d, m) for d, m in pairs]
 
 
 def run_sweep(
@@ -346,9 +390,12 @@ def run_sweep(
     grid = [(d, m) for d in cfg.d_values for m in cfg.m_values]
     pending = Path(sweep_dir) / "cells" / ".pending.json"
     if pending.is_file():  # killed while saving a group trained together: redo the whole group
-        for d, m in read_json(pending, "sweep pending list"):
+        for d, m in _read_pending(pending, grid):
             cell_path(sweep_dir, d, m).unlink(missing_ok=True)
         pending.unlink()
+    for d, m in grid:  # every saved cell checked now, before hours of training, not after
+        if cell_path(sweep_dir, d, m).is_file():
+            read_cell_file(cell_path(sweep_dir, d, m), cfg)
     todo = [(d, m) for d, m in grid if not cell_path(sweep_dir, d, m).is_file()]
     total = len(grid)
     finished = total - len(todo)
@@ -400,7 +447,7 @@ def run_sweep(
             on_model_done=save,
             labels=[f"cell d={d} m={m}" for d, m in todo],
         )
-    cells = [c for c in load_cells(sweep_dir) if (c["d"], c["m"]) in set(grid)]
+    cells = [read_cell_file(cell_path(sweep_dir, d, m), cfg) for d, m in grid]
     return {"cells": cells, **summarise(cells, cfg.threshold)}
 
 

@@ -155,8 +155,8 @@ def run_training(
 ) -> RunDir:
     """Train into run directory ``out`` (new, or resumed from its last checkpoint)."""
     out = Path(out)
-    if resume and RunDir.is_blank(out):
-        resume = False  # killed before its config.json was written: nothing to continue
+    if resume and RunDir.nothing_to_resume(out):
+        resume = False  # not there yet, or killed before its config.json: nothing to continue
     if resume:
         run = RunDir.open(out)
         stored = TrainJob.from_dict(run.config())
