@@ -128,12 +128,20 @@ def _held_runs() -> list[Any]:
     return runs.held_runs() if runs is not None else []
 
 
+def _main_run(held: list[Any]) -> Any:
+    """The command's own run among those held: the newest that no other held run contains
+    (precache's twins and reproduce's parts are runs inside the command's ``--out``)."""
+    paths = [Path(os.path.abspath(h.path)) for h in held]
+    roots = [h for h, p in zip(held, paths, strict=True) if not any(q in p.parents for q in paths)]
+    return (roots or held)[-1]
+
+
 def interrupted_line(group: click.Command, argv: list[str]) -> str:
     held = _held_runs()
     if not held:
         return "interrupted: nothing was written"
-    run = held[-1]  # the command's own run (the shared demo cache is released once ready)
-    return f"interrupted: {continue_hint(group, argv, run)}"
+    # the command's own run (the shared demo cache is released as soon as it is ready)
+    return f"interrupted: {continue_hint(group, argv, _main_run(held))}"
 
 
 def _describe_written(path: str) -> str:
@@ -147,7 +155,7 @@ def os_error_line(e: OSError, group: click.Command, argv: list[str]) -> str:
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
         held = _held_runs()
         written = f" while writing {_describe_written(e.filename)}" if e.filename else ""
-        after = f"; {continue_hint(group, argv, held[-1])}" if held else ""
+        after = f"; {continue_hint(group, argv, _main_run(held))}" if held else ""
         return f"{what}{written}; free some space{after}"
     return f"{what}{': ' + names if names else ''}"
 

@@ -136,6 +136,7 @@ class HeldRun:
 
 
 _HELD: dict[str, HeldRun] = {}
+_NO_FLOCK = {errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS}
 
 
 def _key(path: Path) -> str:
@@ -231,14 +232,23 @@ def lock_run(
                 raise RunInUseError(
                     f"run directory {path} is in use by another interp process (pid {pid})"
                 ) from None
+        except OSError as e:
+            if e.errno not in _NO_FLOCK:
+                os.close(fd)
+                raise
+            # a file system without flock (some network mounts): work unlocked, as before locks
         except BaseException:
             os.close(fd)
             raise
         if not _same_file(fd, path / LOCK):  # the folder was replaced while we waited
             os.close(fd)
             continue
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as e:  # a full disk: the line names the lock file
+            os.close(fd)
+            raise OSError(e.errno, e.strerror, str(path / LOCK)) from None
         held = HeldRun(path, fd, os.getpid(), hint)
         _HELD[key] = held
         return held

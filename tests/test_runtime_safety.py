@@ -508,6 +508,24 @@ def test_ctrl_c_of_a_command_without_resume_says_what_to_do_with_its_folder(tmp_
     assert said == f"interrupted: {out} is incomplete; delete it or choose another --out"
 
 
+def test_ctrl_c_inside_a_run_of_runs_names_the_command_s_own_run(tmp_path, monkeypatch) -> None:
+    """precache trains its twins as runs inside its --out: the line names --out, not a twin."""
+    import interp.analysis.myopia as myopia
+    from interp.runs import RunDir
+
+    def interrupted(out, job, config, progress=None, on_step=None):
+        RunDir.create(Path(out) / "twins" / "seed0-vanilla", {"kind": "train"})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(myopia, "run_precache", interrupted)
+    out = tmp_path / "p"
+    result = invoke("precache", "--steps", "2", "--seeds", "1", "--d-model", "16", "--out", out)
+    assert result.exit_code == 130
+    said = " ".join(result.output.split()).split("interrupted: ")[-1]
+    assert said.startswith(f"the run in {out} is kept; continue it with: interp precache")
+    assert said.endswith(f"--out {out} --resume")
+
+
 # ----------------------------------------------------------------------------- unclear items
 def test_a_full_disk_names_the_file_what_it_is_and_how_to_continue(tmp_path, monkeypatch):
     import interp.io
