@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.app import app
+from cli.app import app, fresh_start
 from cli.progress import console, step_bar
 from interp.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
 from interp.errors import ConfigError
@@ -141,8 +141,9 @@ def train(
 
     check_limit(steps, "--steps", MAX_STEPS, "steps")
     job = TrainJob(model, train_cfg, data)
-    need = preflight(*train_job_estimate(job), "training", out)
-    with step_bar("training", note=need) as (on_start, on_step):
+    need = preflight(*train_job_estimate(job, report=report), "training", out)
+    resume, fresh = fresh_start(out, resume)
+    with step_bar("training", note=[need, fresh]) as (on_start, on_step):
         run = run_training(
             out,
             job,
@@ -198,7 +199,9 @@ def demo(
     if steps is not None:
         check_limit(steps, "--steps", MAX_STEPS, "steps")
     with step_bar("demo model") as (on_start, on_step):
-        run, reused = ensure_demo_model(steps=steps, out=out, on_start=on_start, on_step=on_step)
+        run, reused = ensure_demo_model(
+            steps=steps, out=out, on_start=on_start, on_step=on_step, on_wait=console.print
+        )
     if reused:
         console.print(f"reusing the cached default model in {run.path}")
     _summarise(run)

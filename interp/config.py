@@ -175,6 +175,43 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+def _is_real(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+# AdamW moves every weight by about lr per step: above 10 no model here trains (it overflows or
+# oscillates), below 1e-12 the steps vanish under float32 resolution (nothing ever changes).
+MIN_LR, MAX_LR = 1e-12, 10.0
+
+
+def check_optimizer(
+    lr: Any, weight_decay: Any = 0.0, beta1: Any = 0.9, beta2: Any = 0.99, option: str = "--lr"
+) -> None:
+    """Refuse, in one line, AdamW settings no run can use (before any folder is made): a
+    learning rate outside [1e-12, 10], a weight decay that is negative, not finite or so large
+    that one step wipes the weights (AdamW multiplies them by ``1 - lr * weight_decay``), betas
+    outside [0, 1)."""
+    _check(
+        _is_real(lr) and MIN_LR <= lr <= MAX_LR,
+        f"{option} {lr!r} is not a usable learning rate: AdamW moves every weight by about lr "
+        f"per step; give a number in [{MIN_LR:g}, {MAX_LR:g}]",
+    )
+    _check(
+        _is_real(weight_decay) and weight_decay >= 0,
+        f"weight decay {weight_decay!r} must be a finite number >= 0",
+    )
+    _check(
+        lr * weight_decay < 1,
+        f"weight decay {weight_decay:g} at learning rate {lr:g}: AdamW multiplies every weight "
+        f"by 1 - lr x weight decay = {1 - lr * weight_decay:g} each step, which wipes (or flips) "
+        "the weights; lower one of them",
+    )
+    _check(
+        _is_real(beta1) and _is_real(beta2) and 0 <= beta1 < 1 and 0 <= beta2 < 1,
+        f"betas must be in [0, 1), got {beta1!r}, {beta2!r}",
+    )
+
+
 @dataclass(frozen=True)
 class ModelConfig(_Config):
     """Shape and options of a model of the hooked transformer family."""
@@ -255,12 +292,15 @@ class OptimConfig(_Config):
     grad_clip: float = 1.0  # 0 = off
 
     def __post_init__(self) -> None:
-        _check(self.lr > 0, f"lr must be positive, got {self.lr}")
-        _check(0 <= self.min_lr_ratio <= 1, "min_lr_ratio must be in [0, 1]")
+        check_optimizer(self.lr, self.weight_decay, self.beta1, self.beta2)
+        _check(
+            _is_real(self.min_lr_ratio) and 0 <= self.min_lr_ratio <= 1,
+            "min_lr_ratio must be in [0, 1]",
+        )
         _check(_is_int(self.warmup_steps) and self.warmup_steps >= 0, "warmup_steps must be >= 0")
-        _check(self.weight_decay >= 0, "weight_decay must be >= 0")
-        _check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "betas must be in [0, 1)")
-        _check(self.grad_clip >= 0, "grad_clip must be >= 0")
+        _check(
+            _is_real(self.grad_clip) and self.grad_clip >= 0, "grad_clip must be >= 0 and finite"
+        )
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import math
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,23 +44,88 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()
 
 
+def _named(e: OSError, path: Path) -> OSError:
+    """``e`` naming ``path`` (a failed write or fsync names no file: a full disk would be a line
+    that says neither what nor where)."""
+    if e.filename is not None:
+        return e
+    named = OSError(e.errno, e.strerror or str(e), str(path))  # the errno's own subclass
+    named.__cause__ = e
+    return named
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename).
+
+    The temporary file (``.NAME.XXXX.tmp``) is ``flock``-ed while it is written, so that
+    :func:`remove_write_debris` can tell a live write from the leftover of a killed one."""
+    import fcntl
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a new file: never blocks
         os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600 files; use the usual mode
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+            os.replace(tmp, path)  # renamed while still locked (the lock goes with the inode)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise _named(e, path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
     return path
+
+
+def remove_write_debris(folder: str | os.PathLike, name: str) -> None:
+    """Delete the temporary files that killed atomic writes of ``folder/name`` left behind
+    (``.NAME.XXXX.tmp``); one that another process is writing right now (locked) is kept.
+    Links are never followed (a planted link is unlinked, its target untouched)."""
+    import fcntl
+    import stat
+
+    folder = Path(folder)
+    try:
+        entries = list(folder.glob(f".{glob_escape(name)}.*.tmp"))
+    except OSError:
+        return
+    for tmp in entries:
+        try:
+            mode = os.lstat(tmp).st_mode
+        except OSError:
+            continue
+        if stat.S_ISLNK(mode):
+            tmp.unlink(missing_ok=True)
+            continue
+        if not stat.S_ISREG(mode):
+            continue
+        try:
+            fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a live write (or an odd file system): leave it
+        else:
+            st = os.fstat(fd)
+            if st.st_size == 0 and time.time() - st.st_mtime < 5:
+                continue  # maybe a write in the instant between its mkstemp and its flock
+            if os.path.exists(tmp) and os.path.samestat(st, os.lstat(tmp)):
+                tmp.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
+
+def glob_escape(text: str) -> str:
+    import glob
+
+    return glob.escape(text)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -211,11 +277,14 @@ def append_jsonl(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _drop_torn_tail(path)
-    with open(path, "a", encoding="utf-8") as f:
-        for row in rows:
-            f.write(dumps_json(row, indent=None) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            for row in rows:
+                f.write(dumps_json(row, indent=None) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise _named(e, path) from None
 
 
 def _drop_torn_tail(path: Path) -> None:

@@ -1205,14 +1205,14 @@ def test_the_checker_catches_tracebacks_and_stray_writes(world: World, monkeypat
     args = ["--d", "4", "--m", "4", "--samples", "2"]
     run_case(world, ("count", "construct"), args)  # the unmodified command passes
 
-    def crash(cfg):
+    def crash(cfg, **_):
         raise RuntimeError("injected")
 
     monkeypatch.setattr(counting, "run_construct", crash)
     with pytest.raises(AssertionError, match="raised RuntimeError: injected"):
         run_case(world, ("count", "construct"), args)
 
-    def shout(cfg):
+    def shout(cfg, **_):
         from cli.progress import console
 
         console.print('Traceback (most recent call last):\n  File "x", line 1')
@@ -1222,7 +1222,7 @@ def test_the_checker_catches_tracebacks_and_stray_writes(world: World, monkeypat
     with pytest.raises(AssertionError, match="traceback in the output"):
         run_case(world, ("count", "construct"), args)
 
-    def stray(cfg):
+    def stray(cfg, **_):
         Path("../fx/stray.txt").write_text("oops")
         return {"cells": []}
 

@@ -88,7 +88,7 @@ class Prepared(Generic[C]):
     """A validated, loaded experiment: nothing has been written yet."""
 
     config: C  # resolved: what config.json stores
-    estimate: Estimate
+    estimate: Estimate | None  # None: no single estimate (made of other experiments)
     model: Any = None  # the loaded model, for analyses of one
     model_run: Path | None = None  # its interp run directory: results are copied there
     state: Any = None  # whatever the experiment planned (lengths, prompts, ...)

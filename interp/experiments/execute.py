@@ -84,7 +84,7 @@ def execute(
         raise ConfigError(f"{exp.kind} runs cannot be resumed; pass --overwrite or a new --out")
     config.validate()
     out = Path(out) if out is not None else default_out(exp.kind)
-    fresh = not resume or not out.exists() or RunDir.is_blank(out)
+    fresh = not resume or RunDir.nothing_to_resume(out)  # not there yet, or blank: start fresh
     run: RunDir | None = None
     if fresh:
         RunDir.check_creatable(out, overwrite, exp.remedy)
@@ -98,7 +98,8 @@ def execute(
     from interp.resources import preflight
 
     est = prepared.estimate
-    progress.note(preflight(est.disk, est.memory, est.what, out))
+    if est is not None:  # an experiment made of others (reproduce) leaves it to its parts
+        progress.note(preflight(est.disk, est.memory, est.what, out))
     stored_config = run_config(exp.kind, prepared.config)
     if run is None:
         run = RunDir.create(out, stored_config, overwrite=overwrite, remedy=exp.remedy)

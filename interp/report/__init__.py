@@ -95,6 +95,9 @@ def build_report(run_dir: Path, out: Path | None = None, overwrite: bool = False
         )
     sections = build_sections(run)
     html = render_html(f"{run.name} · interp report", sections, run_meta(run))
-    if out is None:
-        return Tree(run.path).write_text("report.html", html)
-    return Tree(out.parent if str(out.parent) else Path(".")).write_text(out.name, html)
+    from interp.io import remove_write_debris
+
+    tree = Tree(run.path) if out is None else Tree(out.parent if str(out.parent) else Path("."))
+    name = "report.html" if out is None else out.name
+    remove_write_debris(tree.path(), name)  # a ~5 MB temporary of a report write killed earlier
+    return tree.write_text(name, html)

@@ -69,6 +69,22 @@ class Task:
     def sample(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
         raise NotImplementedError
 
+    def data_bytes(self, batch_size: int, batches: int = 1) -> int:
+        """Memory the task's data takes while a model trains on it, a rough upper bound for
+        :mod:`interp.resources` (checked before anything is allocated): ``batches`` sampled
+        batches held at once (inputs, targets, mask, doubled for temporaries); a task that
+        builds a fixed dataset to draw its batches from adds it (:meth:`dataset_bytes`)."""
+        o = self.model_overrides()
+        ctx, vector = int(o.get("n_ctx", 1)), o.get("input_kind") == "vector"
+        inputs = 4 * int(o.get("d_input", 1)) if vector else 8
+        targets = max(8, 4 * int(o.get("d_vocab", 1))) if vector else 8
+        per_batch = 2 * batch_size * ctx * (inputs + targets + 1)
+        return batches * per_batch + self.dataset_bytes()
+
+    def dataset_bytes(self) -> int:
+        """Bytes of the fixed dataset the task builds to sample from (0: drawn fresh)."""
+        return 0
+
     def token_names(self) -> list[str] | None:
         """Human-readable names of token ids, when the task has a small vocabulary."""
         return None

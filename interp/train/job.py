@@ -221,8 +221,8 @@ def run_training(
     """
     out = Path(out)
     job = with_absolute_corpus(job)
-    if resume and RunDir.is_blank(out):
-        resume = False  # killed before its config.json was written: nothing to continue
+    if resume and RunDir.nothing_to_resume(out):
+        resume = False  # not there yet, or killed before its config.json: nothing to continue
     corpora: list[Any] = []
     changes: list[dict[str, Any]] = []
     if resume:

@@ -357,7 +357,14 @@ def _args(command: str, out: Path, model: Path | None) -> list[str]:
 # wall-clock fields anywhere in the JSON: elapsed, seconds, seconds_logging, steps_per_second,
 # runs_per_second, cpu_seconds, train_seconds, timing_s, tokens_per_s, created
 _TIME_KEY = re.compile(r"(^|_)(elapsed|seconds?|created|timing|time)(_|$)|_per_s(econd)?$")
-_SKIP_FILES = ("env.json", "report.html", ".interp-run", "latest.json", "state.json")
+_SKIP_FILES = (
+    "env.json",
+    "report.html",
+    ".interp-run",
+    ".interp-lock",
+    "latest.json",
+    "state.json",
+)
 _HASHED = (".safetensors",)
 # Where a file lives and how configs are laid out may change on purpose (the experiments-layer
 # redesign: config.json holds each experiment's own Config, results carry a schema version, and
