@@ -342,6 +342,7 @@ SPECS: dict[tuple[str, ...], Spec] = {
             "--norm": text(choice("layernorm", "rmsnorm", "none")),
             "--act": text(choice("gelu", "gelu_new", "relu", "silu")),
             "--tied": FLAG,
+            "--no-unembed-bias": FLAG,
             "--tokenizer": text(choice("byte"), always=True),
             "--bpe-vocab": dim(260, 300, always=False),
             "--max-chars": count(200, 4000),

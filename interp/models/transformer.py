@@ -58,7 +58,10 @@ class Unembed(nn.Module):
         self.tied_to = [tied_to] if tied_to is not None else []  # a list hides it from .modules()
         if tied_to is None:
             self.W_U = nn.Parameter(torch.empty(cfg.d_model, cfg.d_vocab))
-        self.b_U = nn.Parameter(torch.zeros(cfg.d_vocab), requires_grad=cfg.use_bias)
+        if cfg.unembed_bias:
+            self.b_U = nn.Parameter(torch.zeros(cfg.d_vocab), requires_grad=cfg.use_bias)
+        else:  # no such parameter (GPT-2): a zero buffer, outside the state dict, never trained
+            self.register_buffer("b_U", torch.zeros(cfg.d_vocab), persistent=False)
 
     @property
     def weight(self) -> Float[Tensor, "d_model d_vocab"]:

@@ -256,6 +256,7 @@ def stacked_supported(cfg: ModelConfig) -> bool:
     return (
         cfg.input_kind == "tokens"
         and not cfg.tied_embeddings
+        and cfg.unembed_bias
         and cfg.positional in ("none", "absolute")
         and not cfg.positional_options
     )
