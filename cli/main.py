@@ -7,6 +7,7 @@ from cli import (  # noqa: F401
     commands_collapse,
     commands_count,
     commands_doctor,
+    commands_export,
     commands_grok,
     commands_pe_bench,
     commands_precache,

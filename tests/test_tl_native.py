@@ -388,6 +388,7 @@ def test_imported_gpt2_trains_exactly_gpt2s_parameters(gpt2_dir, grad) -> None:
     from transformers import GPT2LMHeadModel
 
     from interp.config import OptimConfig, TrainConfig
+    from interp.models.export import to_hf
     from interp.train.loop import train
     from interp.train.sources import CorpusSource
 
@@ -413,6 +414,8 @@ def test_imported_gpt2_trains_exactly_gpt2s_parameters(gpt2_dir, grad) -> None:
     moved = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert moved == set(before)  # every GPT-2 parameter trained, and nothing else exists
     assert not model.unembed.b_U.any()
+    exported = to_hf(model.eval())  # and the trained model is still exactly a GPT-2
+    assert exported.architecture == "GPT2LMHeadModel" and exported.max_logit_diff <= TOL
 
 
 def test_unembed_bias_is_a_config_choice() -> None:
