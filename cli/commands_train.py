@@ -65,6 +65,9 @@ def train(
     norm: Annotated[str, typer.Option(help="layernorm, rmsnorm or none.")] = "layernorm",
     act: Annotated[str, typer.Option(help="gelu, gelu_new, relu or silu.")] = "gelu",
     tied: Annotated[bool, typer.Option(help="Tie embedding and unembedding.")] = False,
+    unembed_bias: Annotated[
+        bool, typer.Option(help="A trained unembedding bias (GPT-2, NeoX, Llama have none).")
+    ] = True,
     tokenizer: Annotated[str, typer.Option(help="byte or bpe (text only).")] = "bpe",
     bpe_vocab: Annotated[int, typer.Option(help="BPE vocabulary size.")] = 1024,
     max_chars: Annotated[int, typer.Option(help="Cap on corpus characters.")] = 1_000_000,
@@ -126,6 +129,7 @@ def train(
         normalization=norm,
         act_fn=act,
         tied_embeddings=tied,
+        unembed_bias=unembed_bias,
     )
     train_cfg = TrainConfig(
         steps=steps,

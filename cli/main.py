@@ -20,6 +20,7 @@ def load_app() -> Any:
         commands_collapse,
         commands_count,
         commands_doctor,
+        commands_export,
         commands_grok,
         commands_pe_bench,
         commands_precache,

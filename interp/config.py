@@ -233,6 +233,9 @@ class ModelConfig(_Config):
     eps: float = 1e-5
     init_range: float = 0.02
     use_bias: bool = True  # biases in attention, MLP and unembedding
+    # a trainable unembedding bias b_U (with use_bias); GPT-2 has none, so its import sets False.
+    # Written to config.json only when False (runs made before it existed keep their config).
+    unembed_bias: bool = True
 
     def __post_init__(self) -> None:
         for name in ("n_layers", "d_model", "n_heads", "n_ctx", "d_vocab", "d_input"):
@@ -270,6 +273,7 @@ class ModelConfig(_Config):
         )
         _check(isinstance(self.positional_options, Mapping), "positional_options must be a mapping")
         _check(self.eps > 0 and self.init_range > 0, "eps and init_range must be positive")
+        _check(isinstance(self.unembed_bias, bool), "unembed_bias must be true or false")
         from interp.models.positional import build_positional  # validation only (registry lookup)
 
         build_positional(self)  # unknown name or bad options -> ConfigError
@@ -277,6 +281,12 @@ class ModelConfig(_Config):
     @property
     def head_dim(self) -> int:
         return self.d_head if self.d_head is not None else self.d_model // self.n_heads
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if out["unembed_bias"]:  # the default: left out, so configs and cache keys stay as before
+            del out["unembed_bias"]
+        return out
 
 
 @dataclass(frozen=True)

@@ -604,6 +604,7 @@ SPECS: dict[tuple[str, ...], Spec] = {
             "--norm": text(choice("layernorm", "rmsnorm", "none")),
             "--act": text(choice("gelu", "gelu_new", "relu", "silu")),
             "--tied": FLAG,
+            "--no-unembed-bias": FLAG,
             "--tokenizer": text(choice("byte"), always=True),
             "--bpe-vocab": dim(260, 300, always=False),
             "--max-chars": count(200, 4000),
@@ -844,6 +845,11 @@ SPECS: dict[tuple[str, ...], Spec] = {
         examples=18,
     ),
     ("doctor",): Spec({}, examples=4, only_invalid=True),
+    ("export",): Spec(
+        {"--format": text(choice("hf")), "--overwrite": FLAG},
+        examples=14,
+        positional=[(st.just(Fx("MODEL")), BAD_PATH), (st.just(Fx("OUT")), OUT_PATHS)],
+    ),
 }
 
 
@@ -1041,6 +1047,15 @@ def _allowed_writes(path: tuple[str, ...], argv: list[str], case: Path) -> list[
             allowed.append(Path(os.path.normpath(Path(cwd, value))))
     if path == ("report",):
         allowed += [Path(cwd, a) / "report.html" for a in argv[1:] if not a.startswith("-")]
+    if path == ("export",):  # export RUN OUT: OUT, the second positional, is the output
+        positionals, tokens = [], iter(argv[1:])
+        for token in tokens:
+            if token == "--format":
+                next(tokens, None)
+            elif not token.startswith("-"):
+                positionals.append(token)
+        if len(positionals) >= 2:
+            allowed.append(Path(os.path.normpath(Path(cwd, positionals[1]))))
     return allowed
 
 

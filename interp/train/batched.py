@@ -119,27 +119,27 @@ def train_batched(
     """
     if not models or len(models) != len(sources):
         raise ConfigError("train_batched needs one data source per model, and at least one model")
-    keys = {group_key(m.cfg) for m in models}
+    keys = {group_key(m.config) for m in models}
     if len(keys) != 1:
         raise ConfigError("models trained together must share every config field but d_vocab/n_ctx")
     if cfg.grad_mode != "vanilla":
         raise ConfigError("batched training supports vanilla gradients only")
     if engine not in ENGINES:
         raise ConfigError(f"unknown batched engine {engine!r}; choose {', '.join(ENGINES)}")
-    base = models[0].cfg
+    base = models[0].config
     if engine == "auto":
         engine = "stacked" if stacked_supported(base) else "vmap"
     elif engine == "stacked" and not stacked_supported(base):
         raise ConfigError("the stacked engine needs token input, untied embeddings, no/absolute PE")
     device = cfg.device
     padded_cfg = base.replace(
-        d_vocab=max(m.cfg.d_vocab for m in models), n_ctx=max(m.cfg.n_ctx for m in models)
+        d_vocab=max(m.config.d_vocab for m in models), n_ctx=max(m.config.n_ctx for m in models)
     )
     template = HookedTransformer(padded_cfg, seed=None).to(device)
     shapes = {name: p.shape for name, p in template.named_parameters()}
     trainable = {name for name, p in template.named_parameters() if p.requires_grad}
 
-    if all(m.cfg == base for m in models):
+    if all(m.config == base for m in models):
         params, _ = stack_module_state(list(models))
     else:  # pad each parameter to the group's largest shape, then stack
         own = [dict(m.named_parameters()) for m in models]
@@ -147,9 +147,9 @@ def train_batched(
             name: torch.stack([_pad_to(o[name], shapes[name]) for o in own]) for name in shapes
         }
     params = {name: p.detach().clone().to(device) for name, p in params.items()}
-    class_ok = torch.stack([torch.arange(padded_cfg.d_vocab) < m.cfg.d_vocab for m in models]).to(
-        device
-    )  # [model d_vocab]
+    class_ok = torch.stack(
+        [torch.arange(padded_cfg.d_vocab) < m.config.d_vocab for m in models]
+    ).to(device)  # [model d_vocab]
     padded_vocab = bool((~class_ok).any())
 
     if engine == "stacked":
@@ -256,6 +256,7 @@ def stacked_supported(cfg: ModelConfig) -> bool:
     return (
         cfg.input_kind == "tokens"
         and not cfg.tied_embeddings
+        and cfg.unembed_bias
         and cfg.positional in ("none", "absolute")
         and not cfg.positional_options
     )
@@ -462,9 +463,9 @@ def train_models(
 
     groups: dict[tuple, list[int]] = {}
     for i, m in enumerate(models):
-        groups.setdefault(group_key(m.cfg) if batched else ("solo", i), []).append(i)
+        groups.setdefault(group_key(m.config) if batched else ("solo", i), []).append(i)
     for members in groups.values():
-        for chunk in _chunks(members, [models[i].cfg.n_ctx for i in members], max_group):
+        for chunk in _chunks(members, [models[i].config.n_ctx for i in members], max_group):
             try:
                 if len(chunk) == 1 or cfg.grad_mode != "vanilla":
                     for i in chunk:
