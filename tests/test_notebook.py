@@ -36,7 +36,7 @@ def test_quickstart_notebook_runs_top_to_bottom(tmp_path, monkeypatch) -> None:
     text = "\n".join(
         o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
     )
-    assert "layers, d_model" in text and "[layer, position]" not in text
+    assert "layers, d_model" in text and "torch.Size([" in text  # the patching effect's shape
     assert "config.json" in text and "results.json" in text and "report.html" in text
     figures = [
         o
