@@ -70,7 +70,7 @@ class Results:
         return cls(**{n: data[n] for n in names if n in data})
 
     def lines(self) -> list[str]:
-        """What the CLI prints after the run (the verdict first)."""
+        """What the CLI prints after the headline and the tables (details, notes)."""
         return []
 
     def tables(self) -> list[Any]:
@@ -100,7 +100,8 @@ class Results:
         return save_results(self, Path(directory), overwrite=overwrite)
 
     def __str__(self) -> str:
-        return "\n".join(self.lines()) or f"{self.kind} results"
+        head = getattr(self, "headline", "")
+        return "\n".join([head, *self.lines()] if head else self.lines()) or f"{self.kind} results"
 
 
 @dataclass(frozen=True)

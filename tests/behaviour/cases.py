@@ -400,6 +400,7 @@ def extract(root: Path, case: Case, out: Path, model: Path | None) -> dict[str, 
             data = json.loads(path.read_text())
             if isinstance(data, dict):
                 data.pop("schema", None)
+                data.pop("headline", None)  # a sentence made of numbers recorded elsewhere
                 if data.get("kind") == "reproduce":
                     continue  # the reproduce experiment's results.json repeats claims.json
             files[rel] = _clean(data)
