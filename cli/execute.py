@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import typer
 from rich.table import Table as RichTable
 
 from cli.progress import CliProgress, results_console
@@ -30,12 +31,22 @@ def run_experiment(
     resume: bool = False,
     overwrite: bool = False,
     report: bool = True,
+    as_json: bool = False,
 ) -> Outcome:
-    """Execute ``config`` as ``kind``; print its tables, lines and paths."""
+    """Execute ``config`` as ``kind``; print its headline, tables, lines and paths on stdout
+    (with ``as_json``: the results as one JSON document and nothing else)."""
     with CliProgress() as progress:
         outcome = execute(
             kind, config, out, resume=resume, overwrite=overwrite, report=report, progress=progress
         )
+    if as_json:
+        from interp.io import dumps_json
+
+        body = {**outcome.results.to_dict(), "run": str(outcome.run_dir)}
+        if outcome.report is not None:
+            body["report"] = str(outcome.report)
+        typer.echo(dumps_json(body))  # the command's output: exactly one JSON document
+        return outcome
     headline = getattr(outcome.results, "headline", "")
     if headline:  # the finding first, then the tables and details
         results_console.print(headline, highlight=False)

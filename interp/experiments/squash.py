@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from interp.analysis.sensitivity import PROMPTS, SquashConfig, run_squash
+from interp.analysis.sensitivity import PROMPTS, SquashConfig, plan_squash, run_squash
 from interp.errors import ConfigError
 from interp.experiments.base import (
     Context,
@@ -91,8 +91,7 @@ class Squash(Experiment[SquashRun, SquashResults]):
         subject = load_subject(config.model, config.device, model, progress, self.kind)
         c, length = subject.model.cfg, config.squash.length
         n_ctx = int(c.n_ctx)
-        if length > n_ctx:
-            raise ConfigError(f"--length {length} is beyond the model context {n_ctx}")
+        built = plan_squash(subject.model, config.squash)  # every prompt fits, before any line
         disk, memory = squash_estimate(
             int(c.n_layers),
             int(c.d_model),
@@ -107,7 +106,7 @@ class Squash(Experiment[SquashRun, SquashResults]):
             Estimate(memory, disk, "the sensitivities"),
             model=subject.model,
             model_run=subject.run_dir,
-            state={"label": subject.label},
+            state={"label": subject.label, "built": built},
         )
 
     def run(self, prepared: Prepared[SquashRun], context: Context) -> SquashResults:
@@ -117,6 +116,7 @@ class Squash(Experiment[SquashRun, SquashResults]):
             prepared.model,
             prepared.config.squash,
             progress=lambda done, _total: context.progress.advance(done),
+            built=prepared.state["built"],
         )
         results.pop("kind", None)
         return SquashResults(
