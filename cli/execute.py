@@ -23,6 +23,32 @@ def show_tables(results: Any) -> None:
         results_console.print(rich)
 
 
+def _print(results: Any, as_json: bool, where: dict[str, str]) -> None:
+    if as_json:
+        from interp.io import dumps_json
+
+        typer.echo(dumps_json({**results.to_dict(), **where}))  # exactly one JSON document
+        return
+    headline = getattr(results, "headline", "")
+    if headline:  # the finding first, then the tables and details
+        results_console.print(headline, highlight=False)
+    show_tables(results)
+    for line in results.lines():
+        results_console.print(line, highlight=False)
+    for key, path in where.items():
+        results_console.print(f"{key.replace('_', ' ')}: {path}", highlight=False)
+
+
+def show_results(kind: str, config: Any, *, as_json: bool = False) -> Any:
+    """Run ``config`` in memory (no run directory) and print its results."""
+    from interp.experiments.execute import run_in_memory
+
+    with CliProgress() as progress:
+        results = run_in_memory(kind, config, progress=progress)
+    _print(results, as_json, {})
+    return results
+
+
 def run_experiment(
     kind: str,
     config: Any,
@@ -39,26 +65,11 @@ def run_experiment(
         outcome = execute(
             kind, config, out, resume=resume, overwrite=overwrite, report=report, progress=progress
         )
-    if as_json:
-        from interp.io import dumps_json
-
-        body = {**outcome.results.to_dict(), "run": str(outcome.run_dir)}
-        if outcome.report is not None:
-            body["report"] = str(outcome.report)
-        typer.echo(dumps_json(body))  # the command's output: exactly one JSON document
-        return outcome
-    headline = getattr(outcome.results, "headline", "")
-    if headline:  # the finding first, then the tables and details
-        results_console.print(headline, highlight=False)
-    show_tables(outcome.results)
-    for line in outcome.results.lines():
-        results_console.print(line, highlight=False)
-    if outcome.report is not None:
-        results_console.print(f"report: {outcome.report}", highlight=False)
+    where = {"report": str(outcome.report)} if outcome.report is not None else {}
     if outcome.model_report is not None:
-        results_console.print(f"model report: {outcome.model_report}", highlight=False)
-    results_console.print(f"run: {outcome.run_dir}", highlight=False)
+        where["model_report"] = str(outcome.model_report)
+    _print(outcome.results, as_json, {**where, "run": str(outcome.run_dir)})
     return outcome
 
 
-__all__ = ["run_experiment", "show_tables"]
+__all__ = ["run_experiment", "show_results", "show_tables"]

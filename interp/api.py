@@ -45,9 +45,7 @@ def _run(kind: str, config: Any, obj: Any, out: str | Path | None, progress: Pro
     from interp.experiments.execute import execute, run_in_memory
 
     if out is not None:
-        outcome = execute(kind, config, out, progress=progress, model=obj)
-        outcome.results._config = config
-        return outcome.results
+        return execute(kind, config, out, progress=progress, model=obj).results
     return run_in_memory(kind, config, model=obj, progress=progress)
 
 

@@ -34,5 +34,6 @@ def test_json_is_the_only_thing_on_stdout(tmp_path) -> None:
         doc = json.loads(result.stdout)  # the whole of stdout parses
         assert doc["kind"] == args[0] and doc["run"] == str(out) and doc["headline"]
         assert doc == {**json.loads((out / "results.json").read_text()), "run": str(out),
-                       "report": str(out / "report.html")}  # fmt: skip
+                       "report": str(out / "report.html"),
+                       "model_report": str(model / "report.html")}  # fmt: skip
         assert "needs ~" in result.stderr

@@ -126,9 +126,10 @@ class Prepared(Generic[C]):
 
 @dataclass
 class Context:
-    """What a running experiment may use: its run directory, progress, resume flag."""
+    """What a running experiment may use: its run directory (None for an analysis, which writes
+    nothing while it runs), progress, resume flag."""
 
-    run: RunDir
+    run: RunDir | None
     resume: bool = False
     progress: Progress = SILENT
 
@@ -147,6 +148,9 @@ class Experiment(Generic[C, R]):
     config_cls: ClassVar[type]
     results_cls: ClassVar[type]
     resumable: ClassVar[bool] = False
+    # trainers and sweeps write into their run directory as they go (checkpoints, cells): it
+    # exists before ``run``; an analysis gets none and its directory is written once it is done
+    writes_while_running: ClassVar[bool] = False
     description: ClassVar[str] = ""
 
     @property

@@ -117,16 +117,15 @@ def _execute(
     est = prepared.estimate
     if est is not None:  # an experiment made of others (reproduce) leaves it to its parts
         progress.note(preflight(est.disk, est.memory, est.what, out))
-    stored_config = run_config(exp.kind, prepared.config)
-    if run is None:
-        run = RunDir.create(out, stored_config, overwrite=overwrite, remedy=exp.remedy)
-    elif {k: v for k, v in run.config().items() if k != "created"} != stored_config:
-        run.tree.write_json("config.json", {**run.config(), **stored_config})
-    seed = getattr(prepared.config, "seed", 0)
-    run.write_env(
-        seed if isinstance(seed, int) else 0, str(getattr(prepared.config, "device", "cpu"))
-    )
-    results = exp.run(prepared, Context(run, resume=not fresh, progress=progress))
+    results = None
+    if run is None and not exp.writes_while_running:
+        # an analysis: computed first, its run directory written once it is done (a Ctrl-C or
+        # an error mid-way leaves nothing behind)
+        results = exp.run(prepared, Context(None, resume=False, progress=progress))
+    run = _open_or_create(exp, prepared, run, out, overwrite)
+    if results is None:
+        results = exp.run(prepared, Context(run, resume=not fresh, progress=progress))
+    results._config = prepared.config  # what Results.save writes as config.json
     body = results.to_dict()
     run.tree.write_json("results.json", body)
     outcome = Outcome(run.path, results, resumed=not fresh, model_run=prepared.model_run)
@@ -140,6 +139,22 @@ def _execute(
         if prepared.model_run is not None:
             outcome.model_report = build_report(prepared.model_run)
     return outcome
+
+
+def _open_or_create(
+    exp: Experiment, prepared: Any, run: RunDir | None, out: Path, overwrite: bool
+) -> RunDir:
+    """The run directory with the prepared config in its ``config.json`` and an ``env.json``."""
+    stored_config = run_config(exp.kind, prepared.config)
+    if run is None:
+        run = RunDir.create(out, stored_config, overwrite=overwrite, remedy=exp.remedy)
+    elif {k: v for k, v in run.config().items() if k != "created"} != stored_config:
+        run.tree.write_json("config.json", {**run.config(), **stored_config})
+    seed = getattr(prepared.config, "seed", 0)
+    run.write_env(
+        seed if isinstance(seed, int) else 0, str(getattr(prepared.config, "device", "cpu"))
+    )
+    return run
 
 
 def run_in_memory(
@@ -159,6 +174,10 @@ def run_in_memory(
     exp = _experiment(which, config)
     config.validate()
     prepared = exp.prepare(config, model=model, progress=progress)
+    if not exp.writes_while_running:
+        results = exp.run(prepared, Context(None, resume=False, progress=progress))
+        results._config = prepared.config
+        return results
     scratch = Path(tempfile.mkdtemp(prefix=f"interp-{exp.kind}-"))
     try:
         run = RunDir.create(scratch / "run", run_config(exp.kind, prepared.config))
