@@ -8,8 +8,9 @@ import torch
 from interp.config import ModelConfig, OptimConfig, TrainConfig
 from interp.errors import ConfigError, NumericalError
 from interp.models import HookedTransformer
+from interp.models.stacked_forward import stacked_supported
 from interp.tasks import build_task
-from interp.train.batched import group_key, stacked_supported, train_batched, train_models
+from interp.train.batched import group_key, train_batched, train_models
 from interp.train.loop import evaluate, train
 from interp.train.sources import TaskSource
 
