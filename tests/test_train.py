@@ -174,6 +174,19 @@ def test_metrics_jsonl_tolerates_torn_tail(tmp_path) -> None:
     assert [r["step"] for r in read_jsonl(p)] == [1, 2, 3]
 
 
+def test_the_grokking_models_declare_that_every_parameter_decays() -> None:
+    """PAIR and Nanda et al. decay all parameters (Nanda's transformer overrides what its hooked
+    modules declare); one AdamW group, as before."""
+    from interp.config import OptimConfig
+    from interp.grok.models import FixedFourierMLP, NandaTransformer, PairMLP, ParityMLP
+    from interp.train.optim import decay_split
+
+    for model in (PairMLP(7), FixedFourierMLP(7), ParityMLP(5), NandaTransformer(7, d_model=16)):
+        decayed, kept = decay_split(model)
+        assert kept == [] and [id(p) for p in decayed] == [id(p) for p in model.parameters()]
+        assert len(build_optimizer(model, OptimConfig(weight_decay=0.5)).param_groups) == 1
+
+
 def test_weight_decay_skips_biases_norms_and_position_tables() -> None:
     from interp.config import OptimConfig
 
