@@ -126,7 +126,7 @@ def train_batched(
             for rec, v in zip(records, s.losses, strict=True):
                 rec.losses.append((s.done, v))
 
-    optimizer = build_optimizer(stack, cfg.optim)
+    optimizer = build_optimizer(stack, cfg.optim, foreach=True)
     lr = schedule(cfg.optim, cfg.steps)
     fit(
         stack,

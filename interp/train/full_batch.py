@@ -314,7 +314,7 @@ def train_full_batch_many(
         x, y, masks = x.to(device), y.to(device), train_masks.to(device)
         parts = _make_groups(models, x, y, masks, weight_decays, device, engine)
         sweep = _Sweep(parts, n_models, set(log_steps(steps, log_every)))
-        optimizer = build_optimizer(sweep, optim)
+        optimizer = build_optimizer(sweep, optim, foreach=True)
         start = 0
         if restore is not None and (state := restore(sweep, optimizer)) is not None:
             start = state[0]

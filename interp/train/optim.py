@@ -66,13 +66,17 @@ def decay_split(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter
     return decayed, kept
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig | Optim) -> torch.optim.AdamW:
+def build_optimizer(
+    model: nn.Module, cfg: OptimConfig | Optim, foreach: bool | None = None
+) -> torch.optim.AdamW:
     """AdamW over the trainable parameters of ``model``: decayed ones with ``cfg.weight_decay``
     (or their module's ``model_weight_decay``), the rest with none.  Empty groups are left out
-    (a model that decays everything has one group).  ``foreach``: one call per update for all
-    tensors, bit-identical to torch's per-tensor default on CPU (checked by the behaviour
-    fixture) and about half its time for many small tensors (the stacked sweeps, tiny models);
-    it holds one temporary the size of the parameters during a step."""
+    (a model that decays everything has one group).
+
+    ``foreach=True``: one call per update for all tensors, bit-identical to torch's per-tensor
+    default on CPU and about half its time for many small tensors (stacked models pass it: their
+    step was a hand-written foreach AdamW); it holds a temporary the size of the parameters
+    during a step.  ``None``: torch's default (per tensor on CPU)."""
     decayed, kept = decay_split(model)
     per_model = _per_model_decays(model, decayed)
     shared = [p for p in decayed if id(p) not in per_model]
@@ -86,7 +90,7 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig | Optim) -> torch.optim.A
         lr=cfg.lr,
         betas=(cfg.beta1, cfg.beta2),
         eps=1e-8,
-        foreach=True,  # the same numbers as the per-tensor loop, ~2x faster on CPU for small tensors
+        foreach=foreach,
     )
     if per_model:
         optimizer.register_step_pre_hook(_decay_each_model(per_model))
