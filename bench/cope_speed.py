@@ -79,7 +79,7 @@ def main() -> None:
         tokens = torch.randint(0, 512, (args.batch, ctx), generator=g).to(args.device)
         runs = ["rope", "cope", "unfused"] if args.unfused else ["rope", "cope"]
         if args.unfused:  # the same weights as "cope", timed without the fused form
-            model = HookedTransformer(models["cope"][0].cfg, seed=0).to(args.device).train()
+            model = HookedTransformer(models["cope"][0].config, seed=0).to(args.device).train()
             models["unfused"] = (model, build_optimizer(model, OptimConfig()))
         times: dict[str, list[float]] = {name: [] for name in runs}
         for name in runs:  # warm-up

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.app import app
+from cli.app import app, fresh_start
 from cli.commands_train import default_out
 from cli.progress import console, step_bar
 
@@ -121,6 +121,7 @@ def sweep(
         *need, f"the sweep of {len(cfg.d_values) * len(cfg.m_values)} models", out
     )
     config = {"kind": "count-sweep", "seed": seed, "sweep": cfg.to_dict()}
+    resume, fresh = fresh_start(out, resume)
     if resume:
         run = RunDir.open(out)
         saved = run.config().get("sweep")
@@ -133,8 +134,8 @@ def sweep(
     else:
         run = RunDir.create(out, config, overwrite=overwrite)
         run.write_env(seed, "cpu")
-    console.print(need_line)  # after the checks above, so an error stays the only line
-    with step_bar("cells") as (on_start, _):
+    # printed once the work starts (after the saved cells are checked): an error stays alone
+    with step_bar("cells", note=[need_line, fresh]) as (on_start, _):
         results = run_sweep(run.path, cfg, progress=on_start)
     atomic_write_json(run.path / "results.json", results)
     _print_summary(results)
@@ -170,19 +171,29 @@ def construct(
         samples=samples,
         seed=seed,
     )
-    from interp.resources import MAX_SAMPLES, check_limit, preflight
+    from interp.resources import (
+        MAX_SAMPLES,
+        REPORT_BYTES,
+        check_limit,
+        check_work,
+        construct_estimate,
+        preflight,
+    )
 
     check_limit(samples, "--samples", MAX_SAMPLES, "sequences per (d, m)")
     if out is not None:
         RunDir.check_creatable(out, remedy=NEW_OUT_ONLY)
+    memory, work = construct_estimate(cfg.d_values, cfg.m_values, cfg.n, cfg.samples)
+    n_cells = len(cfg.d_values) * len(cfg.m_values)
+    what = f"the construction ({n_cells} cells x {cfg.samples:,} sequences)"
+    work_line = check_work(work, what, "use fewer --samples, fewer cells or a shorter --n")
+    need = preflight(REPORT_BYTES if out is not None else 0, memory, "the construction", out or ".")
+    with step_bar("sequences", note=[work_line, need]) as (on_start, on_step):
 
-    need = max(  # float64 weights (~4 d^2) + one evaluation chunk of 256 sequences
-        8 * d_ * (4 * d_ + (m_ + (n or 10 * m_) + 2) * 257)
-        for d_ in cfg.d_values
-        for m_ in cfg.m_values
-    )
-    preflight(0, need, "the construction", out or ".")
-    results = run_construct(cfg)
+        def progress(done: int, total: int) -> None:
+            on_start(0, total) if done == 0 else on_step(done)
+
+        results = run_construct(cfg, progress=progress)
     table = Table(title="histogram construction (query count)")
     for col in ("d", "m", "n", "accuracy", "exact"):
         table.add_column(col)

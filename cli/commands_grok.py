@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.app import app
+from cli.app import app, fresh_start
 from cli.commands_train import default_out
 from cli.parsing import float_list, int_list
 from cli.progress import console, step_bar
@@ -22,27 +22,10 @@ app.add_typer(grok_app, name="grok")
 
 def _grok_preflight(cfg, out: Path) -> str:
     """Steps within the limit, and memory/disk for one run that fit (one line), before output."""
-    from interp.resources import (
-        MAX_STEPS,
-        check_limit,
-        grok_sweep_estimate,
-        preflight,
-        train_estimate,
-    )
+    from interp.resources import MAX_STEPS, check_limit, grok_estimate, preflight
 
-    r = cfg.resolved()
-    check_limit(r.steps, "--steps", MAX_STEPS, "steps")
-    modadd = r.task == "modadd"
-    examples = r.p**2 if modadd else r.n_train + r.n_test
-    logs = r.steps // r.log_every + 1
-    if r.model == "transformer":
-        disk, memory = train_estimate(1, r.d_model, r.width, 4, r.p + 1, 3, examples)
-        disk += logs * 1024
-    else:
-        disk, memory = grok_sweep_estimate(1, (r.width,), 2 * r.p if modadd else r.n_bits,
-                                           r.p if modadd else 2, examples,
-                                           r.d_embed if modadd else 1, logs)  # fmt: skip
-    return preflight(disk, memory, "the run", out)
+    check_limit(cfg.resolved().steps, "--steps", MAX_STEPS, "steps")
+    return preflight(*grok_estimate(cfg), "the run", out)
 
 
 def _check_resume(resume: bool, overwrite: bool, out: Path | None) -> None:
@@ -127,9 +110,10 @@ def grok(
     )
     out = out or default_out("grok")
     need_line = _grok_preflight(cfg, out)
+    resume, fresh = fresh_start(out, resume)
     if not resume:
         RunDir.check_creatable(out, overwrite)
-    with step_bar("grok", note=need_line) as (on_start, on_step):
+    with step_bar("grok", note=[need_line, fresh]) as (on_start, on_step):
         run, res = run_grok(
             out, cfg, overwrite=overwrite, on_start=on_start, on_step=on_step, resume=resume
         )
@@ -217,18 +201,14 @@ def sweep(
         device=device,
     )
     out = out or default_out("grok-sweep")
+    resume, fresh = fresh_start(out, resume)
     if not resume:
         RunDir.check_creatable(out, overwrite)
-    from interp.resources import grok_sweep_estimate, preflight
+    from interp.resources import grok_sweep_config_estimate, preflight
 
-    modadd = cfg.task == "modadd"
-    sizes = cfg.train_fractions if modadd else cfg.train_sizes
-    per_width = len(cfg.weight_decays) * len(sizes) * len(cfg.seeds)
-    need = grok_sweep_estimate(per_width, cfg.widths, 2 * cfg.p if modadd else cfg.n_bits,
-                               cfg.p if modadd else 2, cfg.p**2 if modadd else max(sizes),
-                               cfg.d_embed if modadd else 1, cfg.steps // cfg.log_every + 1)  # fmt: skip
-    need_line = preflight(*need, f"the sweep of {per_width * len(cfg.widths)} runs", out)
-    with step_bar("grok sweep", note=need_line) as (on_start, on_step):
+    n_runs = len(cfg.points())
+    need_line = preflight(*grok_sweep_config_estimate(cfg), f"the sweep of {n_runs} runs", out)
+    with step_bar("grok sweep", note=[need_line, fresh]) as (on_start, on_step):
         run, res = run_sweep(
             out, cfg, overwrite=overwrite, on_start=on_start, on_step=on_step, resume=resume
         )

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.app import app
+from cli.app import app, fresh_start
 from cli.commands_train import default_out, parse_options
 from cli.parsing import int_list
 from cli.progress import console
@@ -22,6 +22,7 @@ def _preflight(cfg, out: Path) -> str:
         MAX_SAMPLES,
         MAX_STEPS,
         check_limit,
+        model_sizes,
         pe_bench_estimate,
         preflight,
     )
@@ -30,22 +31,31 @@ def _preflight(cfg, out: Path) -> str:
     check_limit(cfg.steps, "--steps", MAX_STEPS, "steps per model")
     check_limit(cfg.text_steps, "--text-steps", MAX_STEPS, "steps per model")
     check_limit(cfg.eval_sequences, "--eval-sequences", MAX_SAMPLES, "sequences per split")
-    shapes = []  # (encodings, model config) per part of the benchmark
+    # (encodings, model configs, evaluation splits, data bytes) per part of the benchmark; every
+    # encoding's own config (CoPE's npos embeddings are its own), the largest one counts
+    shapes = []
     if cfg.task is not None:
         task = build_task(cfg.task, cfg.task_options)
-        mcfg = cfg.model_config(cfg.encodings[0], **task.model_overrides())
-        shapes.append((len(cfg.encodings), mcfg, len(getattr(task, "eval_splits", ("val",)))))
+        mcfgs = [cfg.model_config(pe, **task.model_overrides()) for pe in cfg.encodings]
+        splits = len(getattr(task, "eval_splits", ("val",)))
+        shapes.append((len(cfg.encodings), mcfgs, splits, task.data_bytes(cfg.batch_size, 3)))
     if cfg.text:
         longest = max((cfg.text_ctx, *cfg.text_eval_ctx))
-        mcfg = cfg.model_config(cfg.text_encodings[0], n_ctx=longest, d_vocab=258)
-        shapes.append((len(cfg.text_encodings), mcfg, len(cfg.text_eval_ctx)))
-    n_models = sum(n for n, _, _ in shapes) * len(cfg.seeds)
+        mcfgs = [cfg.model_config(pe, n_ctx=longest, d_vocab=258) for pe in cfg.text_encodings]
+        text_bytes = 16 * cfg.text_max_chars  # the corpus as text and byte ids
+        shapes.append((len(cfg.text_encodings), mcfgs, len(cfg.text_eval_ctx), text_bytes))
+    n_models = sum(n for n, _, _, _ in shapes) * len(cfg.seeds)
     check_limit(n_models, "the benchmark of", MAX_MODELS, "models")
     disk = memory = 0
-    for _, m, splits in shapes:
-        part = pe_bench_estimate(m.n_layers, m.d_model, m.d_mlp, m.n_heads, m.d_vocab, m.n_ctx,
-                                 cfg.batch_size, cfg.eval_sequences, n_models, splits)  # fmt: skip
-        disk, memory = max(disk, part[0]), max(memory, part[1])
+    for _, mcfgs, splits, data_bytes in shapes:
+        for m in mcfgs:
+            sizes = model_sizes(m, cfg.batch_size)
+            extra = {k: sizes[k] for k in ("tied", "d_attn", "d_input", "extra_params",
+                                           "extra_activations")}  # fmt: skip
+            part = pe_bench_estimate(m.n_layers, m.d_model, m.d_mlp, m.n_heads, m.d_vocab,
+                                     m.n_ctx, cfg.batch_size, cfg.eval_sequences, n_models, splits,
+                                     data_bytes=data_bytes, **extra)  # fmt: skip
+            disk, memory = max(disk, part[0]), max(memory, part[1])
     return preflight(disk, memory, f"the benchmark of {n_models} models", out)
 
 
@@ -105,6 +115,7 @@ def pe_bench(
         KIND,
         PEBenchConfig,
         check_resume,
+        check_saved_cells,
         format_table,
         format_text_table,
         run_pe_bench,
@@ -143,13 +154,17 @@ def pe_bench(
     out = out or default_out("pe-bench")
     need_line = _preflight(cfg, out)
     config = {"kind": KIND, "seed": cfg.seeds[0], **cfg.to_dict()}
-    if resume and not RunDir.is_blank(out):  # blank: killed before its config.json was written
+    resume, fresh = fresh_start(out, resume)
+    if resume:
         run = RunDir.open(out)
         check_resume(run.config(), config)
     else:
         RunDir.check_creatable(out, overwrite)
         run = RunDir.create(out, config, overwrite)
+    check_saved_cells(cfg, run.path / "cells")  # a hostile cell: one line, before any output
     console.print(need_line)
+    if fresh:
+        console.print(fresh)
     results = run_pe_bench(
         cfg,
         lambda msg: console.print(f"[dim]{msg}[/dim]"),

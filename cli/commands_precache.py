@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.app import app
+from cli.app import app, fresh_start
 from cli.commands_train import default_out, parse_options
 from cli.progress import console, step_bar
 from interp.errors import ConfigError, InterpError
@@ -118,7 +118,7 @@ def run_precache_dir(
     from interp.io import atomic_write_json
     from interp.runs import RunDir
 
-    if resume:
+    if resume and not RunDir.nothing_to_resume(out):
         run = RunDir.open(out)
         stored = {k: v for k, v in run.config().items() if k != "created"}
         for key in sorted(set(stored) | set(config)):
@@ -214,6 +214,7 @@ def precache(
 
     disk, memory = train_job_estimate(job)  # twins train one after another
     need_line = preflight(2 * seeds * disk, memory, f"training {2 * seeds} twins", out)
+    resume, fresh = fresh_start(out, resume)
     if not resume:
         RunDir.check_creatable(out, overwrite)
     with step_bar("twins") as (on_start, on_step):
@@ -233,7 +234,7 @@ def precache(
             overwrite=overwrite,
             progress=lambda msg: console.print(f"[dim]{msg}[/dim]"),
             on_step=tick,
-            on_ready=lambda: console.print(need_line),
+            on_ready=lambda: console.print("\n".join(x for x in (need_line, fresh) if x)),
         )
     v = results["verdict"]
     console.print(f"verdict: [bold]{v['label']}[/bold]")

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from cli.app import app
+from cli.app import app, fresh_start
 from cli.progress import console, step_bar
 from interp.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
 from interp.errors import ConfigError
@@ -20,16 +19,24 @@ def default_out(kind: str) -> Path:
 
 
 def parse_options(pairs: list[str] | None) -> dict[str, Any]:
-    """``["length=8", "p=0.5"]`` -> ``{"length": 8, "p": 0.5}`` (JSON values, else strings)."""
+    """``["length=8", "p=0.5"]`` -> ``{"length": 8, "p": 0.5}`` (JSON values, else strings).
+
+    A value that is JSON but nests too deep or holds a huge integer is refused, naming the option
+    (it is not silently read as a string)."""
+    from interp.io import JSONContentError, loads_json
+
     out: dict[str, Any] = {}
     for pair in pairs or []:
         if "=" not in pair:
             raise ConfigError(f"option {pair!r} is not of the form key=value")
         key, value = pair.split("=", 1)
+        key = key.strip()
         try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
+            out[key] = loads_json(value)
+        except JSONContentError as e:
+            if not e.syntax:
+                raise ConfigError(f"option {key}: the value is refused ({e})") from None
+            out[key] = value
     return out
 
 
@@ -58,6 +65,9 @@ def train(
     norm: Annotated[str, typer.Option(help="layernorm, rmsnorm or none.")] = "layernorm",
     act: Annotated[str, typer.Option(help="gelu, gelu_new, relu or silu.")] = "gelu",
     tied: Annotated[bool, typer.Option(help="Tie embedding and unembedding.")] = False,
+    unembed_bias: Annotated[
+        bool, typer.Option(help="A trained unembedding bias (GPT-2, NeoX, Llama have none).")
+    ] = True,
     tokenizer: Annotated[str, typer.Option(help="byte or bpe (text only).")] = "bpe",
     bpe_vocab: Annotated[int, typer.Option(help="BPE vocabulary size.")] = 1024,
     max_chars: Annotated[int, typer.Option(help="Cap on corpus characters.")] = 1_000_000,
@@ -80,6 +90,13 @@ def train(
         bool, typer.Option(help="Continue the run in --out from its last checkpoint.")
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run in --out.")] = False,
+    allow_data_change: Annotated[
+        bool,
+        typer.Option(
+            help="With --resume: continue even though the corpus changed since the run started "
+            "(its fingerprint differs); the change is recorded in config.json."
+        ),
+    ] = False,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
 ) -> None:
     """Train a hooked transformer on text or a synthetic task; writes a run directory."""
@@ -90,6 +107,8 @@ def train(
         raise ConfigError("--resume needs --out RUN_DIR")
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite contradict each other")
+    if allow_data_change and not resume:
+        raise ConfigError("--allow-data-change only applies with --resume")
     out = out or default_out("train")
     data = DataConfig(
         source="task" if task else "corpus",
@@ -110,6 +129,7 @@ def train(
         normalization=norm,
         act_fn=act,
         tied_embeddings=tied,
+        unembed_bias=unembed_bias,
     )
     train_cfg = TrainConfig(
         steps=steps,
@@ -125,8 +145,9 @@ def train(
 
     check_limit(steps, "--steps", MAX_STEPS, "steps")
     job = TrainJob(model, train_cfg, data)
-    need = preflight(*train_job_estimate(job), "training", out)
-    with step_bar("training", note=need) as (on_start, on_step):
+    need = preflight(*train_job_estimate(job, report=report), "training", out)
+    resume, fresh = fresh_start(out, resume)
+    with step_bar("training", note=[need, fresh]) as (on_start, on_step):
         run = run_training(
             out,
             job,
@@ -134,6 +155,7 @@ def train(
             overwrite=overwrite,
             on_start=on_start,
             on_step=on_step,
+            allow_data_change=allow_data_change,
         )
     _summarise(run)
     if report:
@@ -181,7 +203,9 @@ def demo(
     if steps is not None:
         check_limit(steps, "--steps", MAX_STEPS, "steps")
     with step_bar("demo model") as (on_start, on_step):
-        run, reused = ensure_demo_model(steps=steps, out=out, on_start=on_start, on_step=on_step)
+        run, reused = ensure_demo_model(
+            steps=steps, out=out, on_start=on_start, on_step=on_step, on_wait=console.print
+        )
     if reused:
         console.print(f"reusing the cached default model in {run.path}")
     _summarise(run)

@@ -36,6 +36,9 @@ def run_experiment(
         outcome = execute(
             kind, config, out, resume=resume, overwrite=overwrite, report=report, progress=progress
         )
+    headline = getattr(outcome.results, "headline", "")
+    if headline:  # the finding first, then the tables and details
+        results_console.print(headline, highlight=False)
     show_tables(outcome.results)
     for line in outcome.results.lines():
         results_console.print(line, highlight=False)

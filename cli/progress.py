@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,12 +20,12 @@ results_console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else
 @contextmanager
 def step_bar(
     description: str,
-    note: str | None = None,
+    note: str | Sequence[str] | None = None,
 ) -> Iterator[tuple[Callable[[int, int], None], Callable[[int], None]]]:
     """Yield ``(on_start(start, total), on_step(done))`` callbacks driving one bar.
 
-    ``note`` (say, a resource estimate) is printed when the work starts, that is after the
-    command's own checks passed, so that a refused command still prints one line only.
+    ``note`` (say, a resource estimate; or several lines) is printed when the work starts, that
+    is after the command's own checks passed, so that a refused command prints one line only.
     """
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -38,11 +38,11 @@ def step_bar(
     )
     task_id = progress.add_task(description, total=None)
 
-    pending = [note] if note else []
+    pending = [note] if isinstance(note, str) else [n for n in note or () if n]
 
     def on_start(start: int, total: int) -> None:
         while pending:
-            progress.console.print(pending.pop())
+            progress.console.print(pending.pop(0))
         progress.update(task_id, completed=start, total=total)
 
     def on_step(done: int) -> None:

@@ -7,6 +7,7 @@ Unknown keys in ``from_dict`` are an error, so a typo never passes silently.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -99,16 +100,66 @@ def _hints(cls: type) -> dict[str, Any]:
         return {}
 
 
+def _short_repr(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _expected(annotation: Any, value: Any) -> str | None:
+    """None when ``value`` fits ``annotation`` (a field type of an options dataclass), else
+    what was expected ("an integer", "true or false", ...).  Unknown annotations accept all."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        wants = [_expected(a, value) for a in args]
+        return None if any(w is None for w in wants) else " or ".join(w for w in wants if w)
+    if annotation is type(None):
+        return None if value is None else "null"
+    if annotation is bool:
+        return None if isinstance(value, bool) else "true or false"
+    if annotation is int:
+        return None if _is_int(value) else "an integer"
+    if annotation is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return None if ok and math.isfinite(value) else "a finite number"
+    if annotation is str:
+        return None if isinstance(value, str) else "a string"
+    if origin is Literal:
+        return (
+            None
+            if value in args and isinstance(value, str)
+            else ("one of " + ", ".join(repr(a) for a in args))
+        )
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            return "a list"
+        item = args[0] if args else Any
+        wants = [_expected(item, v) for v in value]
+        bad = next((w for w in wants if w is not None), None)
+        return None if bad is None else f"a list of {bad.removeprefix('an ').removeprefix('a ')}s"
+    return None
+
+
 def parse_options(options_cls: type, given: Mapping[str, Any], what: str) -> Any:
     """Build a frozen options dataclass from a mapping; unknown keys and bad values -> ConfigError.
 
-    ``what`` names the owner in messages, e.g. ``"task 'copy'"`` or ``"positional encoding 'rope'"``.
+    Every value is checked against its field's type first (JSON gives ``true`` and ``8.5`` as
+    easily as ``8``): a bool is not an integer, a non-integer is not an integer, NaN is not a
+    number; the error names the option.  ``what`` names the owner in messages, e.g.
+    ``"task 'copy'"`` or ``"positional encoding 'rope'"``.
     """
     fields = {f.name for f in dataclasses.fields(options_cls)}
     unknown = sorted(set(given) - fields)
     if unknown:
         allowed = ", ".join(sorted(fields)) or "none"
         raise ConfigError(f"{what} has no option(s) {', '.join(unknown)} (allowed: {allowed})")
+    try:
+        hints = typing.get_type_hints(options_cls)
+    except (NameError, TypeError):  # an annotation that cannot be resolved: no type check
+        hints = {}
+    for name, value in given.items():
+        expected = _expected(hints.get(name, Any), value)
+        if expected is not None:
+            raise ConfigError(f"{what}: option {name} must be {expected}, got {_short_repr(value)}")
     try:
         return options_cls(**dict(given))
     except (TypeError, ValueError) as e:
@@ -122,6 +173,43 @@ def _check(cond: bool, message: str) -> None:
 
 def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_real(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+# AdamW moves every weight by about lr per step: above 10 no model here trains (it overflows or
+# oscillates), below 1e-12 the steps vanish under float32 resolution (nothing ever changes).
+MIN_LR, MAX_LR = 1e-12, 10.0
+
+
+def check_optimizer(
+    lr: Any, weight_decay: Any = 0.0, beta1: Any = 0.9, beta2: Any = 0.99, option: str = "--lr"
+) -> None:
+    """Refuse, in one line, AdamW settings no run can use (before any folder is made): a
+    learning rate outside [1e-12, 10], a weight decay that is negative, not finite or so large
+    that one step wipes the weights (AdamW multiplies them by ``1 - lr * weight_decay``), betas
+    outside [0, 1)."""
+    _check(
+        _is_real(lr) and MIN_LR <= lr <= MAX_LR,
+        f"{option} {lr!r} is not a usable learning rate: AdamW moves every weight by about lr "
+        f"per step; give a number in [{MIN_LR:g}, {MAX_LR:g}]",
+    )
+    _check(
+        _is_real(weight_decay) and weight_decay >= 0,
+        f"weight decay {weight_decay!r} must be a finite number >= 0",
+    )
+    _check(
+        lr * weight_decay < 1,
+        f"weight decay {weight_decay:g} at learning rate {lr:g}: AdamW multiplies every weight "
+        f"by 1 - lr x weight decay = {1 - lr * weight_decay:g} each step, which wipes (or flips) "
+        "the weights; lower one of them",
+    )
+    _check(
+        _is_real(beta1) and _is_real(beta2) and 0 <= beta1 < 1 and 0 <= beta2 < 1,
+        f"betas must be in [0, 1), got {beta1!r}, {beta2!r}",
+    )
 
 
 @dataclass(frozen=True)
@@ -145,6 +233,9 @@ class ModelConfig(_Config):
     eps: float = 1e-5
     init_range: float = 0.02
     use_bias: bool = True  # biases in attention, MLP and unembedding
+    # a trainable unembedding bias b_U (with use_bias); GPT-2 has none, so its import sets False.
+    # Written to config.json only when False (runs made before it existed keep their config).
+    unembed_bias: bool = True
 
     def __post_init__(self) -> None:
         for name in ("n_layers", "d_model", "n_heads", "n_ctx", "d_vocab", "d_input"):
@@ -182,6 +273,7 @@ class ModelConfig(_Config):
         )
         _check(isinstance(self.positional_options, Mapping), "positional_options must be a mapping")
         _check(self.eps > 0 and self.init_range > 0, "eps and init_range must be positive")
+        _check(isinstance(self.unembed_bias, bool), "unembed_bias must be true or false")
         from interp.models.positional import build_positional  # validation only (registry lookup)
 
         build_positional(self)  # unknown name or bad options -> ConfigError
@@ -189,6 +281,12 @@ class ModelConfig(_Config):
     @property
     def head_dim(self) -> int:
         return self.d_head if self.d_head is not None else self.d_model // self.n_heads
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if out["unembed_bias"]:  # the default: left out, so configs and cache keys stay as before
+            del out["unembed_bias"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -204,12 +302,15 @@ class OptimConfig(_Config):
     grad_clip: float = 1.0  # 0 = off
 
     def __post_init__(self) -> None:
-        _check(self.lr > 0, f"lr must be positive, got {self.lr}")
-        _check(0 <= self.min_lr_ratio <= 1, "min_lr_ratio must be in [0, 1]")
+        check_optimizer(self.lr, self.weight_decay, self.beta1, self.beta2)
+        _check(
+            _is_real(self.min_lr_ratio) and 0 <= self.min_lr_ratio <= 1,
+            "min_lr_ratio must be in [0, 1]",
+        )
         _check(_is_int(self.warmup_steps) and self.warmup_steps >= 0, "warmup_steps must be >= 0")
-        _check(self.weight_decay >= 0, "weight_decay must be >= 0")
-        _check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "betas must be in [0, 1)")
-        _check(self.grad_clip >= 0, "grad_clip must be >= 0")
+        _check(
+            _is_real(self.grad_clip) and self.grad_clip >= 0, "grad_clip must be >= 0 and finite"
+        )
 
 
 @dataclass(frozen=True)
@@ -250,6 +351,7 @@ class TrainConfig(_Config):
         )
         if isinstance(self.optim, Mapping):
             object.__setattr__(self, "optim", OptimConfig.from_dict(self.optim))
+        _check(isinstance(self.optim, OptimConfig), "optim must be a mapping of AdamW options")
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
@@ -272,6 +374,11 @@ class DataConfig(_Config):
 
     def __post_init__(self) -> None:
         _check(self.source in ("corpus", "task"), f"unknown data source {self.source!r}")
+        _check(isinstance(self.corpus, str), f"corpus must be a string, got {self.corpus!r}")
+        _check(
+            self.task is None or isinstance(self.task, str),
+            f"task must be a task name, got {self.task!r}",
+        )
         _check(
             self.tokenizer in ("byte", "bpe"),
             f"unknown tokenizer {self.tokenizer!r}; choose byte or bpe",

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from interp.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
-from interp.runs import RunDir
+from interp.errors import InterpError
+from interp.runs import NEW_OUT_ONLY, RunDir, holds, lock_run, release_run
 from interp.train.job import TrainJob, run_training
 
 # RoPE, not learned absolute positions: collapse analyses need positions that fade with distance
@@ -45,7 +46,19 @@ DEMO_DATA = DataConfig(
 )
 
 
+STEPS_ENV = "INTERP_DEMO_STEPS"  # a shorter default model (smoke tests, CI): its own cache entry
+
+
 def demo_job(steps: int | None = None) -> TrainJob:
+    if steps is None and os.environ.get(STEPS_ENV, "").strip():
+        from interp.errors import ConfigError
+
+        try:
+            steps = int(os.environ[STEPS_ENV])
+        except ValueError:
+            raise ConfigError(f"{STEPS_ENV} must be a whole number of steps") from None
+        if steps < 1:
+            raise ConfigError(f"{STEPS_ENV} must be at least 1")
     train = DEMO_TRAIN if steps is None else DEMO_TRAIN.replace(steps=steps)
     return TrainJob(DEMO_MODEL, train, DEMO_DATA)
 
@@ -69,12 +82,43 @@ def ensure_demo_model(
     out: Path | None = None,
     on_start: Callable[[int, int], None] | None = None,
     on_step: Callable[[int], None] | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> tuple[RunDir, bool]:
-    """Train the default model, or reuse it.  Returns (run, reused)."""
+    """Train the default model, or reuse it.  Returns (run, reused).
+
+    Two processes asking at once (two analyses without ``--model``): the second waits for the
+    first to finish training (``on_wait(message)`` is told once), then reuses its model.  Waiting,
+    not refusing: the cache is shared state the user never named, both want the same model, and
+    waiting costs nothing (the alternative is training it twice).  The shared cache's lock is
+    released as soon as the model is ready; an explicit ``out`` stays locked for the command."""
     job = demo_job(steps)
     path = Path(out) if out is not None else demo_run_dir(job)
     run = RunDir(path)
     if run.weights_path.is_file() and run.config_path.is_file():
         return run, True
-    resume = run.config_path.is_file()  # a previous demo was interrupted: continue it
-    return run_training(path, job, resume=resume, on_start=on_start, on_step=on_step), False
+    if path.exists() and not run.config_path.is_file() and not RunDir.is_blank(path):
+        # a folder of someone else's files: refused, untouched (not even a lock file in it)
+        raise InterpError(f"run directory {path} already exists; {NEW_OUT_ONLY}")
+    path.mkdir(parents=True, exist_ok=True)
+    held_before = holds(path)
+
+    def waiting(pid: str) -> None:
+        if on_wait is not None:
+            on_wait(
+                f"waiting for another interp process (pid {pid}) to finish training the default "
+                f"model in {path}"
+            )
+
+    lock_run(path, wait=True, on_wait=waiting, hint=_RESUME_HINT if out is None else _AGAIN_HINT)
+    try:
+        if run.weights_path.is_file() and run.config_path.is_file():
+            return run, True  # trained by the process we waited for
+        resume = run.config_path.is_file()  # a previous demo was interrupted: continue it
+        return run_training(path, job, resume=resume, on_start=on_start, on_step=on_step), False
+    finally:
+        if out is None and not held_before:
+            release_run(path)
+
+
+_RESUME_HINT = "the next command that uses the default model continues its training"
+_AGAIN_HINT = "the same command continues its training"

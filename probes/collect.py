@@ -95,9 +95,14 @@ def held_out_documents(
     """Validation documents: the run's own held-out split when the model is an interp run trained
     on the same corpus, else a document split of ``dataset`` (default the builtin corpus)."""
     from interp.data import load_corpus, split_documents
+    from interp.data.corpus import canonical_spec
 
     run_data = _run_data_config(model_spec)
-    if run_data is not None and dataset in (None, run_data[0].get("corpus")):
+    trained_on = run_data[0].get("corpus") if run_data is not None else None
+    if isinstance(trained_on, str) and (
+        dataset is None or canonical_spec(dataset) == canonical_spec(trained_on)
+    ):
+        assert run_data is not None
         data, train_seed = run_data
         corpus = load_corpus(data.get("corpus", "builtin"), max_chars=data.get("max_chars"))
         _, val = split_documents(

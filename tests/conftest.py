@@ -19,3 +19,6 @@ def _isolated(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("INTERP_CACHE", str(tmp_path_factory.mktemp("interp-cache")))
     torch.manual_seed(0)
+
+
+from report_runs import reports  # noqa: E402, F401  (session fixture: one run of every report kind)

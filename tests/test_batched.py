@@ -77,7 +77,7 @@ def test_batched_equals_training_each_model_alone(ms, task, model, engine) -> No
 
 def test_stacked_engine_is_refused_where_it_does_not_apply() -> None:
     (a, sa), (b, sb) = make(3, positional="rope"), make(4, positional="rope")
-    assert not stacked_supported(a.cfg)
+    assert not stacked_supported(a.config)
     with pytest.raises(ConfigError, match="stacked engine"):
         train_batched([a, b], [sa, sb], CFG, engine="stacked")
     train_batched([a, b], [sa, sb], CFG)  # auto: falls back to vmap
@@ -95,9 +95,9 @@ def test_the_stacked_engine_states_every_config_field_it_supports(monkeypatch) -
 
     assert set(stacked_forward.SUPPORTED) == {f.name for f in dataclasses.fields(ModelConfig)}
     (a, sa), (b, sb) = make(3), make(4)
-    assert stacked_supported(a.cfg)
+    assert stacked_supported(a.config)
     monkeypatch.delitem(stacked_forward.SUPPORTED, "eps")
-    assert not stacked_supported(a.cfg)
+    assert not stacked_supported(a.config)
     with pytest.raises(ConfigError, match="stacked engine does not implement eps"):
         train_batched([a, b], [sa, sb], CFG, engine="stacked")
 
@@ -105,7 +105,11 @@ def test_the_stacked_engine_states_every_config_field_it_supports(monkeypatch) -
 def test_train_models_groups_by_shape_and_falls_back_for_lone_models() -> None:
     specs = [(3, 16), (5, 16), (3, 8)]  # (m, d): the d = 8 model trains alone
     pairs = [make(m, d) for m, d in specs]
-    assert group_key(pairs[0][0].cfg) == group_key(pairs[1][0].cfg) != group_key(pairs[2][0].cfg)
+    assert (
+        group_key(pairs[0][0].config)
+        == group_key(pairs[1][0].config)
+        != group_key(pairs[2][0].config)
+    )
     done: list[list[int]] = []
     train_models([p for p, _ in pairs], [s for _, s in pairs], CFG, on_model_done=done.append)
     assert sorted(map(sorted, done)) == [[0, 1], [2]]

@@ -16,6 +16,12 @@ sizes, work counts (steps, samples, seeds, tokens) and list/range options, which
 (memory preflight, or the limits of ``interp/resources.py``) before anything is allocated.  The
 default model is replaced by a tiny one (built once per session), so a command without ``--model``
 never trains the real demo.
+Hostile files (``test_hostile_files``): copies of real runs with one hostile part each (a link
+into a VICTIM folder in every sub-folder a command writes: checkpoints, analyses, tokenizer,
+cells, models, twins; FIFOs and ``/dev/zero`` links where it reads; nested or huge JSON in every
+JSON it reads; lying model sizes in interp, GPT-2 and Llama configs; pickled weights), folder
+corpora holding a FIFO or a device link, a 3 GB corpus file, and hostile ``-o`` values, each run
+once by every command that reads or writes it.  They are drawn by the random cases too.
 Fixed seed (``derandomize``); the number of cases is printed at the end of the module.
 """
 
@@ -85,6 +91,145 @@ BAD_PATHS = (
     *RUN_FIXTURES[1:],
 )
 CORPORA = ("CORPUS", "EMPTY_CORPUS", "BLANK_CORPUS", "BINARY_CORPUS", "TINY_CORPUS")
+
+# Hostile run directories and files (issue #13): built once by _build_hostile, copied per case
+# with their links and FIFOs as they are.  VICTIM is a folder outside every --out: a link planted
+# in a run points at it, and any write there is caught as a write outside the output directory.
+DEEP = "[" * 100_000 + "]" * 100_000  # valid JSON nested 100,000 levels
+HUGE_INT = "7" * 5000  # an integer literal past Python's 4300-digit limit
+# what a tiny text run was trained with (its --resume must match, to reach the files below)
+TRAIN_RUN_ARGS = [
+    "--corpus", "builtin:prose", "--tokenizer", "byte", "--max-chars", "3000", "--layers", "1",
+    "--d-model", "16", "--heads", "2", "--d-mlp", "16", "--ctx", "64", "--batch-size", "2",
+    "--eval-every", "2", "--checkpoint-every", "2", "--warmup", "1", "--no-report",
+]  # fmt: skip
+# TRAIN_RUN copies, each with one hostile part: links into VICTIM where interp writes, FIFOs and
+# /dev/zero links where it reads, deep or huge JSON in every JSON it reads, lying sizes
+HOSTILE_RUNS = {
+    "LINK_CKPT_RUN": ("link", "checkpoints", "../VICTIM"),
+    "LINK_STEP_RUN": ("link", "checkpoints/step_0000001", "../../VICTIM"),
+    "LINK_LATEST_RUN": ("link", "checkpoints/latest.json", "../../VICTIM/keep.json"),
+    "LINK_TOKENIZER_RUN": ("link", "tokenizer", "../VICTIM"),
+    "LINK_ANALYSES_RUN": ("link", "analyses", "../VICTIM"),
+    "LINK_ANALYSIS_RUN": ("link", "analyses/probe", "../../VICTIM"),
+    "LINK_METRICS_RUN": ("link", "metrics.jsonl", "../VICTIM/keep.json"),
+    "LINK_ENV_RUN": ("link", "env.json", "../VICTIM/keep.json"),
+    "LINK_WEIGHTS_RUN": ("link", "model.safetensors", "../VICTIM/keep.json"),
+    "LINK_REPORT_RUN": ("link", "report.html", "../VICTIM/keep.json"),
+    "FIFO_CONFIG_RUN": ("fifo", "config.json", None),
+    "FIFO_ENV_RUN": ("fifo", "env.json", None),
+    "FIFO_METRICS_RUN": ("fifo", "metrics.jsonl", None),
+    "FIFO_WEIGHTS_RUN": ("fifo", "model.safetensors", None),
+    "FIFO_TOKMETA_RUN": ("fifo", "tokenizer/tokenizer_meta.json", None),
+    "FIFO_STATE_RUN": ("fifo", "checkpoints/step_0000002/state.json", None),
+    "ZERO_CONFIG_RUN": ("link", "config.json", "/dev/zero"),
+    "ZERO_WEIGHTS_RUN": ("link", "model.safetensors", "/dev/zero"),
+    "ZERO_METRICS_RUN": ("link", "metrics.jsonl", "/dev/zero"),
+    "DEEP_CONFIG_RUN": ("text", "config.json", DEEP),
+    "HUGE_CONFIG_RUN": ("json", "config.json", ("seed", HUGE_INT)),
+    "NEST99_CONFIG_RUN": ("json", "config.json", ("note", "[" * 98 + "]" * 98)),
+    "DEEP_TASKOPT_RUN": ("json", "config.json", ("data.task_options", DEEP)),
+    "DEEP_ENV_RUN": ("text", "env.json", DEEP),
+    "HUGE_ENV_RUN": ("text", "env.json", '{"seed": ' + HUGE_INT + "}"),
+    "DEEP_METRICS_RUN": ("append", "metrics.jsonl", DEEP + "\n"),
+    "HUGE_METRICS_RUN": ("append", "metrics.jsonl", '{"step": ' + HUGE_INT + "}\n"),
+    "LIST_METRICS_RUN": ("append", "metrics.jsonl", "[1, 2]\n"),
+    "DEEP_TOKMETA_RUN": ("text", "tokenizer/tokenizer_meta.json", DEEP),
+    "HUGE_TOKMETA_RUN": ("text", "tokenizer/tokenizer_meta.json", '{"kind": "byte", "vocab_size": ' + HUGE_INT + "}"),
+    "DEEP_STATE_RUN": ("text", "checkpoints/step_0000002/state.json", DEEP),
+    "HUGE_STATE_RUN": ("text", "checkpoints/step_0000002/state.json", '{"step": ' + HUGE_INT + "}"),
+    "DEEP_LATEST_RUN": ("text", "checkpoints/latest.json", DEEP),
+    "DEEP_RESULTS_RUN": ("text", "analyses/probe/results.json", DEEP),
+    "HUGE_RESULTS_RUN": ("text", "analyses/probe/results.json", '{"horizon": ' + HUGE_INT + "}"),
+    "LYING_LAYERS_RUN": ("json", "config.json", ("model.n_layers", "10000000")),
+    "LYING_DMODEL_RUN": ("json", "config.json", ("model.d_model", "1000000000")),
+    "LYING_VOCAB_RUN": ("json", "config.json", ("model.d_vocab", "1000000000000")),
+    "LYING_DHEAD_RUN": ("json", "config.json", ("model.d_head", "1000000000")),
+    "LYING_CTX_RUN": ("json", "config.json", ("model.n_ctx", "1000000000000")),
+    "LYING_MLP_RUN": ("json", "config.json", ("model.d_mlp", str(10**40))),
+}  # fmt: skip
+# tiny Hugging Face directories (GPT-2: imported; Llama: TransformerBridge), then hostile copies
+HOSTILE_HF = {
+    "HF_LYING_LAYERS": ("gpt2", "json", "config.json", ("n_layer", "10000000")),
+    "HF_LYING_EMBD": ("gpt2", "json", "config.json", ("n_embd", "1000000000")),
+    "HF_LYING_VOCAB": ("gpt2", "json", "config.json", ("vocab_size", "1000000000000")),
+    "HF_LYING_POSITIONS": ("gpt2", "json", "config.json", ("n_positions", "1000000000000")),
+    "HF_DEEP_CONFIG": ("gpt2", "text", "config.json", DEEP),
+    "HF_HUGE_CONFIG": ("gpt2", "json", "config.json", ("n_layer", HUGE_INT)),
+    "HF_FIFO_CONFIG": ("gpt2", "fifo", "config.json", None),
+    "HF_ZERO_CONFIG": ("gpt2", "link", "config.json", "/dev/zero"),
+    "HF_FIFO_WEIGHTS": ("gpt2", "fifo", "model.safetensors", None),
+    "HF_DEEP_TOKENIZER": ("gpt2", "text", "tokenizer.json", DEEP),
+    "HF_PICKLE": ("gpt2", "pickle", "pytorch_model.bin", None),
+    "LLAMA_LYING_LAYERS": ("llama", "json", "config.json", ("num_hidden_layers", "10000000")),
+    "LLAMA_LYING_HIDDEN": ("llama", "json", "config.json", ("hidden_size", "1000000000")),
+    "LLAMA_LYING_HEAD_DIM": ("llama", "json", "config.json", ("head_dim", "1000000000")),
+    "LLAMA_LYING_VOCAB": ("llama", "json", "config.json", ("vocab_size", "1000000000000")),
+    "LLAMA_DEEP_CONFIG": ("llama", "text", "config.json", DEEP),
+    "LLAMA_FIFO_CONFIG": ("llama", "fifo", "config.json", None),
+    "LLAMA_PICKLE": ("llama", "pickle", "pytorch_model.bin", None),
+}  # fmt: skip
+# folder corpora with a FIFO or a /dev/zero link named *.txt, and both given as the corpus itself;
+# BIG_CORPUS (3 GB, sparse) is not copied per case: it is only ever read
+HOSTILE_CORPORA = (
+    "FIFO_FOLDER_CORPUS", "ZERO_FOLDER_CORPUS", "FIFO_CORPUS", "ZERO_CORPUS", "BIG_CORPUS",
+)  # fmt: skip
+# experiment runs a --resume reopens (made with these arguments), and their hostile copies
+RESUMABLE = {
+    "COUNT_SWEEP": (
+        ("count", "sweep"),
+        ["--d", "4", "--m", "2", "--steps", "1", "--eval-samples", "2", "--layers", "1",
+         "--heads", "1"],
+    ),
+    "GROK_RUN": (
+        ("grok",),
+        ["--task", "modadd", "--p", "5", "--steps", "2", "--log-every", "1",
+         "--checkpoint-every", "1", "--width", "4", "--no-report"],
+    ),
+    "GROK_SWEEP": (
+        ("grok", "sweep"),
+        ["--task", "modadd", "--p", "5", "--weight-decays", "0", "--train-fractions", "0.5",
+         "--widths", "4", "--seeds", "1", "--steps", "2", "--log-every", "1", "--no-report"],
+    ),
+    "PE_RUN": (
+        ("pe-bench",),
+        ["--task", "copy", "-o", "length=4", "--pe", "none", "--seeds", "0", "--steps", "1",
+         "--batch-size", "2", "--layers", "1", "--d-model", "8", "--heads", "1", "--d-mlp", "0",
+         "--eval-sequences", "2"],
+    ),
+    "PRECACHE_RUN": (
+        ("precache",),
+        ["--task", "precache", "-o", "length=4", "--layers", "1", "--d-model", "8", "--heads",
+         "1", "--d-mlp", "0", "--ctx", "8", "--steps", "1", "--batch-size", "2", "--eval-every",
+         "1", "--seeds", "1", "--probe-horizons", "1", "--probe-tokens", "50", "--tokenizer",
+         "byte"],
+    ),
+}  # fmt: skip
+HOSTILE_RESUMABLE = {
+    "LINK_COUNT_CELLS": ("COUNT_SWEEP", "link", "cells", "../VICTIM"),
+    "DEEP_COUNT_CELL": ("COUNT_SWEEP", "text", "cells/d0004_m0002.json", DEEP),
+    "HUGE_COUNT_CELL": ("COUNT_SWEEP", "text", "cells/d0004_m0002.json", '{"d": ' + HUGE_INT + "}"),
+    "FIFO_COUNT_CELL": ("COUNT_SWEEP", "fifo", "cells/d0004_m0002.json", None),
+    "DEEP_COUNT_PENDING": ("COUNT_SWEEP", "text", "cells/.pending.json", DEEP),
+    "DEEP_COUNT_CONFIG": ("COUNT_SWEEP", "text", "config.json", DEEP),
+    "LINK_GROK_CKPT": ("GROK_RUN", "link", "checkpoints", "../VICTIM"),
+    "DEEP_GROK_STATE": ("GROK_RUN", "text", "checkpoints/step_0000002/state.json", DEEP),
+    "DEEP_GROK_CONFIG": ("GROK_RUN", "text", "config.json", DEEP),
+    "LINK_GROK_CELLS": ("GROK_SWEEP", "link", "cells", "../VICTIM"),
+    "DEEP_GROK_CELL": ("GROK_SWEEP", "text", "cells/group_000.json", DEEP),
+    "HUGE_GROK_CELL": ("GROK_SWEEP", "text", "cells/group_000.json", '{"group": ' + HUGE_INT + "}"),
+    "LINK_PE_CELLS": ("PE_RUN", "link", "cells", "../VICTIM"),
+    "LINK_PE_MODELS": ("PE_RUN", "link", "models", "../VICTIM"),
+    "DEEP_PE_CELL": ("PE_RUN", "text", "cells/task-none-seed0.json", DEEP),
+    "LINK_PRECACHE_TWINS": ("PRECACHE_RUN", "link", "twins", "../VICTIM"),
+    "LINK_PRECACHE_TWIN_CKPT": ("PRECACHE_RUN", "link", "twins/seed0-vanilla/checkpoints", "../../../VICTIM"),
+    "DEEP_PRECACHE_TWIN": ("PRECACHE_RUN", "text", "twins/seed0-vanilla/config.json", DEEP),
+    "DEEP_PRECACHE_RESULTS": ("PRECACHE_RUN", "text", "results.json", DEEP),
+}  # fmt: skip
+HOSTILE_OPTIONS = (
+    f"length={DEEP}", "length=" + "[" * 100_000, f"length={HUGE_INT}", f"length=[{HUGE_INT}]",
+    "length=true", "length=8.5", "length=1e999", "length=NaN", "vocab=-Infinity",
+)  # fmt: skip
 
 
 def _tiny_demo_configs():
@@ -174,7 +319,109 @@ def _build_template(root: Path) -> tuple[Path, Path]:
     (fx / "BLANK_CORPUS").write_text(" \n\t\n  \n")
     (fx / "BINARY_CORPUS").write_bytes(rng.randbytes(3000) + b"\x00\xff\xfe" * 100)
     (fx / "TINY_CORPUS").write_text("ab")
+    _build_hostile(root, fx)
     return fx, cache
+
+
+def _invoke_ok(*args: object) -> None:
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, f"building a fixture: interp {args}: {result.output[-2000:]}"
+
+
+def _plant(base: Path, kind: str, rel: str, data) -> None:
+    """One hostile part in the copy ``base``: a link, a FIFO, a file's text, appended text, a
+    JSON field set to raw JSON text (``data = ("a.b", text)``), or a pickle for the weights."""
+    target = base / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if kind in ("link", "fifo") and (target.exists() or target.is_symlink()):
+        shutil.rmtree(target) if target.is_dir() and not target.is_symlink() else target.unlink()
+    if kind == "link":
+        os.symlink(data, target)
+    elif kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "text":
+        target.write_text(data)
+    elif kind == "append":
+        with open(target, "a") as f:
+            f.write(data)
+    elif kind == "json":
+        import json
+
+        key, raw = data
+        config = json.loads(target.read_text())
+        *parents, leaf = key.split(".")
+        node = config
+        for part in parents:
+            node = node[part]
+        node[leaf] = "@@RAW@@"
+        target.write_text(json.dumps(config).replace('"@@RAW@@"', raw))
+    elif kind == "pickle":
+        import pickle
+
+        class Payload:  # unpickling it would create VICTIM/ran: a write outside --out
+            def __reduce__(self):
+                return (os.system, ("touch ../VICTIM/ran",))
+
+        for weights in base.glob("*.safetensors"):
+            weights.unlink()
+        target.write_bytes(pickle.dumps({"w": Payload()}, protocol=4))
+    else:  # pragma: no cover
+        raise ValueError(kind)
+
+
+def _build_hostile(root: Path, fx: Path) -> None:
+    """The hostile run directories, Hugging Face directories, resumable runs and corpora."""
+    from hf_fixtures import save_tiny_gpt2, save_tiny_llama
+
+    (fx / "VICTIM").mkdir()
+    (fx / "VICTIM" / "keep.json").write_text('{"not": "yours"}\n')
+    _invoke_ok("train", *TRAIN_RUN_ARGS, "--steps", "2", "--out", fx / "TRAIN_RUN")
+    _invoke_ok("probe", "--model", fx / "TRAIN_RUN", "--tokens", "50", "--horizon", "1",
+               "--seq-len", "8", "--batch-size", "2", "--out", root / "probe-of-train-run",
+               "--no-report", "--dataset", "builtin:prose")  # fmt: skip
+    for name, (kind, rel, data) in HOSTILE_RUNS.items():
+        shutil.copytree(fx / "TRAIN_RUN", fx / name)
+        _plant(fx / name, kind, rel, data)
+    save_tiny_gpt2(fx / "HF_GPT2", n_layer=1, n_embd=16, n_head=2)
+    save_tiny_llama(fx / "HF_LLAMA", n_layer=1, n_embd=16, n_head=2, n_kv_head=1, d_mlp=32)
+    for name, (base, kind, rel, data) in HOSTILE_HF.items():
+        shutil.copytree(fx / ("HF_GPT2" if base == "gpt2" else "HF_LLAMA"), fx / name)
+        _plant(fx / name, kind, rel, data)
+    for name, (path, args) in RESUMABLE.items():
+        _invoke_ok(*path, *args, "--out", fx / name)
+    for name, (base, kind, rel, data) in HOSTILE_RESUMABLE.items():
+        shutil.copytree(fx / base, fx / name)
+        _plant(fx / name, kind, rel, data)
+    text = "a folder corpus beside a FIFO and a link to /dev/zero. " * 40
+    for name, plant in (("FIFO_FOLDER_CORPUS", os.mkfifo), ("ZERO_FOLDER_CORPUS", None)):
+        (fx / name).mkdir()
+        (fx / name / "good.txt").write_text(text)
+        plant(fx / name / "a.txt") if plant else os.symlink("/dev/zero", fx / name / "a.txt")
+    os.mkfifo(fx / "FIFO_CORPUS")
+    os.symlink("/dev/zero", fx / "ZERO_CORPUS")
+    big = root / "big" / "BIG_CORPUS.txt"  # 3 GB, sparse: text, then a hole
+    big.parent.mkdir()
+    with open(big, "wb") as f:
+        f.write(("a 3 GB corpus file read only as far as the cap. " * 40_000).encode())
+        f.truncate(3 * 2**30)
+
+
+def _copy_entry(src: str, dst: str) -> None:
+    if stat.S_ISFIFO(os.lstat(src).st_mode):
+        os.mkfifo(dst)
+    else:
+        shutil.copy2(src, dst, follow_symlinks=False)
+
+
+def _copy_fixture(src: Path, dst: Path) -> None:
+    """Copy a fixture as it is: links stay links (never followed: /dev/zero), FIFOs stay FIFOs."""
+    mode = os.lstat(src).st_mode
+    if stat.S_ISLNK(mode):
+        os.symlink(os.readlink(src), dst)
+    elif stat.S_ISDIR(mode):
+        shutil.copytree(src, dst, symlinks=True, copy_function=_copy_entry)
+    else:
+        _copy_entry(str(src), str(dst))
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +506,11 @@ BAD_LIST = st.one_of(
     ),
     st.text(alphabet="0123456789,.:-x ", max_size=10),
 )
-BAD_PATH = st.one_of(st.sampled_from([Fx(n) for n in BAD_PATHS]), st.just("nowhere/at/all"))
+BAD_PATH = st.one_of(
+    st.sampled_from([Fx(n) for n in BAD_PATHS]),
+    st.just("nowhere/at/all"),
+    st.sampled_from([Fx(n) for n in (*HOSTILE_RUNS, *HOSTILE_HF)]),
+)
 OUT_PATHS = st.sampled_from(
     [
         Fx("OUT"),
@@ -272,6 +523,10 @@ OUT_PATHS = st.sampled_from(
         "",
         "rel-out",
     ]
+)
+# --out of a command that resumes or overwrites: also the hostile runs
+RUN_OUT_PATHS = st.one_of(
+    OUT_PATHS, st.sampled_from([Fx(n) for n in (*HOSTILE_RUNS, *HOSTILE_RESUMABLE)])
 )
 
 
@@ -312,6 +567,8 @@ SEED = Opt(ints(0, 5), BAD_SEED)
 DEVICE = Opt(st.just("cpu"), BAD_DEVICE)
 FLAG = Opt(None)
 OUT = Opt(st.just(Fx("OUT")), OUT_PATHS, always=True)
+RUN_OUT = Opt(st.just(Fx("OUT")), RUN_OUT_PATHS, always=True)
+HOSTILE_OPTION = st.one_of(GARBAGE, st.sampled_from(HOSTILE_OPTIONS))
 MODEL = Opt(st.just(Fx("MODEL")), st.one_of(BAD_PATH, st.just("no-such-org/no-such-model")))
 
 
@@ -322,17 +579,22 @@ class Spec:
     positional: list[tuple[st.SearchStrategy, st.SearchStrategy]] = field(default_factory=list)
     prefix: list[str] = field(default_factory=list)  # always-given tokens (e.g. a task)
     only_invalid: bool = False  # a valid case would be too slow: at least one hostile value
+    explicit: list[list] = field(default_factory=list)  # fixed cases: test_hostile_files
 
 
 SPECS: dict[tuple[str, ...], Spec] = {
     ("train",): Spec(
         {
-            "--out": OUT,
+            "--out": RUN_OUT,
             "--corpus": text(
-                st.sampled_from([Fx("CORPUS"), "builtin:prose", *(Fx(c) for c in CORPORA)]),
+                st.sampled_from(
+                    [Fx("CORPUS"), "builtin:prose", *(Fx(c) for c in (*CORPORA, *HOSTILE_CORPORA))]
+                ),
             ),
             "--task": text(choice("copy")),
-            "--task-option": text(choice("length=3", "vocab=5", "length=x", "vocab", "=")),
+            "--task-option": Opt(
+                choice("length=3", "vocab=5", "length=x", "vocab", "="), HOSTILE_OPTION
+            ),
             "--layers": dim(1, 1),
             "--d-model": dim(8, 16),
             "--heads": dim(1, 2),
@@ -342,6 +604,7 @@ SPECS: dict[tuple[str, ...], Spec] = {
             "--norm": text(choice("layernorm", "rmsnorm", "none")),
             "--act": text(choice("gelu", "gelu_new", "relu", "silu")),
             "--tied": FLAG,
+            "--no-unembed-bias": FLAG,
             "--tokenizer": text(choice("byte"), always=True),
             "--bpe-vocab": dim(260, 300, always=False),
             "--max-chars": count(200, 4000),
@@ -357,6 +620,7 @@ SPECS: dict[tuple[str, ...], Spec] = {
             "--grad": text(choice("vanilla", "myopic")),
             "--resume": FLAG,
             "--overwrite": FLAG,
+            "--allow-data-change": FLAG,
             "--no-report": Opt(None, always=True),
         },
         examples=30,
@@ -407,9 +671,15 @@ SPECS: dict[tuple[str, ...], Spec] = {
     ("pe-bench",): Spec(
         {
             "--task": text(choice("flipflop", "copy"), always=True),
-            "--task-option": text(choice("length=4", "vocab=x", "nope=1")),
+            "--task-option": Opt(choice("length=4", "vocab=x", "nope=1"), HOSTILE_OPTION),
             "--pe": text(choice("none", "rope", "absolute"), always=True),
-            "--cope-option": text(choice("p_max=4", "npos=x")),
+            "--cope-option": Opt(
+                choice("p_max=4", "npos=x"),
+                st.one_of(
+                    GARBAGE,
+                    st.sampled_from([o.replace("length", "p_max") for o in HOSTILE_OPTIONS]),
+                ),
+            ),
             "--seeds": Opt(choice("0"), BAD_LIST, always=True),
             "--steps": count(1, 2),
             "--batch-size": dim(1, 4),
@@ -425,7 +695,8 @@ SPECS: dict[tuple[str, ...], Spec] = {
             "--text-eval-ctx": Opt(choice("16", "8,16"), BAD_LIST),
             "--text-steps": count(1, 2),
             "--device": DEVICE,
-            "--out": OUT,
+            "--out": RUN_OUT,
+            "--resume": FLAG,
             "--overwrite": FLAG,
         },
         examples=14,
@@ -433,10 +704,10 @@ SPECS: dict[tuple[str, ...], Spec] = {
     ),
     ("precache",): Spec(
         {
-            "--out": OUT,
+            "--out": RUN_OUT,
             "--task": text(choice("precache", "copy")),
-            "--task-option": text(choice("length=4", "nope=1")),
-            "--corpus": text(st.sampled_from([Fx(c) for c in CORPORA])),
+            "--task-option": Opt(choice("length=4", "nope=1"), HOSTILE_OPTION),
+            "--corpus": text(st.sampled_from([Fx(c) for c in (*CORPORA, *HOSTILE_CORPORA)])),
             "--layers": dim(1, 2),
             "--d-model": dim(8, 16),
             "--heads": dim(1, 2),
@@ -469,7 +740,7 @@ SPECS: dict[tuple[str, ...], Spec] = {
                 st.one_of(GARBAGE, BAD_LIST, choice("0-1000000000", "0-" + str(2**70))),
             ),
             "--tokens": count(200, 600),
-            "--dataset": text(st.sampled_from([Fx(c) for c in CORPORA])),
+            "--dataset": text(st.sampled_from([Fx(c) for c in (*CORPORA, *HOSTILE_CORPORA)])),
             "--batch-size": dim(1, 8),
             "--seq-len": dim(8, 16),
             "--seed": SEED,
@@ -511,7 +782,7 @@ SPECS: dict[tuple[str, ...], Spec] = {
             "--threshold": flt(choice("0.8", "0.5")),
             "--seed": SEED,
             "--no-batched": FLAG,
-            "--out": OUT,
+            "--out": RUN_OUT,
             "--resume": FLAG,
             "--overwrite": FLAG,
         },
@@ -547,7 +818,8 @@ SPECS: dict[tuple[str, ...], Spec] = {
             "--checkpoint-every": count(1, 3),
             "--seed": SEED,
             "--device": DEVICE,
-            "--out": OUT,
+            "--out": RUN_OUT,
+            "--resume": FLAG,
             "--overwrite": FLAG,
             "--no-report": FLAG,
         },
@@ -565,14 +837,65 @@ SPECS: dict[tuple[str, ...], Spec] = {
             "--steps": count(1, 3),
             "--log-every": count(1, 2),
             "--device": DEVICE,
-            "--out": OUT,
+            "--out": RUN_OUT,
+            "--resume": FLAG,
             "--overwrite": FLAG,
             "--no-report": FLAG,
         },
         examples=18,
     ),
     ("doctor",): Spec({}, examples=4, only_invalid=True),
+    ("export",): Spec(
+        {"--format": text(choice("hf")), "--overwrite": FLAG},
+        examples=14,
+        positional=[(st.just(Fx("MODEL")), BAD_PATH), (st.just(Fx("OUT")), OUT_PATHS)],
+    ),
 }
+
+
+def _add_explicit_cases() -> None:
+    """Every hostile fixture, run deterministically by the commands that read or write it."""
+
+    def add(path: tuple[str, ...], *cases: list) -> None:
+        SPECS[path].explicit.extend(cases)
+
+    out = ["--out", Fx("OUT")]
+    probe = ["--tokens", "200", "--horizon", "1", "--seq-len", "8", "--batch-size", "4"]
+    resume = ["--steps", "3", *TRAIN_RUN_ARGS, "--resume", "--out"]
+    for name in ("TRAIN_RUN", *HOSTILE_RUNS):
+        run = Fx(name)
+        add(("report",), [run])
+        add(("probe",), ["--model", run, *probe, *out, "--no-report"])
+        add(("train",), [*resume, run])
+    for name in ("TRAIN_RUN", "LINK_CKPT_RUN", "LINK_TOKENIZER_RUN", "LINK_METRICS_RUN"):
+        add(("train",), ["--steps", "1", *TRAIN_RUN_ARGS, "--overwrite", "--out", Fx(name)])
+    for name in ("LINK_ANALYSES_RUN", "LINK_ANALYSIS_RUN", "LYING_LAYERS_RUN", "LYING_VOCAB_RUN",
+                 "FIFO_CONFIG_RUN", "ZERO_WEIGHTS_RUN"):  # fmt: skip
+        add(("collapse",), ["--model", Fx(name), "--lengths", "2:3", *out, "--no-report"])
+        add(("squash",), ["--model", Fx(name), "--length", "3", *out, "--no-report"])
+    for name in ("HF_GPT2", "HF_LLAMA", *HOSTILE_HF):
+        add(("probe",), ["--model", Fx(name), *probe, *out, "--no-report"])
+        add(("collapse",), ["--model", Fx(name), "--lengths", "2:3", *out, "--no-report"])
+    for name in HOSTILE_CORPORA:
+        args = ["--steps", "1", *TRAIN_RUN_ARGS[2:], "--corpus", Fx(name), *out]
+        add(("train",), args, [*args[:-2], "--max-chars", "1000000", *out])
+        add(("probe",), ["--model", Fx("MODEL"), "--dataset", Fx(name), *probe, *out])
+    for value in HOSTILE_OPTIONS:
+        add(("train",), ["--task", "copy", "-o", value, "--steps", "1", *out, "--no-report"])
+        add(("precache",), ["--task", "copy", "-o", value, "--steps", "1", *out])
+        cope = ["--pe", "cope", "--cope-option", value.replace("length", "p_max")]
+        add(("pe-bench",), ["--task", "copy", "--seeds", "0", *cope, "--steps", "1", *out])
+    for name, (path, args) in RESUMABLE.items():
+        add(path, [*args, "--resume", "--out", Fx(name)])
+        add(("report",), [Fx(name)])
+    for name, (base, *_edit) in HOSTILE_RESUMABLE.items():
+        path, args = RESUMABLE[base]
+        add(path, [*args, "--resume", "--out", Fx(name)])
+        add(path, [*args, "--overwrite", "--out", Fx(name)])
+        add(("report",), [Fx(name)])
+
+
+_add_explicit_cases()
 
 
 @st.composite
@@ -684,13 +1007,13 @@ def _prepare_case(world: World, needed: set[str]) -> tuple[Path, dict[str, Path]
     fx = case / "fx"
     fx.mkdir(parents=True)
     for src in world.fx.iterdir():
-        if src.name in needed or src.name == "MODEL":
-            copy = shutil.copytree if src.is_dir() else shutil.copy2
-            copy(src, fx / src.name)
+        if src.name in needed or src.name in ("MODEL", "VICTIM"):
+            _copy_fixture(src, fx / src.name)
     shutil.copytree(world.cache, case / "cache")
     (case / "cwd").mkdir()
     (case / "out").mkdir()
     places = {p.name: fx / p.name for p in world.fx.iterdir()}
+    places["BIG_CORPUS"] = world.fx.parent / "big" / "BIG_CORPUS.txt"  # only read: not copied
     places.update(
         OUT=case / "out" / "run",
         OUT_NESTED=case / "out" / "a" / "b" / "run",
@@ -724,6 +1047,15 @@ def _allowed_writes(path: tuple[str, ...], argv: list[str], case: Path) -> list[
             allowed.append(Path(os.path.normpath(Path(cwd, value))))
     if path == ("report",):
         allowed += [Path(cwd, a) / "report.html" for a in argv[1:] if not a.startswith("-")]
+    if path == ("export",):  # export RUN OUT: OUT, the second positional, is the output
+        positionals, tokens = [], iter(argv[1:])
+        for token in tokens:
+            if token == "--format":
+                next(tokens, None)
+            elif not token.startswith("-"):
+                positionals.append(token)
+        if len(positionals) >= 2:
+            allowed.append(Path(os.path.normpath(Path(cwd, positionals[1]))))
     return allowed
 
 
@@ -865,6 +1197,22 @@ def test_hostile_arguments(world: World, path: tuple[str, ...]) -> None:
     check()
 
 
+@pytest.mark.parametrize(
+    "path", [c for c in COMMANDS if c in SPECS and SPECS[c].explicit], ids=" ".join
+)
+def test_hostile_files(world: World, path: tuple[str, ...]) -> None:
+    """Each hostile fixture once, by every command that reads or writes it: planted links in
+    the folders a command writes, FIFOs and /dev/zero links where it reads, deep or huge JSON
+    in every JSON it reads, lying model sizes, hostile folder corpora and option values."""
+    failures = []
+    for args in SPECS[path].explicit:
+        try:
+            run_case(world, path, args)
+        except AssertionError as e:
+            failures.append(str(e)[:2500])
+    assert not failures, f"{len(failures)} case(s) failed:\n" + "\n\n".join(failures)
+
+
 def test_the_checker_catches_tracebacks_and_stray_writes(world: World, monkeypatch) -> None:
     """The property can fail: an injected crash, a printed traceback and a stray write."""
     import interp.analysis.counting as counting
@@ -872,14 +1220,14 @@ def test_the_checker_catches_tracebacks_and_stray_writes(world: World, monkeypat
     args = ["--d", "4", "--m", "4", "--samples", "2"]
     run_case(world, ("count", "construct"), args)  # the unmodified command passes
 
-    def crash(cfg):
+    def crash(cfg, **_):
         raise RuntimeError("injected")
 
     monkeypatch.setattr(counting, "run_construct", crash)
     with pytest.raises(AssertionError, match="raised RuntimeError: injected"):
         run_case(world, ("count", "construct"), args)
 
-    def shout(cfg):
+    def shout(cfg, **_):
         from cli.progress import console
 
         console.print('Traceback (most recent call last):\n  File "x", line 1')
@@ -889,7 +1237,7 @@ def test_the_checker_catches_tracebacks_and_stray_writes(world: World, monkeypat
     with pytest.raises(AssertionError, match="traceback in the output"):
         run_case(world, ("count", "construct"), args)
 
-    def stray(cfg):
+    def stray(cfg, **_):
         Path("../fx/stray.txt").write_text("oops")
         return {"cells": []}
 

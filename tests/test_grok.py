@@ -168,7 +168,7 @@ def test_short_full_batch_run_memorises_the_training_set() -> None:
 
 def test_nanda_transformer_is_our_hooked_model_without_layernorm() -> None:
     model = NandaTransformer(7, d_model=32, seed=0)
-    cfg = model.model.cfg
+    cfg = model.model.config
     assert (cfg.n_layers, cfg.normalization, cfg.act_fn, cfg.tied_embeddings) == (
         1,
         "none",

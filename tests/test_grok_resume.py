@@ -205,8 +205,10 @@ def test_existing_run_dir_without_resume_is_refused_in_one_line(tmp_path) -> Non
     )
     _one_line_error(invoke("grok", *opts, "--out", out, "--resume", "--overwrite"), "contradict")
     _one_line_error(invoke("grok", *opts, "--resume"), "--out")
-    _one_line_error(invoke("grok", *opts, "--out", tmp_path / "none", "--resume"), "resume")
-    assert not (tmp_path / "none").exists()
+    # nothing to resume there yet: a new run, and the output says so (issue #13)
+    result = invoke("grok", *opts, "--out", tmp_path / "none", "--resume")
+    assert result.exit_code == 0 and "nothing to resume in" in result.output
+    assert (tmp_path / "none" / "results.json").is_file()
 
 
 def test_sweep_defaults_are_per_task_and_recorded_in_config_json(tmp_path) -> None:

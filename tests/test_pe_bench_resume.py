@@ -187,7 +187,7 @@ def test_overwrite_moves_the_old_run_aside_before_deleting_it(tmp_path, monkeypa
     trash = tmp_path / TRASH / "run"
     assert (trash / "cells" / "task-rope-seed0.json").is_file()  # the leftover, hidden
     # the new run: its config and interp's marker (what --overwrite recognises), nothing old
-    assert sorted(p.name for p in old.iterdir()) == [".interp-run", "config.json"]
+    assert sorted(p.name for p in old.iterdir()) == [".interp-lock", ".interp-run", "config.json"]
     # the leftover is invisible to a one-level lookup and cleared by the next create
     assert list(tmp_path.glob("*/config.json")) == [old / "config.json"]
     RunDir.create(old, {"kind": "pe-bench", "n": 3}, overwrite=True)

@@ -556,13 +556,17 @@ def verdicts(runs: Sequence[dict[str, Any]], names: Sequence[str]) -> list[str]:
 
 
 def _model_info(model: Any) -> dict[str, Any]:
+    from interp.config import ModelConfig
+
     cfg = model.cfg
-    positional = getattr(cfg, "positional", None) or getattr(cfg, "positional_embedding_type", None)
+    own = getattr(model, "config", None)  # interp's ModelConfig (a bridge's .config is HF's)
+    own = own if isinstance(own, ModelConfig) else None
+    positional = own.positional if own else getattr(cfg, "positional_embedding_type", None)
     relative: bool | None = None
-    if getattr(cfg, "positional", None) is not None:
+    if own is not None:
         from interp.models.positional.base import _REGISTRY
 
-        cls = _REGISTRY.get(cfg.positional)
+        cls = _REGISTRY.get(own.positional)
         relative = bool(cls.relative) if cls is not None else None
     elif positional is not None:
         relative = str(positional) not in ("standard", "absolute", "learned")

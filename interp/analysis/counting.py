@@ -31,6 +31,7 @@ degrades when m > d.  MFC needs a second layer taking the max over positions; no
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,8 +42,9 @@ import torch
 
 from interp.config import ModelConfig, OptimConfig, TrainConfig
 from interp.errors import ConfigError
-from interp.io import atomic_write_json, read_json
+from interp.io import atomic_write_json
 from interp.models.transformer import HookedTransformer
+from interp.runs import ListOf, Num, ShapeError, read_cell
 from interp.tasks import build_task
 from interp.tasks.counting import COUNT_TASKS, _CountTask
 
@@ -60,6 +62,7 @@ __all__ = [
 ]
 
 THRESHOLD = 0.8
+MAX_BETA = 1e6  # the construction's attention sharpness
 
 
 # --------------------------------------------------------------------------- inputs
@@ -128,9 +131,15 @@ def _task(task: str, m: int, n: int | None, sampling: str, query: str) -> _Count
 
 @torch.no_grad()
 def evaluate_count_model(
-    model: HookedTransformer, task: _CountTask, samples: int, seed: int, chunk: int = 256
+    model: HookedTransformer,
+    task: _CountTask,
+    samples: int,
+    seed: int,
+    chunk: int = 256,
+    on_chunk: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
-    """Held-out accuracy and loss at the answer position; ``chance`` = best constant guess."""
+    """Held-out accuracy and loss at the answer position; ``chance`` = best constant guess.
+    ``on_chunk(n)`` is told after each chunk of ``n`` sequences."""
     g = torch.Generator().manual_seed(10_000_019 + seed)
     was_training = model.training
     model.eval()
@@ -144,6 +153,8 @@ def evaluate_count_model(
         loss += float(torch.nn.functional.cross_entropy(logits.cpu(), ans, reduction="sum"))
         answers.append(ans)
         done += size
+        if on_chunk is not None:
+            on_chunk(size)
     model.train(was_training)
     counts = torch.bincount(torch.cat(answers), minlength=task.n_classes)
     return {
@@ -267,6 +278,7 @@ class SweepConfig:
         if not 0 < self.threshold < 1:
             raise ConfigError(f"threshold must be in (0, 1), got {self.threshold}")
         self.model_config(self.d_values[0], self.m_values[0])  # validates the rest
+        self.train_config()  # lr, weight decay, warmup: refused now, not after the folder exists
         _task(self.task, self.m_values[0], self.n, self.sampling, self.query)
 
     def to_dict(self) -> dict[str, Any]:
@@ -312,11 +324,54 @@ def cell_path(sweep_dir: Path, d: int, m: int) -> Path:
     return Path(sweep_dir) / "cells" / f"d{d:04d}_m{m:04d}.json"
 
 
-def load_cells(sweep_dir: Path) -> list[dict[str, Any]]:
+# what a saved cell must hold (interp.runs.read_cell): the summary, the report and --resume read it
+CELL = {
+    "d": int,
+    "m": int,
+    "n": int,
+    "accuracy": Num(0, 1),
+    "loss": Num(0, none=True),
+    "chance": Num(0, 1),
+}
+
+
+def read_cell_file(path: Path, cfg: SweepConfig | None = None) -> dict[str, Any]:
+    """One saved cell, validated (one line naming the file otherwise): its shape, its (d, m)
+    against its file name and, given the sweep's config, its n."""
+
+    def check(cell: dict[str, Any]) -> None:
+        if path.name != cell_path(path.parent.parent, cell["d"], cell["m"]).name:
+            raise ShapeError(f"it holds the cell d={cell['d']} m={cell['m']}, not {path.stem}")
+        if cfg is not None and cell["n"] != cfg.task_for(cell["m"]).n:
+            raise ShapeError(f"n is {cell['n']}, the sweep's is {cfg.task_for(cell['m']).n}")
+
+    return read_cell(path, "sweep cell", CELL, check)
+
+
+def load_cells(sweep_dir: Path, cfg: SweepConfig | None = None) -> list[dict[str, Any]]:
     folder = Path(sweep_dir) / "cells"
     if not folder.is_dir():
         return []
-    return [read_json(p, "sweep cell") for p in sorted(folder.glob("d*_m*.json"))]
+    return [read_cell_file(p, cfg) for p in sorted(folder.glob("d*_m*.json"))]
+
+
+def _read_pending(path: Path, grid: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The cells of the group whose save a kill interrupted (redone whole on resume)."""
+
+    def check(pairs: list[list[int]]) -> None:
+        for d, m in pairs:
+            if (d, m) not in grid:
+                raise ShapeError(f"it names the cell d={d} m={m}, not in this sweep's grid")
+
+    pairs = read_cell(
+        path,
+        "sweep pending list",
+        ListOf(ListOf(int, 2)),
+        check,
+        remedy="it marks the group whose save was interrupted; delete it and that group's "
+        "cells to recompute them, or start over with --overwrite",
+    )
+    return [(d, m) for d, m in pairs]
 
 
 def run_sweep(
@@ -335,9 +390,12 @@ def run_sweep(
     grid = [(d, m) for d in cfg.d_values for m in cfg.m_values]
     pending = Path(sweep_dir) / "cells" / ".pending.json"
     if pending.is_file():  # killed while saving a group trained together: redo the whole group
-        for d, m in read_json(pending, "sweep pending list"):
+        for d, m in _read_pending(pending, grid):
             cell_path(sweep_dir, d, m).unlink(missing_ok=True)
         pending.unlink()
+    for d, m in grid:  # every saved cell checked now, before hours of training, not after
+        if cell_path(sweep_dir, d, m).is_file():
+            read_cell_file(cell_path(sweep_dir, d, m), cfg)
     todo = [(d, m) for d, m in grid if not cell_path(sweep_dir, d, m).is_file()]
     total = len(grid)
     finished = total - len(todo)
@@ -389,7 +447,7 @@ def run_sweep(
             on_model_done=save,
             labels=[f"cell d={d} m={m}" for d, m in todo],
         )
-    cells = [c for c in load_cells(sweep_dir) if (c["d"], c["m"]) in set(grid)]
+    cells = [read_cell_file(cell_path(sweep_dir, d, m), cfg) for d, m in grid]
     return {"cells": cells, **summarise(cells, cfg.threshold)}
 
 
@@ -458,21 +516,38 @@ class ConstructConfig:
         _check_grid("qc", self.d_values, self.m_values, self.n)
         if self.samples < 1:
             raise ConfigError("samples must be >= 1")
-        if self.beta <= 0:
-            raise ConfigError(f"beta must be positive, got {self.beta}")
+        if not (math.isfinite(self.beta) and 0 < self.beta <= MAX_BETA):
+            raise ConfigError(
+                f"beta must be in (0, {MAX_BETA:g}], got {self.beta} (the attention is exactly "
+                "one-hot in float64 from beta ~400 on; larger values only overflow)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
 
 
-def run_construct(cfg: ConstructConfig) -> dict[str, Any]:
-    """Accuracy of the hand-built histogram model at every (d, m), float64, on random QC data."""
+def run_construct(
+    cfg: ConstructConfig, progress: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
+    """Accuracy of the hand-built histogram model at every (d, m), float64, on random QC data.
+
+    ``progress(done, total)`` counts evaluated sequences over all cells (from ``(0, total)``)."""
     cells = []
+    total = len(cfg.d_values) * len(cfg.m_values) * cfg.samples
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if progress is not None:
+            progress(done[0], total)
+
+    if progress is not None:
+        progress(0, total)
     for d in cfg.d_values:
         for m in cfg.m_values:
             model = build_histogram_model(d, m, cfg.n, cfg.beta, cfg.seed)
             task = _task("qc", m, cfg.n, "uniform", "uniform")
-            result = evaluate_count_model(model, task, cfg.samples, cfg.seed)
+            result = evaluate_count_model(model, task, cfg.samples, cfg.seed, on_chunk=tick)
             cells.append(
                 {"d": d, "m": m, "n": task.n, **result, "exact": result["accuracy"] == 1.0}
             )

@@ -30,9 +30,10 @@ from typing import Any
 import torch
 
 from interp.config import ModelConfig, OptimConfig, TrainConfig
-from interp.errors import ConfigError, CorruptFileError
-from interp.io import atomic_write_json, dumps_json, read_json
+from interp.errors import ConfigError
+from interp.io import atomic_write_json, dumps_json
 from interp.models.positional import positional_names
+from interp.runs import ListOf, MapOf, Num, ShapeError, read_cell
 
 KIND = "pe-bench"
 EVAL_SEED = 20_240_528
@@ -100,6 +101,8 @@ class PEBenchConfig:
             build_task(self.task, self.task_options)  # unknown task or bad options: one line
         for pe in set(self.encodings) | set(self.text_encodings):
             self.model_config(pe)  # bad positional options (p_max < 1, ...): one line
+        self.train_config(self.seeds[0], self.steps)  # the learning rate: one line, before output
+        self.train_config(self.seeds[0], self.text_steps)
 
     def model_config(self, pe: str, **overrides: Any) -> ModelConfig:
         return ModelConfig(
@@ -263,17 +266,81 @@ def cell_path(cells_dir: Path, part: str, pe: str, seed: int) -> Path:
     return Path(cells_dir) / f"{part}-{pe}-seed{seed}.json"
 
 
-def _load_cell(cells_dir: Path | None, part: str, pe: str, seed: int) -> dict[str, Any] | None:
-    """A finished cell saved by an earlier (interrupted) run, or None."""
+_CURVE = {"step": ListOf(int), "loss": ListOf(Num(none=True))}
+_TASK_CELL = {
+    "pe": str,
+    "seed": int,
+    "curve": _CURVE,
+    "errors": MapOf(
+        {
+            "token_error": Num(0, 1),
+            "sequence_error": Num(0, 1),
+            "scored": int,
+            "sequences": int,
+            "by_pos": MapOf(ListOf(int, 2)),
+        }
+    ),
+}
+_TEXT_CELL = {
+    "pe": str,
+    "seed": int,
+    "curve": _CURVE,
+    "perplexity": MapOf(MapOf(Num(1, none=True))),
+    "perplexity_tail": MapOf(MapOf(Num(1, none=True))),
+}
+
+
+def _load_cell(
+    cells_dir: Path | None, part: str, pe: str, seed: int, keys: tuple[list[str], ...] = ()
+) -> dict[str, Any] | None:
+    """A finished cell saved by an earlier (interrupted) run, validated (one line naming the
+    file otherwise), or None.  ``keys``: the splits a task cell must hold, or the text kinds and
+    evaluation contexts a text cell must hold."""
     if cells_dir is None:
         return None
     path = cell_path(cells_dir, part, pe, seed)
     if not path.is_file():
         return None
-    cell = read_json(path, "pe-bench cell")
-    if not isinstance(cell, dict) or cell.get("pe") != pe or cell.get("seed") != seed:
-        raise CorruptFileError(f"pe-bench cell {path} is not the cell of {pe} seed {seed}")
-    return cell
+
+    def check(cell: dict[str, Any]) -> None:
+        if cell["pe"] != pe or cell["seed"] != seed:
+            raise ShapeError(f"it is the cell of {cell['pe']} seed {cell['seed']}, not {pe} {seed}")
+        if len(cell["curve"]["step"]) != len(cell["curve"]["loss"]):
+            raise ShapeError("curve.step and curve.loss differ in length")
+        if part == "task" and keys and sorted(cell["errors"]) != sorted(keys[0]):
+            raise ShapeError(f"errors holds the splits {sorted(cell['errors'])}, not {keys[0]}")
+        if part == "text" and keys:
+            kinds, contexts = keys
+            for name in ("perplexity", "perplexity_tail"):
+                if sorted(cell[name]) != sorted(kinds):
+                    raise ShapeError(f"{name} holds {sorted(cell[name])}, not {kinds}")
+            for kind in kinds:
+                if set(cell["perplexity"][kind]) != set(contexts):
+                    raise ShapeError(f"perplexity.{kind} is not at the contexts {contexts}")
+
+    spec = _TASK_CELL if part == "task" else _TEXT_CELL
+    return read_cell(path, "pe-bench cell", spec, check)
+
+
+def _text_contexts(cfg: PEBenchConfig) -> list[str]:
+    return [str(c) for c in sorted(set(cfg.text_eval_ctx) | {cfg.text_ctx})]
+
+
+def check_saved_cells(cfg: PEBenchConfig, cells_dir: Path | None) -> None:
+    """Validate every cell an earlier run saved, before anything trains (a bad one is refused
+    now, not after hours of the other cells)."""
+    if cells_dir is None or not Path(cells_dir).is_dir():
+        return
+    if cfg.task is not None:
+        from interp.tasks import build_task
+
+        splits = list(getattr(build_task(cfg.task, cfg.task_options), "eval_splits", ("val",)))
+        for pe in cfg.encodings:
+            for seed in cfg.seeds:
+                _load_cell(cells_dir, "task", pe, seed, (splits,))
+    if cfg.text:
+        for pe in cfg.text_encodings:
+            _load_cell(cells_dir, "text", pe, cfg.seeds[0], (list(TEXT_KINDS), _text_contexts(cfg)))
 
 
 def _save_cell(cells_dir: Path | None, part: str, cell: dict[str, Any]) -> dict[str, Any]:
@@ -307,7 +374,7 @@ def run_task_bench(
     maps: list[dict[str, Any]] = []
     for pe in cfg.encodings:
         for seed in cfg.seeds:
-            cell = _load_cell(cells_dir, "task", pe, seed)
+            cell = _load_cell(cells_dir, "task", pe, seed, (list(sets),))
             if cell is None:
                 progress(f"{cfg.task}: training {pe} (seed {seed}, {cfg.steps} steps)")
                 cell = _task_cell(cfg, task, overrides, sets, pe, seed, weights_dir, cells_dir)
@@ -484,7 +551,7 @@ def run_text_bench(
     eval_source = val[TEXT_KINDS[0]][cfg.text_ctx]
     rows = []
     for pe in cfg.text_encodings:
-        cell = _load_cell(cells_dir, "text", pe, seed)
+        cell = _load_cell(cells_dir, "text", pe, seed, (list(TEXT_KINDS), _text_contexts(cfg)))
         if cell is not None:
             progress(f"text: {pe} already done")
             rows.append(cell)
@@ -539,6 +606,7 @@ def run_pe_bench(
     at any moment and run again ends with the same results as an uninterrupted one.
     """
     progress = progress or (lambda msg: None)
+    check_saved_cells(cfg, cells_dir)
     results: dict[str, Any] = {"kind": KIND, "config": cfg.to_dict()}
     if cfg.task is not None:
         results["task"] = run_task_bench(cfg, progress, weights_dir, cells_dir)

@@ -11,7 +11,12 @@ Specs accepted by :func:`load_corpus`:
   read, so small caps are fast.
 * a local text file, or a folder (searched recursively, hidden folders skipped) of
   ``*.txt *.text *.md *.markdown *.rst *.py *.json *.jsonl`` files: one document per file,
-  sorted by path.  Binary (NUL bytes) or non-UTF-8 files are skipped.
+  sorted by path.  Binary (NUL bytes) or non-UTF-8 files are skipped.  Only regular files are
+  read: a symbolic link is followed when it leads to a regular file (links are how dataset
+  folders are often assembled, and reading writes nothing), while FIFOs, devices and sockets,
+  and links to them, are skipped in a folder and refused as a ``--corpus`` file; links to
+  folders are not followed.  Each file is read in chunks only as far as the cap still needs,
+  so whether it is binary or UTF-8 is judged on the part read.
 * ``"hf:NAME"``, ``"hf:NAME:CONFIG"``, each with an optional ``@SPLIT`` (default ``train``): a
   ``datasets`` hub dataset; the ``text`` column, else the first string column.  Honours
   ``HF_HUB_OFFLINE=1`` even when it is set after ``datasets`` was imported.
@@ -22,12 +27,14 @@ Specs accepted by :func:`load_corpus`:
 from __future__ import annotations
 
 import ast
+import codecs
 import contextlib
 import functools
 import gc
 import hashlib
 import itertools
 import os
+import stat
 import sysconfig
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -91,10 +98,23 @@ def load_corpus(spec: str = "builtin", max_chars: int | None = None) -> Corpus:
     elif spec.startswith("hf:"):
         docs = _load_hf(spec, max_chars)
     else:
-        docs = _cap(_local_documents(spec), max_chars)
+        docs = _cap(_local_documents(spec, max_chars), max_chars)
     if not docs:
         raise LoadError(f"corpus {spec!r} is empty (no non-empty documents)")
     return Corpus(name=spec, documents=tuple(docs))
+
+
+def is_local_spec(spec: str) -> bool:
+    """True for a local file or folder spec (not ``builtin...`` nor ``hf:...``)."""
+    spec = str(spec).strip()
+    return not (spec == "builtin" or spec.startswith(("builtin:", "hf:")))
+
+
+def canonical_spec(spec: str) -> str:
+    """The spec a run records: a local path made absolute (``~`` expanded, links kept), so the
+    run reads the same corpus from any working directory; other specs unchanged."""
+    spec = str(spec).strip()
+    return os.path.abspath(os.path.expanduser(spec)) if is_local_spec(spec) else spec
 
 
 def _cap(docs: Iterable[str], max_chars: int | None) -> list[str]:
@@ -201,17 +221,29 @@ def _builtin_documents(kind: str) -> Iterator[str]:
 # -- local files ----------------------------------------------------------------------------------
 
 
-def _local_documents(spec: str) -> Iterator[str]:
-    """Yield file contents lazily; errors are raised on the first ``next()``."""
+def _local_documents(spec: str, max_chars: int | None = None) -> Iterator[str]:
+    """Yield file contents lazily; errors are raised on the first ``next()``.
+
+    Each file is read only as far as the cap still needs (``max_chars`` minus the characters of
+    the non-blank documents yielded so far, the count :func:`_cap` keeps), so a 3 GB file costs
+    a cap's worth of memory."""
     path = Path(spec).expanduser()
-    if path.is_file():
-        text = _read_text_file(path)
-        if text is None:
-            raise LoadError(f"corpus file {path} is not a UTF-8 text file (binary or undecodable)")
-        yield text
+    if path.is_dir():
+        yield from _folder_documents(path, max_chars)
         return
-    if not path.is_dir():
+    if not path.exists():
         raise LoadError(f"corpus {spec!r} not found ({_SPEC_HELP})")
+    text = _read_text_file(path, max_chars)
+    if text is _NOT_REGULAR:
+        raise LoadError(
+            f"corpus {path} is not a regular file (a FIFO, device or socket, or a link to one)"
+        )
+    if text is None:
+        raise LoadError(f"corpus file {path} is not a UTF-8 text file (binary or undecodable)")
+    yield text
+
+
+def _folder_documents(path: Path, max_chars: int | None) -> Iterator[str]:
     files = _text_files(path)
     if not files:
         raise LoadError(
@@ -219,23 +251,28 @@ def _local_documents(spec: str) -> Iterator[str]:
         )
     skipped: list[str] = []
     yielded = False
+    total = 0
     for f in files:
-        text = _read_text_file(f)
-        if text is None:
+        need = None if max_chars is None else max(1, max_chars - total)
+        text = _read_text_file(f, need)
+        if not isinstance(text, str):
             skipped.append(f.relative_to(path).as_posix())
             continue
         if text.strip():
             yielded = True
+            total += len(text)
             yield text
     if not yielded and skipped:
         names = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
         raise LoadError(
-            f"corpus folder {path} has no readable text: skipped {len(skipped)} binary or "
-            f"non-UTF-8 file(s) ({names})"
+            f"corpus folder {path} has no readable text: skipped {len(skipped)} binary, "
+            f"non-UTF-8 or non-regular file(s) ({names})"
         )
 
 
 def _text_files(root: Path) -> list[Path]:
+    """Files with a text suffix below ``root`` (hidden names skipped; links to folders are not
+    followed).  Whether each is a regular file is decided when it is opened."""
     found: list[tuple[str, Path]] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".") and d != "__pycache__"]
@@ -247,18 +284,43 @@ def _text_files(root: Path) -> list[Path]:
     return [p for _, p in found]
 
 
-def _read_text_file(path: Path) -> str | None:
-    """UTF-8 text (BOM stripped), or None for unreadable, binary or non-UTF-8 files."""
+_NOT_REGULAR = object()  # what _read_text_file returns for a FIFO, device or socket
+_CHUNK_BYTES = 2**20
+
+
+def _read_text_file(path: Path, max_chars: int | None = None) -> str | None | object:
+    """UTF-8 text (BOM stripped) of at most ``max_chars`` characters; None for an unreadable,
+    binary (a NUL byte) or non-UTF-8 file, judged on the part read; :data:`_NOT_REGULAR` for
+    anything but a regular file or a link to one (a FIFO would block, ``/dev/zero`` never ends).
+
+    Opened non-blocking and checked on the open descriptor (no race with a swapped path), then
+    read in chunks of at most the characters still needed (a character is at least one byte),
+    so memory stays bounded by the cap whatever the file's size."""
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return None
-    if b"\x00" in data:
-        return None
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return _NOT_REGULAR
+        decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        parts: list[str] = []
+        have = 0
+        while max_chars is None or have < max_chars:
+            ask = _CHUNK_BYTES if max_chars is None else min(_CHUNK_BYTES, max_chars - have)
+            data = os.read(fd, ask)
+            if b"\x00" in data:
+                return None
+            text = decoder.decode(data, final=not data)
+            parts.append(text)
+            have += len(text)
+            if not data:
+                break
+        return "".join(parts)
+    except (OSError, UnicodeDecodeError):
         return None
+    finally:
+        os.close(fd)
 
 
 # -- Hugging Face hub -----------------------------------------------------------------------------

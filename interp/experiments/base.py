@@ -70,8 +70,38 @@ class Results:
         return cls(**{n: data[n] for n in names if n in data})
 
     def lines(self) -> list[str]:
-        """What the CLI prints after the run (the verdict first)."""
+        """What the CLI prints after the headline and the tables (details, notes)."""
         return []
+
+    def tables(self) -> list[Any]:
+        """Result tables (``interp.report.tables.Table``) the CLI prints."""
+        return []
+
+    # ------------------------------------------------------------------ notebooks
+    def figures(self) -> list[Any]:
+        """The plotly figures of this result's report section (the same ones the HTML shows)."""
+        from interp.report.sections import results_section
+
+        section = results_section(self.kind, self.to_dict())
+        return list(section.figures) if section is not None else []
+
+    def figure(self, index: int = 0) -> Any:
+        """One of :meth:`figures` (the first by default)."""
+        figs = self.figures()
+        if not figs:
+            raise ConfigError(f"{self.kind} results have no figure")
+        return figs[index]
+
+    def save(self, directory: str | Path, overwrite: bool = False) -> Path:
+        """Write the run directory the CLI would have written for this result (config.json,
+        env.json, results.json, report.html); returns its path."""
+        from interp.experiments.execute import save_results
+
+        return save_results(self, Path(directory), overwrite=overwrite)
+
+    def __str__(self) -> str:
+        head = getattr(self, "headline", "")
+        return "\n".join([head, *self.lines()] if head else self.lines()) or f"{self.kind} results"
 
 
 @dataclass(frozen=True)
@@ -88,7 +118,7 @@ class Prepared(Generic[C]):
     """A validated, loaded experiment: nothing has been written yet."""
 
     config: C  # resolved: what config.json stores
-    estimate: Estimate
+    estimate: Estimate | None  # None: no single estimate (made of other experiments)
     model: Any = None  # the loaded model, for analyses of one
     model_run: Path | None = None  # its interp run directory: results are copied there
     state: Any = None  # whatever the experiment planned (lengths, prompts, ...)

@@ -27,7 +27,7 @@ from interp.errors import ConfigError
 from interp.experiments.base import Context, Experiment, R
 from interp.experiments.registry import get_experiment
 from interp.progress import SILENT, Progress
-from interp.runs import RunDir
+from interp.runs import RunDir, holds, release_run
 
 CONFIG_SCHEMA = 1
 
@@ -78,13 +78,30 @@ def execute(
 
     ``model`` is a model object to analyse instead of loading ``config.model``."""
     exp = _experiment(which, config)
+    held_before = out is not None and holds(Path(out))
+    outcome = _execute(exp, config, out, resume, overwrite, report, progress, model)
+    if not held_before:  # done: the run is free again (an error keeps it held, so the CLI's
+        release_run(outcome.run_dir)  # interruption line can still name it)
+    return outcome
+
+
+def _execute(
+    exp: Experiment,
+    config: _Config,
+    out: str | Path | None,
+    resume: bool,
+    overwrite: bool,
+    report: bool,
+    progress: Progress,
+    model: Any,
+) -> Outcome:
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite contradict each other")
     if resume and not exp.resumable:
         raise ConfigError(f"{exp.kind} runs cannot be resumed; pass --overwrite or a new --out")
     config.validate()
     out = Path(out) if out is not None else default_out(exp.kind)
-    fresh = not resume or not out.exists() or RunDir.is_blank(out)
+    fresh = not resume or RunDir.nothing_to_resume(out)  # not there yet, or blank: start fresh
     run: RunDir | None = None
     if fresh:
         RunDir.check_creatable(out, overwrite, exp.remedy)
@@ -98,7 +115,8 @@ def execute(
     from interp.resources import preflight
 
     est = prepared.estimate
-    progress.note(preflight(est.disk, est.memory, est.what, out))
+    if est is not None:  # an experiment made of others (reproduce) leaves it to its parts
+        progress.note(preflight(est.disk, est.memory, est.what, out))
     stored_config = run_config(exp.kind, prepared.config)
     if run is None:
         run = RunDir.create(out, stored_config, overwrite=overwrite, remedy=exp.remedy)
@@ -124,4 +142,59 @@ def execute(
     return outcome
 
 
-__all__ = ["CONFIG_SCHEMA", "Outcome", "default_out", "execute", "run_config"]
+def run_in_memory(
+    which: str | Experiment,
+    config: _Config,
+    *,
+    model: Any = None,
+    progress: Progress = SILENT,
+) -> Any:
+    """Run an experiment without a run directory (notebooks): validate, prepare, run with a
+    scratch directory that is removed afterwards, and return its typed results.  Nothing is
+    written anywhere else (no ``analyses/`` copy into a model's run); ``results.save(dir)``
+    writes the run directory the CLI would."""
+    import shutil
+    import tempfile
+
+    exp = _experiment(which, config)
+    config.validate()
+    prepared = exp.prepare(config, model=model, progress=progress)
+    scratch = Path(tempfile.mkdtemp(prefix=f"interp-{exp.kind}-"))
+    try:
+        run = RunDir.create(scratch / "run", run_config(exp.kind, prepared.config))
+        results = exp.run(prepared, Context(run, resume=False, progress=progress))
+    finally:
+        release_run(scratch / "run")
+        shutil.rmtree(scratch, ignore_errors=True)
+    results._config = prepared.config  # what save() writes as config.json
+    return results
+
+
+def save_results(results: Any, directory: Path, overwrite: bool = False) -> Path:
+    """The run directory of ``results`` (see :meth:`Results.save`)."""
+    config = getattr(results, "_config", None)
+    if config is None:
+        raise ConfigError(
+            "these results carry no config (they were read back, not run): nothing to save"
+        )
+    run = RunDir.create(directory, run_config(results.kind, config), overwrite=overwrite,
+                        remedy="pass overwrite=True to replace it")  # fmt: skip
+    seed = getattr(config, "seed", 0)
+    run.write_env(seed if isinstance(seed, int) else 0, str(getattr(config, "device", "cpu")))
+    run.tree.write_json("results.json", results.to_dict())
+    from interp.report import build_report
+
+    build_report(run.path)
+    release_run(run.path)
+    return run.path
+
+
+__all__ = [
+    "CONFIG_SCHEMA",
+    "Outcome",
+    "default_out",
+    "execute",
+    "run_config",
+    "run_in_memory",
+    "save_results",
+]

@@ -14,7 +14,6 @@ import interp.reproductions  # noqa: F401  (registers every reproduction)
 from interp.errors import ConfigError
 from interp.experiments.base import (
     Context,
-    Estimate,
     Experiment,
     ExperimentConfig,
     Prepared,
@@ -69,7 +68,7 @@ class Reproduce(Experiment[ReproduceConfig, ReproduceResults]):
     def prepare(
         self, config: ReproduceConfig, model: Any = None, progress: Progress = SILENT
     ) -> Prepared[ReproduceConfig]:
-        return Prepared(config, Estimate(2**30, 50 * 2**20, f"reproduce {config.name}"))
+        return Prepared(config, None)  # each part checks its own resources
 
     def run(self, prepared: Prepared[ReproduceConfig], context: Context) -> ReproduceResults:
         from interp.reproduce import get_reproduction

@@ -20,6 +20,7 @@ from interp.experiments.base import (
     Results,
     register_experiment,
 )
+from interp.experiments.headlines import squash_headline
 from interp.experiments.subject import load_subject
 from interp.progress import SILENT, Progress
 from interp.report.tables import Table
@@ -56,6 +57,7 @@ class SquashResults(Results):
     input_hook: str
     prompts: dict[str, Any]
     model: str | None = None
+    headline: str = ""  # the finding in one sentence (interp.experiments.headlines)
 
     def tables(self) -> list[Table]:
         final = self.final_layer
@@ -117,7 +119,9 @@ class Squash(Experiment[SquashRun, SquashResults]):
             progress=lambda done, _total: context.progress.advance(done),
         )
         results.pop("kind", None)
-        return SquashResults(**results, model=prepared.state["label"])
+        return SquashResults(
+            **results, model=prepared.state["label"], headline=squash_headline(results)
+        )
 
 
 __all__ = ["Squash", "SquashResults", "SquashRun"]

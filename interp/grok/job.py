@@ -23,14 +23,14 @@ import torch
 from torch import nn
 
 from interp.analysis.fourier import frequency_power, key_frequencies, project_on_frequency
-from interp.config import _Config
+from interp.config import _Config, check_optimizer
 from interp.errors import ConfigError, InterpError
-from interp.grok.detect import LabelRule, summarise_run
+from interp.grok.detect import LABELS, LabelRule, summarise_run
 from interp.grok.models import FixedFourierMLP, NandaTransformer, PairMLP, ParityMLP
 from interp.grok.progress import restricted_excluded_loss
-from interp.io import atomic_write_json, dumps_json, read_json
+from interp.io import atomic_write_json, dumps_json
 from interp.progress import Callbacks
-from interp.runs import RunDir
+from interp.runs import ListOf, Num, OneOf, RunDir, ShapeError, read_cell
 from interp.seed import seed_everything, torch_threads
 from interp.tasks import build_task
 from interp.train.checkpoint import (
@@ -89,12 +89,13 @@ class GrokConfig(_Config):
             self.task == "modadd" or self.model == "mlp",
             f"--model {self.model} is for modadd; sparse-parity uses the mlp",
         )
-        _check(self.lr is None or self.lr > 0, f"lr must be positive, got {self.lr}")
-        _check(
-            self.weight_decay is None or self.weight_decay >= 0,
-            f"weight decay must be >= 0, got {self.weight_decay}",
+        parity = self.task == "sparse-parity"  # the defaults of ``resolved``
+        check_optimizer(
+            self.lr if self.lr is not None else (1e-2 if parity else 1e-3),
+            self.weight_decay if self.weight_decay is not None else (0.3 if parity else 1.0),
+            self.beta1,
+            self.beta2,
         )
-        _check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "betas must be in [0, 1)")
         _check(
             self.steps is None or (isinstance(self.steps, int) and self.steps >= 1),
             f"steps must be >= 1, got {self.steps!r}",
@@ -276,6 +277,7 @@ def _run_grok(
 ) -> tuple[RunDir, dict[str, Any]]:
     cfg = cfg.resolved()
     assert cfg.steps is not None
+    resume = resume and not RunDir.nothing_to_resume(out)  # nothing there yet: a new run
     if resume:
         run = _open_for_resume(out, "grok", "grok", json_roundtrip(cfg.to_dict()))
     else:
@@ -418,7 +420,8 @@ class SweepConfig(_Config):
             value = tuple(getattr(self, name))
             object.__setattr__(self, name, value)
             _check(len(value) > 0, f"the sweep needs at least one value of {name}")
-        _check(all(w >= 0 for w in self.weight_decays), "weight decays must be >= 0")
+        for wd in self.weight_decays:
+            check_optimizer(self.lr, wd, 0.9, 0.98)  # the sweep's AdamW (train.optim.Optim)
         _check(all(w >= 1 for w in self.widths), "widths must be >= 1")
         _check(self.steps >= 1 and self.log_every >= 1, "steps and log_every must be >= 1")
         _check(self.checkpoint_every >= 1, "checkpoint_every must be >= 1")
@@ -572,6 +575,44 @@ def run_sweep(
         return _run_sweep(out, cfg, overwrite, on_start, on_step, resume)
 
 
+_CURVE = ListOf(Num(none=True))
+_GROUP_CELL = {
+    "group": int,
+    "steps": ListOf(int),
+    "runs": ListOf(
+        {
+            "label": OneOf(*LABELS),
+            "memorisation_step": Num(0, none=True),
+            "grokking_step": Num(0, none=True),
+            "final_train_accuracy": Num(0, 1, none=True),
+            "final_test_accuracy": Num(0, 1, none=True),
+            "curves": {k: _CURVE for k in ("train_loss", "test_loss", "test_acc", "weight_norm")},
+        }
+    ),
+}
+
+
+def read_group_cell(path: Path, group: int, points: list[dict[str, Any]]) -> dict[str, Any]:
+    """A saved group of a grok sweep, validated against the points it must hold (one line
+    naming the file otherwise, :func:`interp.runs.read_cell`)."""
+
+    def check(cell: dict[str, Any]) -> None:
+        if cell["group"] != group or len(cell["runs"]) != len(points):
+            raise ShapeError(
+                f"it holds group {cell['group']} of {len(cell['runs'])} runs, not group {group} "
+                f"of {len(points)}"
+            )
+        for i, (r, point) in enumerate(zip(cell["runs"], points, strict=True)):
+            for key, value in point.items():
+                if r.get(key) != value:
+                    raise ShapeError(f"runs[{i}].{key} is {r.get(key)!r}, the sweep's is {value!r}")
+            for name, curve in r["curves"].items():
+                if len(curve) != len(cell["steps"]):
+                    raise ShapeError(f"runs[{i}].curves.{name} does not match the logged steps")
+
+    return read_cell(path, "sweep cell", _GROUP_CELL, check)
+
+
 def _run_sweep(
     out: Path,
     cfg: SweepConfig,
@@ -580,6 +621,7 @@ def _run_sweep(
     on_step: Callable[[int], None] | None,
     resume: bool,
 ) -> tuple[RunDir, dict[str, Any]]:
+    resume = resume and not RunDir.nothing_to_resume(out)  # nothing there yet: a new run
     if resume:
         run = _open_for_resume(out, "grok-sweep", "sweep", json_roundtrip(cfg.to_dict()))
     else:
@@ -587,6 +629,12 @@ def _run_sweep(
         run = RunDir.create(out, {"kind": "grok-sweep", "sweep": cfg.to_dict()}, overwrite)
     run.write_env(0, cfg.device)
     groups = sweep_groups(cfg)
+    saved_groups = {}
+    if resume:  # every saved group checked now, before hours of training, not after
+        for g, points in enumerate(groups):
+            cell = run.path / "cells" / f"group_{g:03d}.json"
+            if cell.is_file():
+                saved_groups[g] = read_group_cell(cell, g, points)
     total = cfg.steps * len(groups)
     if on_start:
         on_start(0, total)
@@ -596,8 +644,8 @@ def _run_sweep(
     for g, points in enumerate(groups):
         done = g * cfg.steps
         cell = run.path / "cells" / f"group_{g:03d}.json"
-        if resume and cell.is_file():
-            saved = read_json(cell, "sweep cell")
+        if g in saved_groups:
+            saved = saved_groups[g]
             runs.extend(saved["runs"])
             steps = saved["steps"]
             if on_step:

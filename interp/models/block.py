@@ -41,6 +41,9 @@ class MLP(nn.Module):
 
 
 class TransformerBlock(nn.Module):
+    # read by TransformerLens' logit lens: hook_resid_post is the one residual stream
+    hook_out_is_single_residual_stream = True
+
     def __init__(self, cfg: ModelConfig, position: AttentionPosition) -> None:
         super().__init__()
         norm = NORMS[cfg.normalization]

@@ -81,7 +81,6 @@ Online with no network, huggingface_hub itself retries for ~20 s before failing.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -118,12 +117,14 @@ _REPO_ID = re.compile(r"^(?:[\w\-.]{1,96}/)?[\w\-.]{1,96}$")
 def is_hf_directory(path: str | os.PathLike[str]) -> bool:
     """True if ``path`` is a directory whose ``config.json`` names a ``model_type``
     or ``architectures`` (a Hugging Face model directory)."""
+    from interp.errors import InterpError
+
     config = Path(path).expanduser() / "config.json"
     try:
-        data = json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_model_config(config)
+    except (OSError, InterpError):
         return False
-    return isinstance(data, dict) and bool(data.get("model_type") or data.get("architectures"))
+    return bool(data.get("model_type") or data.get("architectures"))
 
 
 def _offline_env() -> bool:
@@ -157,17 +158,91 @@ def _hub_offline(enabled: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _quiet_progress() -> Iterator[None]:
-    """Hide transformers' "Loading weights" progress bar for the block."""
+def quiet_loading() -> Iterator[None]:
+    """Hide transformers' "Loading weights" progress bar and Python warnings (torch's pickle
+    protocol notes, deprecations) for the block: a refused load prints its one line only."""
+    import warnings
+
     from transformers.utils import logging as hf_logging
 
     was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
+
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and len(chain) < 8 and all(cur is not c for c in chain):
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return chain
+
+
+def weight_files(spec: str) -> str:
+    """The weight files of a local model directory (comma-separated), else ``spec``."""
+    path = Path(spec).expanduser()
+    try:
+        files = sorted(p for p in path.iterdir() if p.suffix in _WEIGHT_SUFFIXES)
+    except OSError:
+        files = []
+    return ", ".join(str(p) for p in files) or spec
+
+
+def refused_pickle(spec: str, exc: BaseException) -> CorruptFileError | None:
+    """The one line for a load that ``torch.load(weights_only=True)`` refused (a pickle holding
+    more than tensors), naming the weight files; None when ``exc`` is something else.  Torch's
+    own message advises ``weights_only=False``, which would run the pickle's code: never quoted."""
+    if not any(type(c).__name__ == "UnpicklingError" for c in _causes(exc)):
+        return None
+    return CorruptFileError(
+        f"refusing to load {weight_files(spec)}: the pickle holds more than plain tensors "
+        "(read with torch.load(weights_only=True); nothing in it was run)"
+    )
+
+
+def cached_config(repo_id: str) -> Path | None:
+    """``config.json`` of a hub model in the local HF cache, when it is there."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except ValueError:  # HFValidationError: not a valid repo id
+        return None
+    return Path(found) if isinstance(found, str) else None
+
+
+def read_model_config(config: Path) -> dict[str, Any]:
+    """A model's ``config.json`` as a mapping: every malformed content (not a regular file, bad
+    or deeply nested JSON, huge integers, not an object) is one line naming the file."""
+    from interp.io import read_json
+
+    data = read_json(config, "model config")
+    if not isinstance(data, dict):
+        raise CorruptFileError(
+            f"model config {config} is not a JSON object (got {type(data).__name__})"
+        )
+    return data
+
+
+@contextlib.contextmanager
+def _naming(spec: str) -> Iterator[None]:
+    """Prefix a refusal raised in the block with ``could not load SPEC:`` (same class)."""
+    from interp.errors import InterpError
+
+    try:
+        yield
+    except InterpError as e:
+        raise type(e)(f"could not load {spec!r}: {e}") from e
 
 
 def _short(exc: BaseException) -> str:
@@ -176,16 +251,6 @@ def _short(exc: BaseException) -> str:
     if len(first) > 240:
         first = first[:237] + "..."
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-
-
-def _in_hub_cache(repo_id: str) -> bool:
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        found = try_to_load_from_cache(repo_id, "config.json")
-    except ValueError:  # HFValidationError: not a valid repo id
-        return False
-    return isinstance(found, str)
 
 
 def _is_corrupt(exc: BaseException) -> bool:
@@ -256,15 +321,12 @@ def boot_bridge(
     local = Path(spec_str).expanduser()
     offline = _offline_env()
 
+    config_file: Path | None = None
     if local.is_dir():
-        config = local / "config.json"
-        if config.is_file() and not is_hf_directory(local):
-            try:
-                json.loads(config.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise CorruptFileError(
-                    f"could not load {spec_str!r}: {config} is not valid JSON ({_short(exc)})"
-                ) from exc
+        config_file = local / "config.json"
+        if config_file.exists() or config_file.is_symlink():
+            with _naming(spec_str):
+                read_model_config(config_file)  # a malformed one is refused naming it
         if not is_hf_directory(local):
             raise LoadError(
                 f"could not load {spec_str!r}: the directory has no config.json with "
@@ -281,21 +343,30 @@ def boot_bridge(
             "Hugging Face hub name"
         )
     else:
-        if offline and not _in_hub_cache(spec_str):
+        if offline and cached_config(spec_str) is None:
             raise LoadError(
                 f"could not load {spec_str!r}: not a local directory, and the hub is offline "
                 f"({_offline_flag()}) and it is not in the cache"
             )
         source, name, force_offline = "hub", spec_str, offline
+        config_file = cached_config(spec_str)
+    if config_file is not None:  # sized before anything is built (a lying config.json)
+        from interp.resources import model_config_preflight
+
+        with _naming(spec_str):
+            model_config_preflight(read_model_config(config_file), config_file)
 
     from transformer_lens.model_bridge.transformer_bridge import TransformerBridge
 
     try:
-        with _hub_offline(force_offline), _quiet_progress():
+        with _hub_offline(force_offline), quiet_loading():
             bridge = TransformerBridge.boot_transformers(
                 name, device=device, dtype=dtype, trust_remote_code=False
             )
     except Exception as exc:
+        pickled = refused_pickle(name, exc)
+        if pickled is not None:
+            raise pickled from exc
         if source == "local directory" and _is_corrupt(exc):
             raise CorruptFileError(
                 f"could not load {spec_str!r}: a checkpoint file is corrupt ({_short(exc)})"

@@ -41,6 +41,7 @@ def gpt2_config(hf_cfg: Any) -> ModelConfig:
         normalization="layernorm",
         positional="absolute",
         tied_embeddings=True,
+        unembed_bias=False,  # GPT-2's head has no bias
         eps=hf_cfg.layer_norm_epsilon,
         init_range=getattr(hf_cfg, "initializer_range", 0.02),
     )
@@ -58,7 +59,6 @@ def from_hf_gpt2(hf_model: Any) -> HookedTransformer:
         "pos_embed.W_pos": sd["wpe.weight"],
         "ln_final.w": sd["ln_f.weight"],
         "ln_final.b": sd["ln_f.bias"],
-        "unembed.b_U": torch.zeros(cfg.d_vocab),
     }
     for layer in range(cfg.n_layers):
         p, b = f"h.{layer}.", f"blocks.{layer}."

@@ -14,12 +14,11 @@ Every failure is one ``LoadError`` line naming the spec and what was tried.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-from interp.errors import CorruptFileError, InterpError, LoadError
+from interp.errors import ConfigError, CorruptFileError, InterpError, LoadError
 
 _HF_ERRORS = (OSError, ValueError, KeyError, EnvironmentError)
 
@@ -28,23 +27,29 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _read_json_quiet(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def load_run_model(run_dir: Path, device: str = "cpu") -> Any:
-    """The model of an interp run: final weights if present, else the latest checkpoint."""
+    """The model of an interp run: final weights if present, else the latest checkpoint.
+
+    The run's ``config.json`` is checked before anything is built: an invalid field, or sizes
+    that cannot fit in memory (a lying config), is one line naming the file."""
     from interp.models.transformer import HookedTransformer
+    from interp.resources import model_config_preflight
     from interp.runs import RunDir
     from interp.train.checkpoint import latest_checkpoint, load_model_weights
-    from interp.train.job import TrainJob
+    from interp.train.job import load_job
 
     run = RunDir.open(run_dir, writable=False)
-    job = TrainJob.from_dict(run.config())
+    job = load_job(run)
+    # the model, and its weights read back from the safetensors file: two copies at once
+    model_config_preflight(job.model.to_dict(), run.config_path, copies=2)
+    task = None
+    if not (run.path / "tokenizer").is_dir() and job.data.source == "task":
+        from interp.tasks import build_task
+
+        try:
+            task = build_task(job.data.task or "", job.data.task_options)
+        except ConfigError as e:
+            raise CorruptFileError(f"run config {run.config_path}: {e}") from e
     model = HookedTransformer(job.model, seed=None)
     if run.weights_path.is_file():
         load_model_weights(model, run.weights_path)
@@ -59,49 +64,60 @@ def load_run_model(run_dir: Path, device: str = "cpu") -> Any:
         from interp.data import load_tokenizer
 
         model.tokenizer = load_tokenizer(run.path / "tokenizer")
-    elif job.data.source == "task":
-        from interp.tasks import build_task
-
+    elif task is not None:
         model.tokenizer = None
-        model.task = build_task(job.data.task or "", job.data.task_options)
+        model.task = task
     return model.to(device).eval()
-
-
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 
 
 def _weights_error(spec: str, local: bool, exc: BaseException) -> LoadError:
     """One line for a failed ``from_pretrained``, naming the weight file when it is at fault."""
+    from interp.models.bridge import refused_pickle, weight_files
+
     text = str(exc).strip()
     reason = text.splitlines()[0][:200] if text else type(exc).__name__
-    files = (
-        ", ".join(str(p) for p in sorted(Path(spec).iterdir()) if p.suffix in _WEIGHT_SUFFIXES)
-        if local
-        else ""
-    ) or spec
+    files = weight_files(spec) if local else spec
     chain, cur = [], exc
     while cur is not None and len(chain) < 8:
         chain.append(cur)
         cur = cur.__cause__ or cur.__context__
     names = {type(c).__name__ for c in chain}
-    if "UnpicklingError" in names:
-        return CorruptFileError(
-            f"refusing to load {files}: the pickle holds more than plain tensors "
-            "(read with torch.load(weights_only=True); nothing in it was run)"
-        )
+    pickled = refused_pickle(spec, exc)
+    if pickled is not None:
+        return pickled
     if "SafetensorError" in names or any("deserializ" in str(c) for c in chain):
         return CorruptFileError(f"could not load {files}: not a valid safetensors file ({reason})")
     return LoadError(f"could not load GPT-2 weights or tokenizer for {spec!r} ({reason})")
 
 
+def _config_where(spec: str, local: bool) -> Path | None:
+    """The ``config.json`` a load reads: the local directory's, or the hub cache's copy."""
+    if local:
+        return Path(spec) / "config.json"
+    from interp.models.bridge import cached_config
+
+    return cached_config(spec)
+
+
 def _load_hf(spec: str, device: str) -> Any:
     from transformers import AutoConfig
 
+    from interp.models.bridge import quiet_loading, read_model_config
+    from interp.resources import model_config_preflight
+
     local = Path(spec).is_dir()
+    config_file = _config_where(spec, local)
+    if config_file is not None:
+        # sized before transformers reads it (some configs build per-layer lists at once); a
+        # GPT-2 is imported: the transformers model and ours exist together
+        raw = read_model_config(config_file)
+        copies = 2 if raw.get("model_type") == "gpt2" else 1
+        model_config_preflight(raw, config_file, copies=copies)
     try:
-        hf_cfg = AutoConfig.from_pretrained(
-            spec, local_files_only=local or _offline(), trust_remote_code=False
-        )
+        with quiet_loading():
+            hf_cfg = AutoConfig.from_pretrained(
+                spec, local_files_only=local or _offline(), trust_remote_code=False
+            )
     except _HF_ERRORS as e:
         where = (
             "a local directory"
@@ -118,23 +134,37 @@ def _load_hf(spec: str, device: str) -> Any:
                 f"refusing to load model {spec!r}: it needs its own Python code "
                 "(trust_remote_code), which interp never runs"
             ) from e
+        if local:
+            raise LoadError(
+                f"could not load model {spec!r}: transformers cannot read its config "
+                f"{config_file} ({reason})"
+            ) from e
         raise LoadError(
             f"could not load model {spec!r}: not an interp run, and no config found in {where} ({reason})"
         ) from e
+    if config_file is None:  # downloaded just now: size it from what transformers read
+        config_file = _config_where(spec, local) or Path(spec) / "config.json"
+        copies = 2 if getattr(hf_cfg, "model_type", None) == "gpt2" else 1
+        model_config_preflight(hf_cfg.to_dict(), config_file, copies=copies)
     if getattr(hf_cfg, "model_type", None) == "gpt2":
         from transformers import AutoTokenizer, GPT2LMHeadModel
 
-        from interp.models.gpt2 import from_hf_gpt2
+        from interp.models.gpt2 import from_hf_gpt2, gpt2_config
 
+        try:
+            gpt2_config(hf_cfg)  # what the importer refuses, refused before the weights load
+        except InterpError as e:
+            raise LoadError(f"could not load model {spec!r}: {config_file}: {e}") from e
         try:
             # never run code from the checkpoint; a pickled pytorch_model.bin is read with
             # torch.load(weights_only=True), which refuses anything but tensors
-            hf_model = GPT2LMHeadModel.from_pretrained(
-                spec, local_files_only=local or _offline(), weights_only=True
-            )
-            tokenizer = AutoTokenizer.from_pretrained(
-                spec, local_files_only=local or _offline(), trust_remote_code=False
-            )
+            with quiet_loading():
+                hf_model = GPT2LMHeadModel.from_pretrained(
+                    spec, local_files_only=local or _offline(), weights_only=True
+                )
+                tokenizer = AutoTokenizer.from_pretrained(
+                    spec, local_files_only=local or _offline(), trust_remote_code=False
+                )
         except Exception as e:  # noqa: BLE001 - a third-party loader's failure becomes one line
             raise _weights_error(spec, local, e) from e
         model = from_hf_gpt2(hf_model)
@@ -154,18 +184,16 @@ def load_model(spec: str | os.PathLike, device: str = "cpu") -> Any:
         raise LoadError("empty model spec")
     path = Path(spec_str).expanduser()
     if path.is_dir():
-        cfg = _read_json_quiet(path / "config.json")
-        if cfg is None and (path / "config.json").exists():
-            raise CorruptFileError(
-                f"could not load model {spec_str!r}: {path / 'config.json'} is not valid JSON"
-            )
-        if cfg is not None and cfg.get("kind") == "train":
-            return load_run_model(path, device)
-        if cfg is None:
+        config_file = path / "config.json"
+        if not (config_file.exists() or config_file.is_symlink()):
             raise LoadError(
                 f"could not load model {spec_str!r}: the directory has no config.json "
                 "(neither an interp run nor a Hugging Face model)"
             )
+        from interp.models.bridge import read_model_config
+
+        if read_model_config(config_file).get("kind") == "train":
+            return load_run_model(path, device)
         return _load_hf(str(path), device)
     if path.exists():
         raise LoadError(

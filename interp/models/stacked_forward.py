@@ -53,6 +53,7 @@ SUPPORTED: dict[str, tuple | None] = {
     "eps": ANY,
     "init_range": ANY,  # initialisation only
     "use_bias": ANY,  # frozen zero biases are added like trained ones
+    "unembed_bias": (True,),  # b_U is read as a (stacked) parameter
 }
 
 

@@ -27,6 +27,7 @@ from interp.config import ModelConfig
 from interp.models.block import TransformerBlock
 from interp.models.norm import NORMS
 from interp.models.positional import build_positional
+from interp.models.tl_surface import TransformerLensSurface, tl_config
 
 ReturnType = Literal["logits", "loss", "both", "resid"] | None
 
@@ -62,7 +63,10 @@ class Unembed(nn.Module):
         self.tied_to = [tied_to] if tied_to is not None else []  # a list hides it from .modules()
         if tied_to is None:
             self.W_U = nn.Parameter(torch.empty(cfg.d_model, cfg.d_vocab))
-        self.b_U = nn.Parameter(torch.zeros(cfg.d_vocab), requires_grad=cfg.use_bias)
+        if cfg.unembed_bias:
+            self.b_U = nn.Parameter(torch.zeros(cfg.d_vocab), requires_grad=cfg.use_bias)
+        else:  # no such parameter (GPT-2): a zero buffer, outside the state dict, never trained
+            self.register_buffer("b_U", torch.zeros(cfg.d_vocab), persistent=False)
 
     @property
     def weight(self) -> Float[Tensor, "d_model d_vocab"]:
@@ -72,13 +76,21 @@ class Unembed(nn.Module):
         return x @ self.weight + self.b_U
 
 
-class HookedTransformer(HookedRootModule):
-    """A decoder-only transformer of the interp family, configured by :class:`ModelConfig`."""
+class HookedTransformer(TransformerLensSurface, HookedRootModule):
+    """A decoder-only transformer of the interp family, configured by :class:`ModelConfig`.
+
+    ``model.config`` is that ModelConfig; ``model.cfg`` is TransformerLens' config of the model
+    (``n_layers``, ``d_model``, ``n_ctx``, ``d_vocab``, ... read the same on TransformerBridge
+    models).  The TransformerLens surface (``to_tokens``, ``generate``, ``run_with_cache`` ->
+    ``ActivationCache``, ``W_Q`` ...) is :class:`~interp.models.tl_surface.TransformerLensSurface`.
+    """
 
     def __init__(self, cfg: ModelConfig, seed: int | None = 0) -> None:
         super().__init__()
-        self.cfg = cfg
+        self.config = cfg
+        self._tl_cfg = tl_config(cfg)
         self.tokenizer: Any = None
+        self.task: Any = None
         encoding = build_positional(cfg)
         self.embed = VectorEmbed(cfg) if cfg.input_kind == "vector" else Embed(cfg)
         self.hook_embed = HookPoint()  # [batch, pos, d_model]
@@ -100,8 +112,8 @@ class HookedTransformer(HookedRootModule):
     def init_weights(self, seed: int) -> None:
         """GPT-2 style init from an explicit generator (independent of global RNG state)."""
         g = torch.Generator().manual_seed(seed)
-        std = self.cfg.init_range
-        out_std = std / (2 * self.cfg.n_layers) ** 0.5
+        std = self.config.init_range
+        out_std = std / (2 * self.config.n_layers) ** 0.5
         for name, p in self.named_parameters():
             leaf = name.rsplit(".", 1)[-1]
             if leaf in ("W_O", "W_out"):
@@ -124,17 +136,23 @@ class HookedTransformer(HookedRootModule):
 
     def forward(
         self,
-        inputs: Int[Tensor, "batch pos"] | Float[Tensor, "batch pos d_input"],
+        inputs: Int[Tensor, "batch pos"] | Float[Tensor, "batch pos d_input"] | str | list[str],
         return_type: ReturnType = "logits",
         stop_at_layer: int | None = None,
+        prepend_bos: bool | None = None,
     ) -> Any:
         """Map inputs to logits (or the loss, both, or the residual stream at ``stop_at_layer``).
 
-        ``return_type="loss"`` is the mean next-token cross-entropy (token input only).
+        ``return_type="loss"`` is the mean next-token cross-entropy (token input only).  Text
+        (a string or a list of strings) is tokenised first with :meth:`to_tokens`.
         """
+        if not isinstance(inputs, Tensor):
+            inputs = self._as_input(inputs, prepend_bos)
         n_pos = inputs.shape[1]
-        if n_pos > self.cfg.n_ctx and self.pos_embed is not None:
-            raise ValueError(f"sequence length {n_pos} exceeds the model context {self.cfg.n_ctx}")
+        if n_pos > self.config.n_ctx and self.pos_embed is not None:
+            raise ValueError(
+                f"sequence length {n_pos} exceeds the model context {self.config.n_ctx}"
+            )
         resid = self.embed_input(inputs)
         for block in self.blocks[:stop_at_layer]:
             resid = block(resid)
@@ -154,15 +172,7 @@ class HookedTransformer(HookedRootModule):
         ``ConfigError`` for a config outside its allow-list (those train stacked through vmap)."""
         from interp.models.stacked_forward import StackedTransformer
 
-        return StackedTransformer(self.cfg)
-
-    @property
-    def W_U(self) -> Tensor:
-        return self.unembed.weight
-
-    @property
-    def W_E(self) -> Tensor:
-        return self.embed.W_E
+        return StackedTransformer(self.config)
 
     @property
     def device(self) -> torch.device:

@@ -6,6 +6,7 @@ A collapse run shows its ``results.json``; a model run shows ``analyses/collapse
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -87,12 +88,7 @@ def distance_figure(results: Mapping[str, Any], metric: str = "linf") -> go.Figu
             )
         n = r["collapse_length"][final]
         if n is not None:
-            fig.add_vline(
-                x=n,
-                line={"color": color, "dash": "dash", "width": 1},
-                annotation_text=f"{r['format']}: n={n}",
-                annotation_font_color=color,
-            )
+            figures.vertical_marker(fig, n, f"{r['format']}: n={n}", color, log_x=True)
     names = {"linf": "∞-norm distance", "l2": "L2 distance", "relative": "relative distance"}
     figures.style_figure(
         fig,
@@ -101,7 +97,9 @@ def distance_figure(results: Mapping[str, Any], metric: str = "linf") -> go.Figu
         y_title=names.get(metric, metric),
         height=420,
     )
-    fig.update_xaxes(type="log")
+    lengths = [n for r in results["runs"] for n in r["lengths"] if n > 0]
+    span = [math.log10(min(lengths)), math.log10(max(lengths))] if lengths else None
+    fig.update_xaxes(type="log", range=span)  # the data's lengths, whatever is marked
     fig.update_yaxes(type="log")
     return fig
 
@@ -176,7 +174,9 @@ def separator_figure(results: Mapping[str, Any]) -> go.Figure:
         y_title="∞-norm distance",
         height=420,
     )
-    fig.update_xaxes(type="log")
+    lengths = [n for r in results["runs"] for n in r["lengths"] if n > 0]
+    span = [math.log10(min(lengths)), math.log10(max(lengths))] if lengths else None
+    fig.update_xaxes(type="log", range=span)  # the data's lengths, whatever is marked
     fig.update_yaxes(type="log")
     return fig
 
@@ -259,6 +259,7 @@ def collapse_section(run: RunView, results: Mapping[str, Any]) -> Section | None
     if results.get("verdicts"):
         text += "".join(f"\n\n{line}" for line in results["verdicts"])
     return Section(
+        verdict=results.get("headline", ""),
         title="Representational collapse",
         figures=tuple(figs),
         text=text,
@@ -332,6 +333,7 @@ def squash_section(run: RunView, results: Mapping[str, Any]) -> Section | None:
     first_prompt = next(iter(results["prompts"]))
     return Section(
         title="Over-squashing: sensitivity to input positions",
+        verdict=results.get("headline", ""),
         figures=(_squash_figure(results), _squash_layers_figure(results, first_prompt)),
         text=(
             "Sensitivity of the last token's state to each position's input representation "

@@ -180,12 +180,49 @@ def line_trace(
     )
 
 
+def log_ema(values: Sequence[float], smoothing: float | None = None) -> list[float]:
+    """The EMA of ``log(values)``, exponentiated: the smoothing a log axis shows as smoothing
+    (a linear EMA of a loss spanning decades is dominated by its largest values and draws a
+    straight line on a log axis)."""
+    return [math.exp(v) for v in ema([math.log(v) for v in values], smoothing)]
+
+
 def raw_and_smoothed(
-    fig: go.Figure, xs: Sequence[float], ys: Sequence[float], name: str, color: str, hover: str
+    fig: go.Figure,
+    xs: Sequence[float],
+    ys: Sequence[float],
+    name: str,
+    color: str,
+    hover: str,
+    log: bool = False,
 ) -> None:
-    """Add a faint raw curve and its bold EMA (the report's style for noisy training logs)."""
+    """Add a faint raw curve and its bold EMA (the report's style for noisy training logs);
+    ``log``: smoothed in the log domain, for a log axis (values must be positive)."""
     fig.add_trace(line_trace(xs, ys, name, color, 1, opacity=0.3, hover=hover))
-    fig.add_trace(line_trace(xs, ema(ys), f"{name} (EMA)", color, 2.2, hover=hover))
+    smooth = log_ema(ys) if log else ema(ys)
+    fig.add_trace(line_trace(xs, smooth, f"{name} (EMA)", color, 2.2, hover=hover))
+
+
+MAX_MARKERS = 60  # more evaluation points than this are drawn as a line (markers blur to a band)
+
+
+def vertical_marker(
+    fig: go.Figure, x: float, text: str, color: str, log_x: bool, dash: str = "dash"
+) -> None:
+    """A dashed vertical line at data ``x`` with its label at the top.  Plotly places shapes in
+    data coordinates but annotations on a log axis in log10 units: an annotation at ``x`` on a
+    log axis would sit at 10**x and stretch the axis to it."""
+    fig.add_vline(x=x, line={"color": color, "dash": dash, "width": 1.5})
+    fig.add_annotation(
+        x=math.log10(x) if log_x else x,
+        y=1,
+        yref="paper",
+        text=text,
+        showarrow=False,
+        xanchor="left",
+        xshift=3,
+        font={"color": color, "size": 11},
+    )
 
 
 def loss_curves(metrics: Sequence[Mapping[str, Any]]) -> go.Figure:
@@ -200,17 +237,21 @@ def loss_curves(metrics: Sequence[Mapping[str, Any]]) -> go.Figure:
     ex, ey = series(metrics, "train_eval", "loss")
     if not (ty or vy or ey):
         return empty_figure(title)
+    log = _spans_decade([*ty, *vy, *ey])
     fig = go.Figure()
     if ty:
-        raw_and_smoothed(fig, tx, ty, "train", TRAIN_COLOR, "%{y:.4f}")
+        raw_and_smoothed(fig, tx, ty, "train", TRAIN_COLOR, "%{y:.4f}", log=log)
     if ey:
+        marks = 6 if len(ey) <= MAX_MARKERS else False
         fig.add_trace(
-            line_trace(ex, ey, "train (eval)", TRAIN_EVAL_COLOR, 1.5, dash="dot", markers=6)
+            line_trace(ex, ey, "train (eval)", TRAIN_EVAL_COLOR, 1.5, dash="dot", markers=marks)
         )
     if vy:
-        fig.add_trace(line_trace(vx, vy, "val", VAL_COLOR, 2, markers=7))
+        fig.add_trace(
+            line_trace(vx, vy, "val", VAL_COLOR, 2, markers=7 if len(vy) <= MAX_MARKERS else False)
+        )
     style_figure(fig, title=title, x_title="step", y_title="loss")
-    if _spans_decade([*ty, *vy, *ey]):
+    if log:
         fig.update_yaxes(type="log")
     return fig
 

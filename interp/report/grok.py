@@ -8,7 +8,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from interp.report import figures
-from interp.report.html import Section
+from interp.report.html import Section, readable
 from interp.report.sections import RunView, register_results_section
 
 LABEL_COLORS = {
@@ -26,17 +26,7 @@ def _mark_steps(fig: go.Figure, results: Mapping[str, Any]) -> None:
     ):
         step = results.get(key)
         if step:  # log axes cannot show step 0
-            fig.add_vline(x=step, line={"color": color, "dash": "dash", "width": 1.5})
-            fig.add_annotation(
-                x=step,
-                y=1,
-                yref="paper",
-                text=f"{name} @ {step}",
-                showarrow=False,
-                xanchor="left",
-                font={"color": color, "size": 11},
-                xshift=3,
-            )
+            figures.vertical_marker(fig, step, f"{name} @ {step}", color, log_x=True)
 
 
 def curves_figure(
@@ -258,7 +248,7 @@ def grok_section(run: RunView, results: Mapping[str, Any]) -> Section | None:
             "and projecting the embedding on the strongest one puts the residues on a circle."
         ),
         table=tuple(table),
-        notes=(f"Label thresholds: {thresholds}",) if thresholds else (),
+        notes=(f"Label thresholds: {readable(thresholds)}",) if thresholds else (),
     )
 
 
@@ -343,6 +333,7 @@ def grok_sweep_section(run: RunView, results: Mapping[str, Any]) -> Section | No
         ),
         table=tuple(table),
         notes=(
-            f"Label thresholds (PAIR's rule on the logged cross-entropy): {results.get('thresholds')}",
+            "Label thresholds (PAIR's rule on the logged cross-entropy): "
+            f"{readable(results.get('thresholds'))}",
         ),
     )

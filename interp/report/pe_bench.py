@@ -14,7 +14,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from interp.report import figures
-from interp.report.html import Section
+from interp.report.html import Section, readable
 from interp.report.sections import RunView, register_results_section
 
 PE_COLORS = {
@@ -167,7 +167,7 @@ def pe_bench_section(run: RunView, results: Mapping[str, Any]) -> Section | None
             figs.extend(cope_map_figures(task))
             cfg = results.get("config", {})
             text_parts.append(
-                f"{name or task['task']}: task options {task.get('task_options')}, "
+                f"{name or task['task']}: task options {readable(task.get('task_options'))}, "
                 f"{len(cfg.get('seeds', []))} seed(s), {cfg.get('steps')} steps, splits "
                 f"{', '.join(task['splits'])}."
             )

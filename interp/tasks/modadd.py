@@ -97,6 +97,11 @@ class ModAddTask(Task):
     def model_overrides(self) -> dict[str, Any]:
         return {"d_vocab": self.p + 1, "n_ctx": 3, "input_kind": "tokens"}
 
+    def dataset_bytes(self) -> int:
+        """Every pair at once: the p x p grids, a, b, label, mask, the ``a b =`` sequences and
+        their temporaries, ~96 bytes a pair (int64)."""
+        return 96 * self.p * self.p
+
     def sample(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
         data = self.dataset()
         pool = torch.nonzero(data.train if split == "train" else ~data.train).flatten()

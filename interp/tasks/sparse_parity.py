@@ -70,6 +70,12 @@ class SparseParityTask(Task):
     def model_overrides(self) -> dict[str, Any]:
         return {"d_vocab": 2, "n_ctx": 1, "input_kind": "vector", "d_input": self.options.n_bits}
 
+    def dataset_bytes(self) -> int:
+        """The training and test bits: drawn as int64, turned into float32 {-1, +1}, and
+        concatenated once more by the grokking loop (~24 bytes a bit)."""
+        o = self.options
+        return 24 * (o.n_train + o.n_test) * o.n_bits
+
     def sample(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
         x_train, y_train, x_test, y_test = self.dataset()
         x, y = (x_train, y_train) if split == "train" else (x_test, y_test)

@@ -108,12 +108,12 @@ def train_batched(
     """
     _check_group(models, sources, cfg)
     device = cfg.device
-    padded = models[0].cfg.replace(
-        d_vocab=max(m.cfg.d_vocab for m in models), n_ctx=max(m.cfg.n_ctx for m in models)
+    padded = models[0].config.replace(
+        d_vocab=max(m.config.d_vocab for m in models), n_ctx=max(m.config.n_ctx for m in models)
     )
     template = HookedTransformer(padded, seed=None).to(device)
     stack = Stacked(models, template, engine=engine, device=device)
-    class_ok = torch.stack([torch.arange(padded.d_vocab) < m.cfg.d_vocab for m in models])
+    class_ok = torch.stack([torch.arange(padded.d_vocab) < m.config.d_vocab for m in models])
     class_ok = class_ok.to(device) if bool((~class_ok).any()) else None  # [model d_vocab]
 
     def batch_at(step: int) -> tuple[Tensor, ...]:
@@ -150,7 +150,7 @@ def _check_group(
 ) -> None:
     if not models or len(models) != len(sources):
         raise ConfigError("train_batched needs one data source per model, and at least one model")
-    if len({group_key(m.cfg) for m in models}) != 1:
+    if len({group_key(m.config) for m in models}) != 1:
         raise ConfigError("models trained together must share every config field but d_vocab/n_ctx")
     if cfg.grad_mode != "vanilla":
         raise ConfigError("batched training supports vanilla gradients only")
@@ -189,9 +189,9 @@ def train_models(
     """
     groups: dict[tuple, list[int]] = {}
     for i, m in enumerate(models):
-        groups.setdefault(group_key(m.cfg) if batched else ("solo", i), []).append(i)
+        groups.setdefault(group_key(m.config) if batched else ("solo", i), []).append(i)
     for members in groups.values():
-        for chunk in _chunks(members, [models[i].cfg.n_ctx for i in members], max_group):
+        for chunk in _chunks(members, [models[i].config.n_ctx for i in members], max_group):
             try:
                 if len(chunk) == 1 or cfg.grad_mode != "vanilla":
                     for i in chunk:

@@ -50,7 +50,7 @@ def decay_split(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter
 
     def walk(module: nn.Module, exempt_allowed: bool) -> None:
         exempt = set(getattr(module, "no_decay", ())) if exempt_allowed else set()
-        unknown = exempt - set(module._parameters)
+        unknown = exempt - set(module._parameters) - set(module._buffers)  # b_U may be a buffer
         if unknown:
             raise ValueError(
                 f"{type(module).__name__}.no_decay names no parameter {sorted(unknown)}"

@@ -357,7 +357,14 @@ def _args(command: str, out: Path, model: Path | None) -> list[str]:
 # wall-clock fields anywhere in the JSON: elapsed, seconds, seconds_logging, steps_per_second,
 # runs_per_second, cpu_seconds, train_seconds, timing_s, tokens_per_s, created
 _TIME_KEY = re.compile(r"(^|_)(elapsed|seconds?|created|timing|time)(_|$)|_per_s(econd)?$")
-_SKIP_FILES = ("env.json", "report.html", ".interp-run", "latest.json", "state.json")
+_SKIP_FILES = (
+    "env.json",
+    "report.html",
+    ".interp-run",
+    ".interp-lock",
+    "latest.json",
+    "state.json",
+)
 _HASHED = (".safetensors",)
 # Where a file lives and how configs are laid out may change on purpose (the experiments-layer
 # redesign: config.json holds each experiment's own Config, results carry a schema version, and
@@ -393,6 +400,7 @@ def extract(root: Path, case: Case, out: Path, model: Path | None) -> dict[str, 
             data = json.loads(path.read_text())
             if isinstance(data, dict):
                 data.pop("schema", None)
+                data.pop("headline", None)  # a sentence made of numbers recorded elsewhere
                 if data.get("kind") == "reproduce":
                     continue  # the reproduce experiment's results.json repeats claims.json
             files[rel] = _clean(data)

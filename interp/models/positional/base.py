@@ -122,6 +122,12 @@ class PositionalEncoding:
     def attention(self, layer: int) -> AttentionPosition:
         return AttentionPosition()
 
+    def sizes(self, batch_size: int, n_ctx: int) -> tuple[int, int]:
+        """``(parameters, activation bytes)`` the encoding adds beyond what
+        :func:`interp.resources.transformer_params` counts (a learned ``n_ctx x d_model`` table
+        is counted there), for the memory preflight: a rough upper bound."""
+        return 0, 0
+
 
 _REGISTRY: dict[str, type[PositionalEncoding]] = {}
 

@@ -538,6 +538,19 @@ class Cope(PositionalEncoding):
             return (layer + 1) % self.options.every == 0
         return True
 
+    def sizes(self, batch_size: int, n_ctx: int) -> tuple[int, int]:
+        """Per CoPE layer: the position embeddings ``[head_index d_head n_positions]`` (and the
+        gate keys), ``z = q . E`` ``[batch head_index query_pos n_positions]`` and the gates,
+        positions and their gradients ``[batch head_index query_pos key_pos]`` (float32)."""
+        cfg = self.cfg
+        heads, d_head, npos = cfg.n_heads, cfg.head_dim, self.p_max + 1
+        layers = sum(self.uses_layer(layer) for layer in range(cfg.n_layers))
+        params = heads * d_head * npos + (
+            heads * cfg.d_model * d_head if self.options.sep_gate_key else 0
+        )
+        acts = 4 * batch_size * heads * n_ctx * (2 * npos + 4 * n_ctx)
+        return layers * params, layers * acts
+
     def attention(self, layer: int) -> AttentionPosition:
         if not self.uses_layer(layer):
             return AttentionPosition()
