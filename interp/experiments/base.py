@@ -158,7 +158,16 @@ class Experiment(Generic[C, R]):
         """How an "already exists" refusal ends for this experiment."""
         return RESUMABLE if self.resumable else REPLACEABLE
 
+    def estimate(self, config: C, report: bool = True) -> Estimate | None:
+        """What the run needs when the config alone says it (a trainer): checked before
+        ``prepare`` reads any data.  None: the estimate comes with ``prepare`` (an analysis
+        needs its model loaded first)."""
+        return None
+
     def prepare(self, config: C, model: Any = None, progress: Progress = SILENT) -> Prepared[C]:
+        """Load and validate; write nothing.  A ``resumable`` experiment's ``prepare`` also
+        takes ``run``: the run directory it continues (None for a fresh start), and any
+        per-invocation ``options`` of :func:`execute` as keywords."""
         raise NotImplementedError
 
     def run(self, prepared: Prepared[C], context: Context) -> R:
