@@ -7,10 +7,11 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.app import app, fresh_start
+from cli.app import app
 from cli.commands_train import default_out, parse_options
-from cli.progress import console, step_bar
-from interp.errors import ConfigError, InterpError
+from cli.execute import run_experiment
+from cli.options import Json, Overwrite
+from interp.errors import ConfigError
 
 
 def precache_config(
@@ -37,32 +38,21 @@ def precache_config(
     val_fraction: float = 0.1,
     bpe_vocab: int = 1024,
     max_chars: int = 1_000_000,
-) -> tuple[Any, Any, dict[str, Any]]:
-    """Validated (job, myopia config, config.json dict); raises ConfigError on bad input."""
-    from interp.analysis.myopia import KIND, MyopiaConfig
+) -> Any:
+    """The experiment's config from the command's options; raises ConfigError on bad input
+    (the config's own checks run in ``execute``)."""
+    from interp.analysis.myopia import MyopiaConfig
     from interp.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
-    from interp.tasks import build_task
-    from interp.train.job import TrainJob
+    from interp.experiments.precache import PrecacheConfig
 
     if corpus is not None and task is not None:
         raise ConfigError("give either --task or --corpus, not both")
     if corpus is None and task is None:
         task = "precache"
-    if task is not None:
-        build_task(task, task_options)  # unknown task or bad options -> one line, nothing written
-    elif task_options:
+    if task is None and task_options:
         raise ConfigError("--task-option needs --task")
     if isinstance(seeds, bool) or seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
-    from interp.resources import MAX_MODELS, MAX_SAMPLES, MAX_STEPS, check_limit
-
-    check_limit(2 * seeds, f"--seeds {seeds}: the comparison of", MAX_MODELS, "models")
-    check_limit(steps, "--steps", MAX_STEPS, "steps per twin")
-    check_limit(probe_tokens, "--probe-tokens", MAX_SAMPLES, "tokens")
-    if probe_layer > layers:
-        raise ConfigError(f"--probe-layer {probe_layer} exceeds --layers {layers}")
-    if corpus is not None and probe_horizons > ctx - 1:
-        raise ConfigError(f"--probe-horizons {probe_horizons} needs --ctx above {probe_horizons}")
     data = DataConfig(
         source="task" if task else "corpus",
         corpus=corpus or "builtin",
@@ -83,56 +73,13 @@ def precache_config(
         checkpoint_every=max(eval_every, steps // 4),
         optim=OptimConfig(lr=lr, warmup_steps=warmup, weight_decay=0.0),
     )
-    job = TrainJob(model, train, data)
     myopia = MyopiaConfig(
         seeds=tuple(range(seeds)),
         probe_layer=probe_layer,
         token_horizons=probe_horizons,
         token_probe_tokens=probe_tokens,
     )
-    config = {
-        "kind": KIND,
-        "seed": 0,
-        "model": model.to_dict(),
-        "train": train.to_dict(),
-        "data": data.to_dict(),
-        "myopia": myopia.to_dict(),
-    }
-    return job, myopia, config
-
-
-def run_precache_dir(
-    out: Path,
-    job: Any,
-    myopia: Any,
-    config: dict[str, Any],
-    *,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: Any = None,
-    on_step: Any = None,
-    on_ready: Any = None,
-) -> tuple[Path, dict[str, Any]]:
-    """Create (or reopen) the run directory, train and compare the twins, write results.json."""
-    from interp.analysis.myopia import run_precache
-    from interp.io import atomic_write_json
-    from interp.runs import RunDir
-
-    if resume and not RunDir.nothing_to_resume(out):
-        run = RunDir.open(out)
-        stored = {k: v for k, v in run.config().items() if k != "created"}
-        for key in sorted(set(stored) | set(config)):
-            if stored.get(key) != config.get(key):
-                raise InterpError(
-                    f"--resume: {key} differs from the run's config.json; use the same options"
-                )
-    else:
-        run = RunDir.create(out, config, overwrite=overwrite)
-    if on_ready is not None:  # the checks passed: an error stays the only line
-        on_ready()
-    results = run_precache(run.path, job, myopia, progress=progress, on_step=on_step)
-    atomic_write_json(run.path / "results.json", results)
-    return run.path, results
+    return PrecacheConfig(model, train, data, myopia)
 
 
 @app.command()
@@ -176,17 +123,13 @@ def precache(
         float, typer.Option(help="Documents held out for validation and the token probes (text).")
     ] = 0.1,
     resume: Annotated[bool, typer.Option(help="Continue the comparison in --out.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing run in --out.")] = False,
+    overwrite: Overwrite = False,
+    json_: Json = False,
 ) -> None:
     """Train vanilla and myopic twins and tell pre-caching from breadcrumbs."""
-    from interp.report import build_report
-    from interp.runs import RunDir
-
     if resume and out is None:
         raise ConfigError("--resume needs --out RUN_DIR")
-    if resume and overwrite:
-        raise ConfigError("--resume and --overwrite contradict each other")
-    job, myopia, config = precache_config(
+    config = precache_config(
         task=task,
         task_options=parse_options(task_option),
         corpus=corpus,
@@ -209,36 +152,7 @@ def precache(
         max_chars=max_chars,
         val_fraction=val_fraction,
     )
-    out = out or default_out("precache")
-    from interp.resources import preflight, train_job_estimate
-
-    disk, memory = train_job_estimate(job)  # twins train one after another
-    need_line = preflight(2 * seeds * disk, memory, f"training {2 * seeds} twins", out)
-    resume, fresh = fresh_start(out, resume)
-    if not resume:
-        RunDir.check_creatable(out, overwrite)
-    with step_bar("twins") as (on_start, on_step):
-        on_start(0, steps * seeds * 2)
-        done = [0]
-
-        def tick(step: int) -> None:
-            done[0] += 1
-            on_step(done[0])
-
-        path, results = run_precache_dir(
-            out,
-            job,
-            myopia,
-            config,
-            resume=resume,
-            overwrite=overwrite,
-            progress=lambda msg: console.print(f"[dim]{msg}[/dim]"),
-            on_step=tick,
-            on_ready=lambda: console.print("\n".join(x for x in (need_line, fresh) if x)),
-        )
-    v = results["verdict"]
-    console.print(f"verdict: [bold]{v['label']}[/bold]")
-    for line in v["evidence"]:
-        console.print(f"  - {line}")
-    console.print(f"run: {path}")
-    console.print(f"report: {build_report(path)}")
+    run_experiment(
+        "precache", config, out or default_out("precache"), resume=resume,
+        overwrite=overwrite, as_json=json_,
+    )  # fmt: skip

@@ -12,7 +12,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from interp.errors import ConfigError
 
@@ -413,6 +413,13 @@ class TrainJob(_Config):
     model: ModelConfig
     train: TrainConfig
     data: DataConfig
+
+    # a resume may train for more steps; the shape fixed from the data is not compared (the
+    # request carries the unresolved defaults)
+    resume_free: ClassVar[frozenset[str]] = frozenset({"train.steps"})
+    resume_resolved: ClassVar[frozenset[str]] = frozenset(
+        {"model.d_vocab", "model.n_ctx", "model.input_kind", "model.d_input"}
+    )
 
     @property
     def seed(self) -> int:

@@ -73,7 +73,7 @@ def test_interval_gap_and_positions() -> None:
         0.5
     )
     with pytest.raises(ConfigError, match="seeds"):
-        MyopiaConfig(seeds=())
+        MyopiaConfig(seeds=()).validate()  # configs are inert: checked when used (#14)
 
 
 def test_verdict_labels() -> None:

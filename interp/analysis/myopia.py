@@ -34,13 +34,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from interp.config import _Config
 from interp.errors import ConfigError, InterpError
 
 KIND = "precache"
@@ -55,8 +56,9 @@ ProgressFn = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class MyopiaConfig:
-    """What ``interp precache`` compares beyond the training itself."""
+class MyopiaConfig(_Config):
+    """What ``interp precache`` compares beyond the training itself (inert: checked by
+    :meth:`validate`)."""
 
     seeds: tuple[int, ...] = (0,)
     probe_layer: int = 1  # the state after this many blocks (1 = the paper's "layer 1")
@@ -67,12 +69,19 @@ class MyopiaConfig:
     token_probe_tokens: int = 4000  # held-out tokens per twin for those probes (fit+val+test)
 
     def __post_init__(self) -> None:
-        seeds = tuple(self.seeds)
-        if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds):
+        if isinstance(self.seeds, list):  # as JSON spells a tuple
+            object.__setattr__(self, "seeds", tuple(self.seeds))
+
+    def validate(self) -> None:
+        seeds = self.seeds
+        if (
+            not isinstance(seeds, tuple)
+            or not seeds
+            or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds)
+        ):
             raise ConfigError(f"seeds must be non-negative integers, got {self.seeds!r}")
         if len(set(seeds)) != len(seeds):
             raise ConfigError(f"seeds must be distinct, got {list(seeds)}")
-        object.__setattr__(self, "seeds", seeds)
         if not isinstance(self.probe_layer, int) or self.probe_layer < 1:
             raise ConfigError(f"probe_layer must be >= 1, got {self.probe_layer!r}")
         if self.probe_sequences < 4:
@@ -81,11 +90,6 @@ class MyopiaConfig:
             raise ConfigError("ridge and precaching_rel_gap must be positive")
         if self.token_horizons < 1 or self.token_probe_tokens < 1:
             raise ConfigError("token_horizons and token_probe_tokens must be positive")
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["seeds"] = list(self.seeds)
-        return out
 
 
 # --------------------------------------------------------------------------- statistics

@@ -36,6 +36,7 @@ class ExperimentConfig(_Config):
     (``probes.run.ProbeConfig``) subclass ``_Config`` and have the same interface."""
 
     resume_free: ClassVar[frozenset[str]] = frozenset()
+    resume_resolved: ClassVar[frozenset[str]] = frozenset()
 
 
 @dataclass
@@ -174,18 +175,38 @@ class Experiment(Generic[C, R]):
         raise NotImplementedError
 
     def check_resume(self, stored: C, asked: C) -> C:
-        """The config a resumed run continues with: the stored one, with the ``resume_free``
-        fields taken from the request; any other difference is refused naming the field."""
+        """The one resume check: the config a resumed run continues with is the stored one,
+        with the ``resume_free`` fields taken from the request (say ``steps``, or
+        ``train.steps`` inside a nested config); ``resume_resolved`` fields (fixed from the
+        data when the run started: a vocabulary) are not compared; any other difference is
+        refused naming the field."""
         s, a = _flatten(stored.to_dict()), _flatten(asked.to_dict())
         free: frozenset[str] = getattr(type(stored), "resume_free", frozenset())
+        resolved: frozenset[str] = getattr(type(stored), "resume_resolved", frozenset())
         for key in sorted(set(s) | set(a)):
-            if key.split(".")[0] in free or key in free or s.get(key) == a.get(key):
+            if key.split(".")[0] in free or key in free | resolved or s.get(key) == a.get(key):
                 continue
             raise ConfigError(
                 f"--resume: {key} is {a.get(key)!r} but the run was started with "
-                f"{s.get(key)!r}; use the same options (or a new --out)"
+                f"{s.get(key)!r} (the request differs from its config.json); use the same "
+                "options (or a new --out)"
             )
-        return stored.replace(**{name: getattr(asked, name) for name in free})
+        for name in sorted(free):
+            stored = _replace_path(stored, name.split("."), _get_path(asked, name.split(".")))
+        return stored
+
+
+def _get_path(config: Any, path: list[str]) -> Any:
+    for name in path:
+        config = getattr(config, name)
+    return config
+
+
+def _replace_path(config: Any, path: list[str], value: Any) -> Any:
+    """``config`` with the (nested) field at ``path`` set to ``value``."""
+    head, rest = path[0], path[1:]
+    inner = value if not rest else _replace_path(getattr(config, head), rest, value)
+    return dataclasses.replace(config, **{head: inner})
 
 
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

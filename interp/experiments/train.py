@@ -29,7 +29,6 @@ from interp.train.job import (
     corpus_check,
     corpus_record,
     resolve,
-    resume_matches,
     save_tokenizer,
     with_absolute_corpus,
 )
@@ -81,7 +80,7 @@ class Train(Experiment[TrainJob, TrainResults]):
         return Estimate(memory, disk, "training")
 
     def check_resume(self, stored: TrainJob, asked: TrainJob) -> TrainJob:
-        return resume_matches(with_absolute_corpus(stored), with_absolute_corpus(asked))
+        return super().check_resume(with_absolute_corpus(stored), with_absolute_corpus(asked))
 
     def prepare(
         self,

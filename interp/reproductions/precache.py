@@ -27,27 +27,24 @@ from interp.reproduce import Claim, ProgressFn, register_reproduction
 
 
 def _compare(out: Path, job: Any, seeds: int, progress: ProgressFn) -> dict[str, Any]:
-    from interp.analysis.myopia import KIND, MyopiaConfig, run_precache
-    from interp.io import atomic_write_json
-    from interp.runs import RunDir
+    """The ``precache`` experiment into ``out`` (a finished one is read back, an interrupted one
+    resumed)."""
+    from interp.analysis.myopia import MyopiaConfig
+    from interp.experiments import execute
+    from interp.experiments.precache import PrecacheConfig
+    from interp.progress import Callbacks
 
-    myopia = MyopiaConfig(seeds=tuple(range(seeds)), probe_layer=1)
-    config = {
-        "kind": KIND,
-        "seed": 0,
-        "model": job.model.to_dict(),
-        "train": job.train.to_dict(),
-        "data": job.data.to_dict(),
-        "myopia": myopia.to_dict(),
-    }
     if (out / "results.json").is_file():
         from interp.io import read_json
 
         return read_json(out / "results.json", what="precache results")
-    run = RunDir.open(out) if (out / "config.json").is_file() else RunDir.create(out, config)
-    results = run_precache(run.path, job, myopia, progress=progress)
-    atomic_write_json(run.path / "results.json", results)
-    return results
+    config = PrecacheConfig(
+        job.model, job.train, job.data, MyopiaConfig(seeds=tuple(range(seeds)), probe_layer=1)
+    )
+    outcome = execute(
+        "precache", config, out, resume=True, report=False, progress=Callbacks(on_note=progress)
+    )
+    return outcome.results.to_dict()
 
 
 def _jobs(quick: bool) -> tuple[Any, Any, int]:

@@ -105,41 +105,6 @@ def resolve(
     return TrainJob(model, tcfg, data), source, tokenizer
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in d.items():
-        if (
-            isinstance(value, dict)
-            and value
-            and key != "task_options"
-            and key != "positional_options"
-        ):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-# resolved from the data (compared through the data config) or allowed to grow on resume
-_RESUME_FREE = {"train.steps", "model.d_vocab", "model.n_ctx", "model.input_kind", "model.d_input"}
-
-
-def resume_matches(stored: TrainJob, asked: TrainJob) -> TrainJob:
-    """On resume, the stored config wins; a different request (other than more steps) is refused.
-
-    Extending ``steps`` stretches the cosine schedule over the new total from the resume point.
-    """
-    s, a = _flatten(stored.to_dict()), _flatten(asked.to_dict())
-    for key in sorted(set(s) | set(a)):
-        if key in _RESUME_FREE or s.get(key) == a.get(key):
-            continue
-        raise InterpError(
-            f"--resume: {key} is {a.get(key)!r} but the run was started with {s.get(key)!r}; "
-            "use the same options (or a new --out)"
-        )
-    return TrainJob(stored.model, stored.train.replace(steps=asked.train.steps), stored.data)
-
-
 def corpus_check(
     config: dict[str, Any], run: RunDir, allow_change: bool, changes: list[dict[str, Any]]
 ) -> Callable[[Any], None]:

@@ -1,0 +1,142 @@
+"""``precache``: vanilla and myopic twins of one training job, compared (Wu et al. 2024).
+
+A myopic twin gets no gradient into earlier positions; if it is clearly worse than its vanilla
+twin, the vanilla model was computing features for later tokens (*pre-caching*), otherwise
+what it passes forward is mostly computed for the current token anyway (*breadcrumbs*).  The
+comparison is :func:`interp.analysis.myopia.run_precache`; this file is the experiment around
+it: the config, its checks, the work estimate and the typed results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from interp.analysis import myopia as _myopia
+from interp.analysis.myopia import MyopiaConfig
+from interp.config import DataConfig, ModelConfig, TrainConfig, TrainJob
+from interp.errors import ConfigError
+from interp.experiments.base import (
+    Context,
+    Estimate,
+    Experiment,
+    ExperimentConfig,
+    Prepared,
+    Results,
+    register_experiment,
+)
+from interp.progress import SILENT, Progress
+from interp.runs import RunDir
+
+
+@dataclass(frozen=True)
+class PrecacheConfig(ExperimentConfig):
+    """The twins' training job (``model``, ``train``, ``data``) and what is compared."""
+
+    model: ModelConfig
+    train: TrainConfig
+    data: DataConfig
+    myopia: MyopiaConfig = field(default_factory=MyopiaConfig)
+
+    @property
+    def job(self) -> TrainJob:
+        return TrainJob(self.model, self.train, self.data)
+
+    def validate(self) -> None:
+        from interp.resources import MAX_MODELS, MAX_SAMPLES, MAX_STEPS, check_limit
+        from interp.tasks import build_task
+
+        self.myopia.validate()
+        data, seeds = self.data, len(self.myopia.seeds)
+        if data.source == "task":
+            build_task(data.task or "", data.task_options)  # unknown task or bad options
+        check_limit(2 * seeds, f"--seeds {seeds}: the comparison of", MAX_MODELS, "models")
+        check_limit(self.train.steps, "--steps", MAX_STEPS, "steps per twin")
+        check_limit(self.myopia.token_probe_tokens, "--probe-tokens", MAX_SAMPLES, "tokens")
+        layer, horizons = self.myopia.probe_layer, self.myopia.token_horizons
+        if layer > self.model.n_layers:
+            raise ConfigError(f"--probe-layer {layer} exceeds --layers {self.model.n_layers}")
+        if data.source == "corpus" and horizons > self.model.n_ctx - 1:
+            raise ConfigError(f"--probe-horizons {horizons} needs --ctx above {horizons}")
+
+
+@dataclass
+class PrecacheResults(Results):
+    kind: ClassVar[str] = "precache"
+    schema: ClassVar[int] = 1
+
+    source: str
+    per_seed: list[dict[str, Any]]
+    summary: dict[str, Any]
+    positions: dict[str, Any]
+    probe: dict[str, Any] | None = None
+    token_probe: dict[str, Any] | None = None
+    verdict: dict[str, Any] = field(default_factory=dict)  # label, evidence, rel_threshold
+    headline: str = ""
+
+    def lines(self) -> list[str]:
+        return [f"verdict: {self.verdict['label']}"] + [
+            f"  - {line}" for line in self.verdict["evidence"]
+        ]
+
+
+def precache_headline(results: dict[str, Any]) -> str:
+    """The verdict in a sentence with its number (the label is already guarded: pre-caching
+    needs a gap above the threshold, positive over seeds, and the probe not against it)."""
+    s, label = results["summary"], results["verdict"]["label"]
+    ci = s.get("gap_ci")
+    spread = f", 95% CI [{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else ", one seed (no interval)"
+    return (
+        f"Myopic vs vanilla: {label} (myopia gap {s['gap']:+.4f}, "
+        f"{100 * s['rel_gap']:+.1f}% of the vanilla loss{spread})."
+    )
+
+
+@register_experiment
+class Precache(Experiment[PrecacheConfig, PrecacheResults]):
+    kind = "precache"
+    config_cls = PrecacheConfig
+    results_cls = PrecacheResults
+    resumable = True
+    writes_while_running = True
+    description = "vanilla and myopic twins: pre-caching or breadcrumbs"
+
+    def estimate(self, config: PrecacheConfig, report: bool = True) -> Estimate:
+        from interp.resources import train_job_estimate
+
+        disk, memory = train_job_estimate(config.job)  # twins train one after another
+        twins = 2 * len(config.myopia.seeds)
+        return Estimate(memory, twins * disk, f"training {twins} twins")
+
+    def prepare(
+        self,
+        config: PrecacheConfig,
+        model: Any = None,
+        progress: Progress = SILENT,
+        run: RunDir | None = None,
+    ) -> Prepared[PrecacheConfig]:
+        return Prepared(config, None)
+
+    def run(self, prepared: Prepared[PrecacheConfig], context: Context) -> PrecacheResults:
+        config, bar = prepared.config, context.progress
+        assert context.run is not None
+        bar.start(config.train.steps * len(config.myopia.seeds) * 2, 0, "twins")
+        done = [0]
+
+        def tick(step: int) -> None:
+            done[0] += 1
+            bar.advance(done[0])
+
+        results = _myopia.run_precache(
+            context.run.path, config.job, config.myopia, progress=bar.note, on_step=tick
+        )
+        return results_of(results)
+
+
+def results_of(results: dict[str, Any]) -> PrecacheResults:
+    """Typed results from :func:`interp.analysis.myopia.run_precache`'s dict."""
+    body = {k: v for k, v in results.items() if k != "kind"}
+    return PrecacheResults(**body, headline=precache_headline(results))
+
+
+__all__ = ["Precache", "PrecacheConfig", "PrecacheResults", "precache_headline", "results_of"]
