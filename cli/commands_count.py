@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from cli.app import app, fresh_start
+from cli.app import app
 from cli.commands_train import default_out
 from cli.execute import run_experiment, show_results
 from cli.options import Json
-from cli.progress import console, step_bar
 
 count_app = typer.Typer(
     help="Counting (Yehudai et al. 2024): sweeps over d and m, and the histogram construction.",
@@ -67,16 +64,13 @@ def sweep(
         bool, typer.Option(help="Continue the sweep in --out, skipping finished cells.")
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing sweep in --out.")] = False,
+    json_: Json = False,
 ) -> None:
     """Train a model per (d, m), measure accuracy, estimate m_thr(d) and fit it against d."""
-    from interp.analysis.counting import SweepConfig, parse_int_list, run_sweep
+    from interp.analysis.counting import SweepConfig, parse_int_list
     from interp.errors import ConfigError
-    from interp.io import atomic_write_json, dumps_json
-    from interp.report import build_report
-    from interp.runs import RunDir
+    from interp.experiments.count_sweep import CountSweepConfig
 
-    if resume and overwrite:
-        raise ConfigError("--resume and --overwrite contradict each other")
     if resume and out is None:
         raise ConfigError("--resume needs --out SWEEP_DIR")
     cfg = SweepConfig(
@@ -101,48 +95,10 @@ def sweep(
         threshold=threshold,
         batched=batched,
     )
-    out = out or default_out("count-sweep")
-    from interp.resources import (
-        MAX_MODELS,
-        MAX_SAMPLES,
-        MAX_STEPS,
-        check_limit,
-        count_sweep_estimate,
-        preflight,
-    )
-
-    check_limit(steps, "--steps", MAX_STEPS, "steps per model")
-    check_limit(eval_samples, "--eval-samples", MAX_SAMPLES, "sequences per cell")
-    check_limit(
-        len(cfg.d_values) * len(cfg.m_values), "the --d x --m grid of", MAX_MODELS, "models"
-    )
-
-    need = count_sweep_estimate(cfg.d_values, cfg.m_values, cfg.n, cfg.n_factor, layers, heads,
-                                mlp_ratio, batch_size, batched)  # fmt: skip
-    need_line = preflight(
-        *need, f"the sweep of {len(cfg.d_values) * len(cfg.m_values)} models", out
-    )
-    config = {"kind": "count-sweep", "seed": seed, "sweep": cfg.to_dict()}
-    resume, fresh = fresh_start(out, resume)
-    if resume:
-        run = RunDir.open(out)
-        saved = run.config().get("sweep")
-        if saved != json.loads(dumps_json(cfg.to_dict())):
-            now = json.loads(dumps_json(cfg.to_dict()))
-            changed = sorted(k for k in now if (saved or {}).get(k) != now[k])
-            raise ConfigError(
-                f"--resume with a different sweep config ({', '.join(changed)}); use a new --out"
-            )
-    else:
-        run = RunDir.create(out, config, overwrite=overwrite)
-        run.write_env(seed, "cpu")
-    # printed once the work starts (after the saved cells are checked): an error stays alone
-    with step_bar("cells", note=[need_line, fresh]) as (on_start, _):
-        results = run_sweep(run.path, cfg, progress=on_start)
-    atomic_write_json(run.path / "results.json", results)
-    _print_summary(results)
-    console.print(f"sweep: {run.path}")
-    console.print(f"report: {build_report(run.path)}")
+    run_experiment(
+        "count-sweep", CountSweepConfig(cfg), out or default_out("count-sweep"), resume=resume,
+        overwrite=overwrite, as_json=json_,
+    )  # fmt: skip
 
 
 @count_app.command()
@@ -175,19 +131,3 @@ def construct(
         show_results("count-construct", cfg, as_json=json_)
     else:
         run_experiment("count-construct", cfg, out, as_json=json_)
-
-
-def _print_summary(results: dict) -> None:
-    table = Table(title="m_thr(d): accuracy falls to the threshold")
-    for col in ("d", "m_thr", "acc m<=d", "acc m>d"):
-        table.add_column(col)
-    for t in results["thresholds"]:
-        thr = f"{t['m_thr']:.2f}" if t["m_thr"] is not None else f"({t['censored']} the grid)"
-        fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
-        table.add_row(str(t["d"]), thr, fmt(t["mean_acc_m_le_d"]), fmt(t["mean_acc_m_gt_d"]))
-    console.print(table)
-    fit = results.get("fit")
-    if fit:
-        console.print(
-            f"fit: m_thr = {fit['slope']:.3f} d + {fit['intercept']:.2f} (R² {fit['r2']:.3f})"
-        )

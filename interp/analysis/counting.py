@@ -40,11 +40,11 @@ from typing import Any
 
 import torch
 
-from interp.config import ModelConfig, OptimConfig, TrainConfig, _Config
+from interp.cells import CellStore, GroupMarker
+from interp.config import ModelConfig, OptimConfig, TrainConfig, _Config, _is_int
 from interp.errors import ConfigError
-from interp.io import atomic_write_json
 from interp.models.transformer import HookedTransformer
-from interp.runs import ListOf, Num, ShapeError, read_cell
+from interp.runs import ListOf, Num, RunDir, ShapeError
 from interp.tasks import build_task
 from interp.tasks.counting import COUNT_TASKS, _CountTask
 
@@ -231,8 +231,9 @@ def summarise(cells: Sequence[dict[str, Any]], threshold: float = THRESHOLD) -> 
 
 
 @dataclass(frozen=True)
-class SweepConfig:
-    """A grid of (d, m) cells; one model per cell (see the module docstring)."""
+class SweepConfig(_Config):
+    """A grid of (d, m) cells; one model per cell (see the module docstring).  Inert: checked
+    by :meth:`validate`."""
 
     task: str = "qc"
     d_values: tuple[int, ...] = (8, 16, 32)
@@ -256,9 +257,13 @@ class SweepConfig:
     batched: bool = True
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes saved with the sweep
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "d_values", tuple(sorted(set(self.d_values))))
-        object.__setattr__(self, "m_values", tuple(sorted(set(self.m_values))))
+    def __post_init__(self) -> None:  # the grid in order, each value once (no checks here)
+        for name in ("d_values", "m_values"):
+            values = getattr(self, name)
+            if isinstance(values, list | tuple) and all(_is_int(v) for v in values):
+                object.__setattr__(self, name, tuple(sorted(set(values))))
+
+    def validate(self) -> None:
         _check_grid(self.task, self.d_values, self.m_values, self.n)
         if self.n_heads < 1 or self.n_layers < 1:
             raise ConfigError(
@@ -280,16 +285,6 @@ class SweepConfig:
         self.model_config(self.d_values[0], self.m_values[0])  # validates the rest
         self.train_config()  # lr, weight decay, warmup: refused now, not after the folder exists
         _task(self.task, self.m_values[0], self.n, self.sampling, self.query)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f: getattr(self, f) for f in self.__dataclass_fields__}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SweepConfig:
-        data = dict(data)
-        for key in ("d_values", "m_values"):
-            data[key] = tuple(data[key])
-        return cls(**data)
 
     def task_for(self, m: int) -> _CountTask:
         n = self.n if self.n is not None else self.n_factor * m
@@ -320,11 +315,15 @@ class SweepConfig:
         )
 
 
+def cell_key(d: int, m: int) -> str:
+    return f"d{d:04d}_m{m:04d}"
+
+
 def cell_path(sweep_dir: Path, d: int, m: int) -> Path:
-    return Path(sweep_dir) / "cells" / f"d{d:04d}_m{m:04d}.json"
+    return Path(sweep_dir) / "cells" / f"{cell_key(d, m)}.json"
 
 
-# what a saved cell must hold (interp.runs.read_cell): the summary, the report and --resume read it
+# what a saved cell must hold (the summary, the report and --resume read it)
 CELL = {
     "d": int,
     "m": int,
@@ -335,47 +334,50 @@ CELL = {
 }
 
 
-def read_cell_file(path: Path, cfg: SweepConfig | None = None) -> dict[str, Any]:
-    """One saved cell, validated (one line naming the file otherwise): its shape, its (d, m)
-    against its file name and, given the sweep's config, its n."""
+def cell_store(sweep_dir: Path | RunDir, cfg: SweepConfig | None = None) -> CellStore:
+    """The sweep's cells: each checked for its shape, its (d, m) against its file name and,
+    given the sweep's config, its n; a group trained together is marked by its (d, m) pairs."""
+    run = sweep_dir if isinstance(sweep_dir, RunDir) else RunDir(Path(sweep_dir))
 
-    def check(cell: dict[str, Any]) -> None:
-        if path.name != cell_path(path.parent.parent, cell["d"], cell["m"]).name:
-            raise ShapeError(f"it holds the cell d={cell['d']} m={cell['m']}, not {path.stem}")
+    def check(cell: Any) -> str | None:
         if cfg is not None and cell["n"] != cfg.task_for(cell["m"]).n:
-            raise ShapeError(f"n is {cell['n']}, the sweep's is {cfg.task_for(cell['m']).n}")
+            return f"n is {cell['n']}, the sweep's is {cfg.task_for(cell['m']).n}"
+        return None
 
-    return read_cell(path, "sweep cell", CELL, check)
+    grid = None if cfg is None else {(d, m) for d in cfg.d_values for m in cfg.m_values}
+
+    def pairs_check(pairs: list[list[int]]) -> None:
+        for d, m in pairs:
+            if grid is not None and (d, m) not in grid:
+                raise ShapeError(f"it names the cell d={d} m={m}, not in this sweep's grid")
+
+    marker = GroupMarker(
+        spec=ListOf(ListOf(int, 2)),
+        encode=lambda keys: [[int(k[1:5]), int(k[7:])] for k in keys],
+        decode=lambda pairs: [cell_key(d, m) for d, m in pairs],
+        check=pairs_check,
+    )
+    return CellStore(
+        run,
+        check,
+        spec=CELL,
+        identity=lambda c: (cell_key(c["d"], c["m"]), f"d={c['d']} m={c['m']}"),
+        marker=marker,
+    )
+
+
+def read_cell_file(path: Path, cfg: SweepConfig | None = None) -> dict[str, Any]:
+    """One saved cell, validated (one line naming the file otherwise)."""
+    return cell_store(Path(path).parent.parent, cfg).read(Path(path))
 
 
 def load_cells(sweep_dir: Path, cfg: SweepConfig | None = None) -> list[dict[str, Any]]:
-    folder = Path(sweep_dir) / "cells"
-    if not folder.is_dir():
-        return []
-    return [read_cell_file(p, cfg) for p in sorted(folder.glob("d*_m*.json"))]
-
-
-def _read_pending(path: Path, grid: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The cells of the group whose save a kill interrupted (redone whole on resume)."""
-
-    def check(pairs: list[list[int]]) -> None:
-        for d, m in pairs:
-            if (d, m) not in grid:
-                raise ShapeError(f"it names the cell d={d} m={m}, not in this sweep's grid")
-
-    pairs = read_cell(
-        path,
-        "sweep pending list",
-        ListOf(ListOf(int, 2)),
-        check,
-        remedy="it marks the group whose save was interrupted; delete it and that group's "
-        "cells to recompute them, or start over with --overwrite",
-    )
-    return [(d, m) for d, m in pairs]
+    store = cell_store(sweep_dir, cfg)
+    return [c for k in store.keys() if (c := store.get(k)) is not None]
 
 
 def run_sweep(
-    sweep_dir: Path,
+    sweep_dir: Path | RunDir,
     cfg: SweepConfig,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
@@ -387,16 +389,13 @@ def run_sweep(
     from interp.train.batched import train_models
     from interp.train.sources import TaskSource
 
+    cfg.validate()
+    store = cell_store(sweep_dir, cfg)
     grid = [(d, m) for d in cfg.d_values for m in cfg.m_values]
-    pending = Path(sweep_dir) / "cells" / ".pending.json"
-    if pending.is_file():  # killed while saving a group trained together: redo the whole group
-        for d, m in _read_pending(pending, grid):
-            cell_path(sweep_dir, d, m).unlink(missing_ok=True)
-        pending.unlink()
+    store.recover()  # killed while saving a group trained together: redo the whole group
     for d, m in grid:  # every saved cell checked now, before hours of training, not after
-        if cell_path(sweep_dir, d, m).is_file():
-            read_cell_file(cell_path(sweep_dir, d, m), cfg)
-    todo = [(d, m) for d, m in grid if not cell_path(sweep_dir, d, m).is_file()]
+        store.get(cell_key(d, m))
+    todo = [(d, m) for d, m in grid if not store.has(cell_key(d, m))]
     total = len(grid)
     finished = total - len(todo)
     if progress:
@@ -415,23 +414,19 @@ def run_sweep(
     def save(indices: list[int]) -> None:
         nonlocal finished
         elapsed = _now() - clock[0]
-        cells = []
+        cells = {}
         for i in indices:
             d, m = todo[i]
             result = evaluate_count_model(models[i], tasks[i], cfg.eval_samples, cfg.seed)
-            cells.append({
+            cells[cell_key(d, m)] = {
                 "d": d,
                 "m": m,
                 "n": tasks[i].n,
                 **result,
                 "train_seconds": elapsed / len(indices),
                 "trained_with": len(indices),
-            })  # fmt: skip
-        # a group's cells are saved together or not at all (a resume retrains the group whole)
-        atomic_write_json(pending, [[c["d"], c["m"]] for c in cells])
-        for cell in cells:
-            atomic_write_json(cell_path(sweep_dir, cell["d"], cell["m"]), cell)
-        pending.unlink()
+            }  # fmt: skip
+        store.put_group(cells)  # a group's cells are saved together or not at all
         finished += len(indices)
         clock[0] = _now()
         if progress:
@@ -447,7 +442,7 @@ def run_sweep(
             on_model_done=save,
             labels=[f"cell d={d} m={m}" for d, m in todo],
         )
-    cells = [read_cell_file(cell_path(sweep_dir, d, m), cfg) for d, m in grid]
+    cells = [store.get(cell_key(d, m)) for d, m in grid]
     return {"cells": cells, **summarise(cells, cfg.threshold)}
 
 

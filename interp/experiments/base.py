@@ -136,7 +136,7 @@ class Context:
 
     @cached_property
     def cells(self) -> Any:
-        from interp.experiments.cells import CellStore
+        from interp.cells import CellStore
 
         return CellStore(self.run)
 

@@ -7,6 +7,7 @@ from interp.errors import ConfigError
 from interp.experiments import (  # noqa: F401  (registration)
     collapse,
     count_construct,
+    count_sweep,
     precache,
     probe,
     reproduce,

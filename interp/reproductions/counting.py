@@ -22,10 +22,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from interp.analysis.counting import ConstructConfig, SweepConfig, run_construct, run_sweep
-from interp.io import atomic_write_json
+from interp.analysis.counting import ConstructConfig, SweepConfig, run_construct
 from interp.reproduce import Claim, ProgressFn, register_reproduction
-from interp.runs import RunDir
+from interp.safefs import Tree
 
 PAPER_SETUP = "2 layers, 4 heads, d 8..128, m 5..150, n = 10m, Adam 1e-4, batch 16, 100k steps"
 
@@ -88,27 +87,24 @@ def reproduce_counting(out_dir: Path, quick: bool, progress: ProgressFn) -> list
     ccfg = construct_config(quick)
     progress("histogram construction (float64) ...")
     built = run_construct(ccfg)
-    atomic_write_json(Path(out_dir) / "construct.json", built)
+    tree = Tree(Path(out_dir))
+    tree.write_json("construct.json", built)
     exact = [c for c in built["cells"] if c["m"] <= c["d"]]
     beyond = [c for c in built["cells"] if c["m"] > c["d"]]
     all_exact = all(c["exact"] for c in exact)
     worst_beyond = max((c["accuracy"] for c in beyond), default=0.0)
 
     scfg = sweep_config(quick)
-    sweep_dir = Path(out_dir) / "sweep"
-    run = RunDir.create(
-        sweep_dir, {"kind": "count-sweep", "seed": scfg.seed, "sweep": scfg.to_dict()}
-    )
     progress(
         f"training {len(scfg.d_values) * len(scfg.m_values)} models "
         f"(d {list(scfg.d_values)}, m {list(scfg.m_values)}, {scfg.steps} steps) ..."
     )
-    results = run_sweep(run.path, scfg)
-    atomic_write_json(run.path / "results.json", results)
-    atomic_write_json(Path(out_dir) / "analyses" / "count-sweep" / "results.json", results)
-    from interp.report import build_report
+    from interp.experiments import execute
+    from interp.experiments.count_sweep import CountSweepConfig
 
-    build_report(run.path)
+    outcome = execute("count-sweep", CountSweepConfig(scfg), Path(out_dir) / "sweep")
+    results = outcome.results.to_dict()
+    tree.write_json("analyses/count-sweep/results.json", results)
 
     drop_ok, drop_text = _drops(results)
     built_drop_ok, built_drop_text = _drops(built)
