@@ -43,6 +43,8 @@ __all__ = [
     "pe_bench_estimate",
     "preflight",
     "probe_stats_estimate",
+    "process_memory",
+    "expected_peak",
     "range_size",
     "squash_estimate",
     "transformer_params",
@@ -160,16 +162,42 @@ def available_memory() -> int | None:
     return memory_info()["available_bytes"]
 
 
+def process_memory() -> tuple[int, int]:
+    """``(resident, peak resident)`` bytes of this process (``VmRSS``, ``VmHWM``; 0 where
+    /proc cannot be read)."""
+    rss = hwm = 0
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM") and rest.split():
+                value = int(rest.split()[0]) * 1024
+                rss, hwm = (value, hwm) if key == "VmRSS" else (rss, value)
+    except (OSError, ValueError):
+        pass
+    return rss, hwm
+
+
+def expected_peak(work_bytes: int) -> tuple[int, int]:
+    """``(resident now, expected peak)``: what the process holds (libraries, the loaded model)
+    plus ``work_bytes`` it is about to allocate, or its peak so far if that was higher."""
+    rss, hwm = process_memory()
+    return rss, max(hwm, rss + int(work_bytes))
+
+
 def preflight(
     need_disk_bytes: float,
     need_mem_bytes: float,
     what: str,
     path: str | Path = ".",
+    resident: int = 0,
 ) -> str:
     """Refuse (``InterpError``, one line) when ``what`` will not fit; else a line to print.
 
-    Disk is checked on the file system of ``path`` (the output directory, made or not); a
-    quantity that cannot be read (no /proc, an odd file system) is not checked.
+    ``need_mem_bytes`` is what the work will allocate; ``resident`` what the process already
+    holds for it (the loaded model, the libraries): the printed need is their sum, the check
+    against the available memory is on the allocation alone.  Disk is checked on the file
+    system of ``path`` (the output directory, made or not); a quantity that cannot be read (no
+    /proc, an odd file system) is not checked.
     """
     need_disk, need_mem = int(need_disk_bytes), int(need_mem_bytes)
     mem = available_memory()
@@ -183,6 +211,12 @@ def preflight(
         raise InterpError(
             f"{what} needs ~{human_bytes(need_disk)} of disk at {_existing(Path(path))}, "
             f"only {human_bytes(free)} free"
+        )
+    if resident:
+        return (
+            f"{what} needs ~{human_bytes(need_mem + resident)} memory at its peak (~"
+            f"{human_bytes(resident)} of it in use now: the loaded model and libraries), "
+            f"~{human_bytes(need_disk)} disk"
         )
     return f"{what} needs ~{human_bytes(need_mem)} memory, ~{human_bytes(need_disk)} disk"
 

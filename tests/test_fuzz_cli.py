@@ -749,6 +749,8 @@ SPECS: dict[tuple[str, ...], Spec] = {
             "--probe": text(choice("future-lens", "vocab", "both")),
             "--top-k": dim(0, 16, always=False),
             "--max-memory": dim(1, 64, always=False),
+            "--test-positions": count(0, 64, always=False),
+            "--decode-dtype": text(choice("auto", "float32", "bfloat16")),
             "--overwrite": FLAG,
             "--no-report": Opt(None, always=True),
         },

@@ -99,7 +99,7 @@ def execute(
 
     est = prepared.estimate
     if est is not None:  # an experiment made of others (reproduce) leaves it to its parts
-        progress.note(preflight(est.disk, est.memory, est.what, out))
+        progress.note(preflight(est.disk, est.memory, est.what, out, resident=est.resident))
     stored_config = run_config(exp.kind, prepared.config)
     if run is None:
         run = RunDir.create(out, stored_config, overwrite=overwrite, remedy=exp.remedy)
