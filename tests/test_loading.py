@@ -272,3 +272,17 @@ def test_cached_gpt2_hub_name_loads_from_the_cache_when_the_hub_is_unreachable(
     model = load_model(repo)
     assert time.perf_counter() - t0 < 30
     assert isinstance(model, HookedTransformer)
+
+
+def test_no_loading_bar_leaks_onto_stderr(tmp_path, capfd):
+    """transformers' "Loading weights" bar (a bridge load, a pickled GPT-2) stays hidden."""
+    from hf_fixtures import save_tiny_gpt2, save_tiny_llama
+
+    import interp
+
+    llama, gpt2 = save_tiny_llama(tmp_path / "llama"), save_tiny_gpt2(tmp_path / "gpt2")
+    capfd.readouterr()  # the fixtures' own "Writing model shards" bars
+    interp.load_model(str(llama))
+    interp.load_model(str(gpt2))
+    err = capfd.readouterr().err
+    assert "Loading weights" not in err and "it/s" not in err, err[-500:]
