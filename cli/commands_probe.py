@@ -8,7 +8,7 @@ import typer
 
 from cli.app import app
 from cli.execute import run_experiment
-from cli.options import Device, Out, Overwrite, Report
+from cli.options import Device, Json, Out, Overwrite, Report
 from interp.errors import ConfigError
 
 _KINDS = {"future-lens": ("future_lens",), "vocab": ("vocab",), "both": ("future_lens", "vocab")}
@@ -61,6 +61,7 @@ def probe(
     ] = "auto",
     overwrite: Overwrite = False,
     report: Report = True,
+    json_: Json = False,
 ) -> None:
     """Fit linear probes predicting the token at t+k from each layer's state at t."""
     from probes.run import ProbeConfig, parse_layers
@@ -83,4 +84,4 @@ def probe(
         test_positions=test_positions,
         decode_dtype=decode_dtype,
     )
-    run_experiment("probe", config, out, overwrite=overwrite, report=report)
+    run_experiment("probe", config, out, overwrite=overwrite, report=report, as_json=json_)

@@ -57,6 +57,7 @@ __all__ = [
     "SquashConfig",
     "build_prompt",
     "directions",
+    "plan_squash",
     "resolve_estimator",
     "run_squash",
     "sensitivities",
@@ -203,22 +204,18 @@ def _shares(s: list[float], first: int) -> dict[str, float]:
     }
 
 
-def run_squash(model: Any, cfg: SquashConfig, progress: Progress = SILENT) -> dict[str, Any]:
-    """Sensitivity curves for every prompt of ``cfg`` (see the module docstring).
-
-    The first batch of the first prompt is timed; the estimated duration (a ``progress``
-    note) and the bar's weights come from it (a batch costs about its prompt's length)."""
+def plan_squash(model: Any, cfg: SquashConfig) -> dict[str, tuple[list[int], int]]:
+    """Check ``cfg`` against ``model`` (one-line ConfigError) and build every prompt:
+    ``{name: (tokens, index of the first digit)}``; nothing is computed yet."""
     if cfg.length < 2:
         raise ConfigError(f"--length must be at least 2, not {cfg.length}")
     if cfg.chunk < 1:
         raise ConfigError("chunk must be positive")
     if cfg.probes < 1:
         raise ConfigError("probes must be positive")
-    d_model = int(model.cfg.d_model)
-    estimator = resolve_estimator(cfg, d_model)
+    resolve_estimator(cfg, int(model.cfg.d_model))  # an unknown estimator: one line, now
     if not cfg.prompts:
         raise ConfigError("no prompt given")
-    names = layer_names(model)
     n_ctx = int(model.cfg.n_ctx)
     unknown = [p for p in cfg.prompts if p not in PROMPTS]
     if unknown:
@@ -232,6 +229,23 @@ def run_squash(model: Any, cfg: SquashConfig, progress: Progress = SILENT) -> di
                 f"prompt {p!r} with length {cfg.length} is {len(tokens)} tokens, beyond the "
                 f"model context {n_ctx}"
             )
+    return built
+
+
+def run_squash(
+    model: Any,
+    cfg: SquashConfig,
+    progress: Progress = SILENT,
+    built: dict[str, tuple[list[int], int]] | None = None,
+) -> dict[str, Any]:
+    """Sensitivity curves for every prompt of ``cfg`` (see the module docstring).
+
+    The first batch of the first prompt is timed; the estimated duration (a ``progress``
+    note) and the bar's weights come from it (a batch costs about its prompt's length)."""
+    built = built if built is not None else plan_squash(model, cfg)
+    names = layer_names(model)
+    d_model = int(model.cfg.d_model)
+    estimator = resolve_estimator(cfg, d_model)
     cotangents = directions(cfg, d_model)
     work = Work(progress, "sensitivities")
     timed: dict[str, float] = {}

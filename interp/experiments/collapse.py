@@ -19,6 +19,7 @@ from interp.experiments.base import (
     Results,
     register_experiment,
 )
+from interp.experiments.headlines import collapse_headline
 from interp.experiments.subject import load_subject
 from interp.progress import SILENT, Progress
 from interp.report.tables import Table
@@ -55,6 +56,7 @@ class CollapseResults(Results):
     verdicts: list[str]
     notes: list[str]
     timing: dict[str, Any] | None = None
+    headline: str = ""  # the finding in one sentence (interp.experiments.headlines)
 
     def lines(self) -> list[str]:
         final = self.final_layer
@@ -151,7 +153,7 @@ class Collapse(Experiment[CollapseRun, CollapseResults]):
         results["model"]["spec"] = state["label"]
         results["notes"][:0] = state["notes"]
         results.pop("kind", None)
-        return CollapseResults(**results)
+        return CollapseResults(**results, headline=collapse_headline(results))
 
 
 __all__ = ["Collapse", "CollapseResults", "CollapseRun"]

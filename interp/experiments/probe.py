@@ -18,6 +18,7 @@ from interp.experiments.base import (
     Results,
     register_experiment,
 )
+from interp.experiments.headlines import probe_headline
 from interp.experiments.subject import load_subject
 from interp.progress import SILENT, Progress
 from interp.report.tables import Table
@@ -44,6 +45,7 @@ class ProbeResults(Results):
     tokens_per_s: float | None
     notes: list[str]
     evaluation: dict[str, Any] | None = None
+    headline: str = ""  # the finding in one sentence (interp.experiments.headlines)
 
     def tables(self) -> list[Table]:
         h = self.horizons
@@ -104,7 +106,7 @@ class Probe(Experiment[ProbeConfig, ProbeResults]):
     def run(self, prepared: Prepared[ProbeConfig], context: Context) -> ProbeResults:
         results = run_probes(prepared.model, prepared.state, progress=context.progress)
         results.pop("kind", None)
-        return ProbeResults(**results)
+        return ProbeResults(**results, headline=probe_headline(results))
 
 
 __all__ = ["Probe", "ProbeResults"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from interp.analysis.sensitivity import PROMPTS, SquashConfig, run_squash
+from interp.analysis.sensitivity import PROMPTS, SquashConfig, plan_squash, run_squash
 from interp.errors import ConfigError
 from interp.experiments.base import (
     Context,
@@ -20,6 +20,7 @@ from interp.experiments.base import (
     Results,
     register_experiment,
 )
+from interp.experiments.headlines import squash_headline
 from interp.experiments.subject import load_subject
 from interp.progress import SILENT, Progress
 from interp.report.tables import Table
@@ -57,6 +58,7 @@ class SquashResults(Results):
     prompts: dict[str, Any]
     model: str | None = None
     estimator: dict[str, Any] | None = None
+    headline: str = ""  # the finding in one sentence (interp.experiments.headlines)
 
     def tables(self) -> list[Table]:
         final = self.final_layer
@@ -85,20 +87,16 @@ class Squash(Experiment[SquashRun, SquashResults]):
     def prepare(
         self, config: SquashRun, model: Any = None, progress: Progress = SILENT
     ) -> Prepared[SquashRun]:
-        from interp.analysis.sensitivity import build_prompt, resolve_estimator
+        from interp.analysis.sensitivity import resolve_estimator
         from interp.resources import expected_peak, squash_estimate
 
         subject = load_subject(config.model, config.device, model, progress, self.kind)
-        c, length = subject.model.cfg, config.squash.length
+        c = subject.model.cfg
         n_ctx = int(c.n_ctx)
-        if length > n_ctx:
-            raise ConfigError(f"--length {length} is beyond the model context {n_ctx}")
         sq = config.squash
-        longest = max(len(build_prompt(subject.model, p, length)[0]) for p in sq.prompts)
+        built = plan_squash(subject.model, sq)  # every prompt fits, before any line
+        longest = max(len(tokens) for tokens, _ in built.values())
         d_model = int(c.d_model)
-        resolve_estimator(sq, d_model)  # an unknown estimator is refused here
-        if sq.chunk < 1 or sq.probes < 1:
-            raise ConfigError("--probes and the chunk must be positive")
         copies = min(sq.chunk if resolve_estimator(sq, d_model) == "exact" else sq.probes, d_model)
         disk, memory = squash_estimate(
             int(c.n_layers),
@@ -115,13 +113,20 @@ class Squash(Experiment[SquashRun, SquashResults]):
             Estimate(peak - resident, disk, "the sensitivities", resident=resident),
             model=subject.model,
             model_run=subject.run_dir,
-            state={"label": subject.label},
+            state={"label": subject.label, "built": built},
         )
 
     def run(self, prepared: Prepared[SquashRun], context: Context) -> SquashResults:
-        results = run_squash(prepared.model, prepared.config.squash, progress=context.progress)
+        results = run_squash(
+            prepared.model,
+            prepared.config.squash,
+            progress=context.progress,
+            built=prepared.state["built"],
+        )
         results.pop("kind", None)
-        return SquashResults(**results, model=prepared.state["label"])
+        return SquashResults(
+            **results, model=prepared.state["label"], headline=squash_headline(results)
+        )
 
 
 __all__ = ["Squash", "SquashResults", "SquashRun"]
