@@ -102,6 +102,15 @@ def squash(
         str, typer.Option(help="Comma-separated: copy-first, copy-last, counting.")
     ] = "copy-first,copy-last,counting",
     length: Annotated[int, typer.Option(help="Digits in each prompt.")] = 32,
+    estimator: Annotated[
+        str,
+        typer.Option(
+            help="exact, random (Jacobian norms from --probes random directions) or auto "
+            "(exact up to d_model 256)."
+        ),
+    ] = "auto",
+    probes: Annotated[int, typer.Option(help="Random directions of the random estimator.")] = 32,
+    seed: Annotated[int, typer.Option(help="Seed of the random directions.")] = 0,
     device: Device = "cpu",
     out: Out = None,
     overwrite: Overwrite = False,
@@ -114,6 +123,10 @@ def squash(
 
     names = tuple(p.strip() for p in prompts.split(",") if p.strip())
     config = SquashRun(
-        model=model, device=device, squash=SquashConfig(prompts=names, length=length)
+        model=model,
+        device=device,
+        squash=SquashConfig(
+            prompts=names, length=length, estimator=estimator, probes=probes, seed=seed
+        ),
     )
     run_experiment("squash", config, out, overwrite=overwrite, report=report, as_json=json_)

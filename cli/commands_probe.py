@@ -49,6 +49,16 @@ def probe(
         int, typer.Option(help="Vocabulary probe: K most frequent tokens + other (0 = all).")
     ] = 256,
     max_memory: Annotated[int, typer.Option(help="Vocabulary probe memory budget in MiB.")] = 4096,
+    test_positions: Annotated[
+        int, typer.Option(help="Test positions scored, drawn when there are more (0 = all).")
+    ] = 4096,
+    decode_dtype: Annotated[
+        str,
+        typer.Option(
+            help="Decoding of evaluated rows: auto (bfloat16 where measured faster), "
+            "float32 or bfloat16."
+        ),
+    ] = "auto",
     overwrite: Overwrite = False,
     report: Report = True,
     json_: Json = False,
@@ -71,5 +81,7 @@ def probe(
         kinds=_KINDS[kind],
         top_k=top_k,
         max_memory_mb=max_memory,
+        test_positions=test_positions,
+        decode_dtype=decode_dtype,
     )
     run_experiment("probe", config, out, overwrite=overwrite, report=report, as_json=json_)

@@ -80,4 +80,65 @@ class Scaled:
         self.parent.note(text)
 
 
-__all__ = ["SILENT", "Callbacks", "Progress", "Scaled", "Silent"]
+class Work:
+    """One bar over phases of unequal cost: ``phase(name, steps, seconds_each)`` plans them
+    (from a timed first step, say), ``start()`` shows the bar, ``step(name)`` advances it.
+
+    The bar counts percent of the estimated work (``start(100, ...)``), so a step moves it by
+    its own cost and a bar's time-remaining reads right even when a test batch costs ten
+    fitting batches; beside the bar ``step`` shows which phase and how far (``test 3/5``)."""
+
+    def __init__(self, progress: Progress, label: str) -> None:
+        self.progress, self.label = progress, label
+        self.phases: dict[str, list[float]] = {}  # name -> [steps, seconds each, done]
+        self.started = False
+
+    def phase(self, name: str, steps: int, seconds_each: float) -> None:
+        done = self.phases[name][2] if name in self.phases else 0
+        self.phases[name] = [float(steps), max(float(seconds_each), 0.0), done]
+
+    def total_seconds(self) -> float:
+        return sum(steps * each for steps, each, _ in self.phases.values())
+
+    def percent(self) -> int:
+        total = self.total_seconds()
+        if total <= 0:
+            return 0
+        done = sum(min(d, steps) * each for steps, each, d in self.phases.values())
+        return min(100, int(100 * done / total))
+
+    def describe(self) -> str:
+        """``~4.1 min (fit 21 x 5.2 s, solve 6 s, test 5 x 9.8 s)``."""
+        parts = []
+        for name, (steps, each, _) in self.phases.items():
+            if steps == 1:
+                parts.append(f"{name} {_seconds(each)}")
+            elif steps:
+                parts.append(f"{name} {int(steps)} x {_seconds(each)}")
+        return f"~{_seconds(self.total_seconds())} ({', '.join(parts)})"
+
+    def start(self) -> None:
+        self.started = True
+        self.progress.start(100, self.percent(), f"{self.label} (% of the estimated work)")
+
+    def step(self, name: str, n: int = 1) -> None:
+        if name not in self.phases:
+            self.phase(name, 0, 0.0)
+        entry = self.phases[name]
+        entry[2] += n
+        if self.started:
+            shown = f"{int(entry[2])}/{int(entry[0])}" if entry[0] > 1 else "done"
+            self.progress.advance(self.percent(), step=f"{name} {shown}")
+
+
+def _seconds(s: float) -> str:
+    if s < 1:
+        return f"{s:.2f} s"
+    if s < 90:
+        return f"{s:.0f} s" if s >= 10 else f"{s:.1f} s"
+    if s < 5400:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+__all__ = ["SILENT", "Callbacks", "Progress", "Scaled", "Silent", "Work"]

@@ -53,7 +53,8 @@ def norm_is_scale_invariant(model: Any) -> bool:
 
 
 def decode(model: Any, state: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_vocab"]:
-    """The model's own head: final norm then unembedding."""
+    """The model's own head: final norm then unembedding (float32; see :mod:`probes.decode`
+    for the evaluation's row-chunked, optionally bfloat16 decoder)."""
     return model.unembed(model.ln_final(state))
 
 
@@ -90,10 +91,15 @@ def _run_data_config(model_spec: str | None) -> tuple[dict[str, Any], int] | Non
 
 
 def held_out_documents(
-    model_spec: str | None, dataset: str | None, n_tokens: int, seed: int
+    model_spec: str | None,
+    dataset: str | None,
+    n_tokens: int,
+    seed: int,
+    default: str = "builtin",
 ) -> tuple[list[str], str]:
     """Validation documents: the run's own held-out split when the model is an interp run trained
-    on the same corpus, else a document split of ``dataset`` (default the builtin corpus)."""
+    on the same corpus, else a document split of ``dataset`` (default ``default``: the builtin
+    corpus, or its prose for a GPT-2-style tokenizer, see :func:`probes.run.prepare`)."""
     from interp.data import load_corpus, split_documents
     from interp.data.corpus import canonical_spec
 
@@ -112,7 +118,7 @@ def held_out_documents(
             f"{corpus.name}: the validation documents of the model's training run "
             f"(val_fraction={data.get('val_fraction', 0.05)}, seed={train_seed})"
         )
-    spec = dataset or "builtin"
+    spec = dataset or default
     val_fraction = 0.2
     # about 3-4 characters per token for BPE on code; generous so the val side has enough
     corpus = load_corpus(spec, max_chars=max(200_000, int(n_tokens * 8 / val_fraction)))
@@ -159,7 +165,35 @@ class ActivationBatch:
     tokens: Int[Tensor, "batch pos"]
     states: dict[int, Float[Tensor, "batch pos d_model"]]  # layer -> residual stream
     target: Float[Tensor, "batch pos d_model"]  # final residual stream (RMS-normalised)
-    logits: Float[Tensor, "batch pos d_vocab"] | None
+    final: Float[Tensor, "batch pos d_model"]  # final residual stream as it is (the model's head
+    # decodes it into the model's own logits)
+
+
+class _Stop(Exception):
+    """Raised by the last hook a pass needs: the rest of the forward is skipped."""
+
+
+def capture(model: Any, tokens: Tensor, names: list[str]) -> dict[str, Tensor]:
+    """The activations at ``names`` of one forward pass that stops at the last of them (no
+    final norm, no unembedding: the ``[batch, pos, d_vocab]`` logits nothing reads are never
+    computed)."""
+    seen: dict[str, Tensor] = {}
+    wanted = set(names)
+
+    def grab(x: Tensor, hook: Any, name: str) -> None:
+        seen[name] = x
+        if len(seen) == len(wanted):
+            raise _Stop
+
+    hooks = [(name, (lambda x, hook, name=name: grab(x, hook, name))) for name in wanted]
+    try:
+        model.run_with_hooks(tokens, fwd_hooks=hooks)
+    except _Stop:
+        pass
+    missing = sorted(wanted - set(seen))
+    if missing:
+        raise InterpError(f"hook {missing[0]} did not fire in the forward pass")
+    return seen
 
 
 @torch.no_grad()
@@ -168,26 +202,26 @@ def iter_activations(
     blocks: Int[Tensor, "block pos"],
     layers: list[int],
     batch_size: int,
-    with_logits: bool = False,
 ) -> Iterator[ActivationBatch]:
-    """One forward per batch of blocks; only the hooks the probes read are cached."""
+    """One forward per batch of blocks, stopped at the last hook the probes read."""
     device = next(model.parameters()).device
     final = final_hook(model)
     names = sorted({layer_hook(layer) for layer in layers} | {final})
     rescale = norm_is_scale_invariant(model)
     for start in range(0, blocks.shape[0], batch_size):
         tokens = blocks[start : start + batch_size].to(device)
-        logits, cache = model.run_with_cache(tokens, names_filter=names)
-        target = cache[final].float()
+        cache = capture(model, tokens, names)
+        raw = cache[final].float()
+        target = raw
         if rescale:
-            target = target / target.pow(2).mean(-1, keepdim=True).add(1e-12).sqrt()
+            target = raw / raw.pow(2).mean(-1, keepdim=True).add(1e-12).sqrt()
         yield ActivationBatch(
             tokens=tokens,
             states={layer: cache[layer_hook(layer)].float() for layer in layers},
             target=target,
-            logits=logits.float() if with_logits else None,
+            final=raw,
         )
-        del cache, logits
+        del cache
 
 
 def probe_inputs(

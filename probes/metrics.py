@@ -138,28 +138,32 @@ class NgramBaselines:
             self.top5.append(table)
         self._built = True
 
-    def metrics(self, tokens: Int[Tensor, "batch pos"]) -> tuple[np.ndarray, np.ndarray]:
-        """Per-sequence sums ``[batch, horizon, 3]`` for the unigram and the bigram baselines."""
+    def metrics(
+        self, tokens: Int[Tensor, "batch pos"], mask: Tensor | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-sequence sums ``[batch, horizon, 3]`` for the unigram and the bigram baselines,
+        over the probe positions where ``mask`` (``[batch, probe_pos]``, default all) is set."""
         if not self._built:
             self.build()
         tok = tokens.cpu().numpy().astype(np.int64)
         n_pos = tok.shape[1] - self.horizons
         batch = tok.shape[0]
+        w = np.ones((batch, n_pos)) if mask is None else mask.cpu().numpy().astype(np.float64)
         uni = np.zeros((batch, self.horizons, 3))
         big = np.zeros((batch, self.horizons, 3))
         for k in range(1, self.horizons + 1):
             a = tok[:, :n_pos]
             b = tok[:, k : k + n_pos]
-            uni[:, k - 1, 0] = (b == self.uni_top5[0]).sum(1)
-            uni[:, k - 1, 1] = np.isin(b, self.uni_top5).sum(1)
-            uni[:, k - 1, 2] = -np.log(self.p_uni[b]).sum(1)
+            uni[:, k - 1, 0] = ((b == self.uni_top5[0]) * w).sum(1)
+            uni[:, k - 1, 1] = (np.isin(b, self.uni_top5) * w).sum(1)
+            uni[:, k - 1, 2] = (-np.log(self.p_uni[b]) * w).sum(1)
             top = self.top5[k - 1][a]  # [batch, n_pos, 5]
-            big[:, k - 1, 0] = (top[..., 0] == b).sum(1)
-            big[:, k - 1, 1] = (top == b[..., None]).any(-1).sum(1)
+            big[:, k - 1, 0] = ((top[..., 0] == b) * w).sum(1)
+            big[:, k - 1, 1] = ((top == b[..., None]).any(-1) * w).sum(1)
             keys, counts = self.keys[k - 1], self.key_counts[k - 1]
             q = a * self.d_vocab + b
             idx = np.clip(np.searchsorted(keys, q), 0, len(keys) - 1)
             c_ab = np.where(keys[idx] == q, counts[idx], 0)
             p = (c_ab + self.p_uni[b]) / (self.row_counts[k - 1][a] + 1.0)
-            big[:, k - 1, 2] = -np.log(p).sum(1)
+            big[:, k - 1, 2] = (-np.log(p) * w).sum(1)
         return uni, big

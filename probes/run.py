@@ -6,13 +6,26 @@ Order (nothing is written before every check has passed):
 1. :func:`prepare`: validate the request against the model (horizon, layers, dataset size,
    vocabulary-probe memory) and tokenise the held-out data;
 2. (the experiments layer creates the run directory);
-3. :func:`run_probes`: one pass over the fitting and validation blocks: every layer's residual stream and the final
+3. :func:`run_probes`: one pass over the fitting and validation blocks, each forward stopped at
+   the last hook read (no final norm, no logits): every layer's residual stream and the final
    state go into streamed ridge statistics for all layers × horizons at once (and, for the
    vocabulary probe, the fitting activations into memory);
 4. solve each probe, choose λ per (layer, horizon) on the validation blocks;
 5. one pass over the test blocks: held-out top-1 / top-5 / cross-entropy per layer × horizon
-   with bootstrap intervals, beside the unigram, bigram and (k = 1) model baselines;
+   with bootstrap intervals, beside the unigram, bigram and (k = 1) model baselines, all over
+   the same test positions: every one, or ``test_positions`` of them drawn uniformly (seeded)
+   when the test blocks hold more; only those are decoded (:mod:`probes.decode`);
 6. (the experiments layer writes ``results.json``, the ``analyses/probe`` copy and reports).
+
+Only the probe kinds asked for are computed (``--probe vocab`` fits no ridge).  The first fitting
+batch and a decode of a few rows are timed; from them come the estimated duration (a progress
+note) and the bar's weights (% of the estimated work, so a test batch, ~10 decodes of the
+vocabulary per position, moves it by its own cost).
+
+Sizes where it matters (GPT-2 small: d_model 768, vocabulary 50257): the ridge products run in
+float32 into float64 totals from d_model :data:`FLOAT32_PRODUCTS_FROM` up, and the decode in
+bfloat16 when this CPU's native bfloat16 is measured faster (``decode_dtype="auto"``); smaller
+models keep float64 products and float32 decoding, so their numbers are unchanged.
 """
 
 from __future__ import annotations
@@ -25,12 +38,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from interp.config import _Config
 from interp.errors import ConfigError, InterpError
+from interp.progress import SILENT, Progress, Work
 from probes.collect import (
+    ActivationBatch,
     BlockSplit,
-    decode,
     held_out_documents,
     horizon_targets,
     human_bytes,
@@ -43,13 +58,14 @@ from probes.collect import (
     text_tokenizer,
     token_blocks,
 )
-from probes.metrics import METRICS, NgramBaselines, bootstrap, logit_metrics
+from probes.decode import DTYPES, DecodeChoice, Decoder, choose_dtype
+from probes.metrics import METRICS, NgramBaselines, bootstrap
 from probes.ridge import RidgeFit, StreamingRidge, fit_with_validation
-from probes.vocab import MIN_STEPS, fit_vocab_probe, memory_bytes, n_classes
+from probes.vocab import MIN_STEPS, MINIBATCH, fit_vocab_probe, memory_bytes, n_classes
 
 PROBE_KINDS = ("future_lens", "vocab")
-ProgressStart = Callable[[int, int], None]
-ProgressStep = Callable[[int], None]
+FLOAT32_PRODUCTS_FROM = 512  # d_model from which ridge products run in float32
+CALIBRATION_ROWS = 128  # final states decoded to time (and check) the decode
 
 
 @dataclass(frozen=True)
@@ -71,6 +87,8 @@ class ProbeConfig(_Config):
     vocab_epochs: int = 4
     max_memory_mb: int = 4096  # vocabulary probe budget
     n_boot: int = 1000
+    test_positions: int = 4096  # test positions scored (drawn when there are more); 0 = all
+    decode_dtype: str = "auto"  # auto | float32 | bfloat16 (see probes.decode)
 
     def validate(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -88,6 +106,11 @@ class ProbeConfig(_Config):
         need(self.top_k >= 0, f"top-k must be >= 0, got {self.top_k}")
         need(self.vocab_epochs >= 1, f"vocab epochs must be >= 1, got {self.vocab_epochs}")
         need(self.max_memory_mb >= 1, "max memory must be positive")
+        need(self.test_positions >= 0, f"test positions must be >= 0, got {self.test_positions}")
+        need(
+            self.decode_dtype in DTYPES,
+            f"unknown decode dtype {self.decode_dtype!r}; choose from {', '.join(DTYPES)}",
+        )
         if self.layers is not None:
             need(bool(self.layers), "--layers is empty")
             need(len(set(self.layers)) == len(self.layers), f"repeated layer in {self.layers}")
@@ -107,10 +130,43 @@ class Prepared:
     vocab_memory: int | None = None
     notes: list[str] = field(default_factory=list)
     d_model: int = 0  # the model's residual width (the future-lens statistics grow with d^2)
+    test_mask: Tensor | None = None  # [test block, probe_pos]: positions scored (None: all)
 
     @property
     def probe_positions(self) -> int:
         return self.seq_len - self.config.horizon
+
+    @property
+    def test_total(self) -> int:
+        """Test positions in the test blocks."""
+        return int(self.split.test.numel()) * self.probe_positions
+
+    @property
+    def test_scored(self) -> int:
+        return self.test_total if self.test_mask is None else int(self.test_mask.sum())
+
+
+def select_test_positions(n_test: int, n_pos: int, limit: int, seed: int) -> Tensor | None:
+    """``limit`` of the ``n_test x n_pos`` test positions drawn uniformly without replacement
+    (seeded) as a mask, or None when there are no more than ``limit`` (or ``limit`` is 0)."""
+    total = n_test * n_pos
+    if limit <= 0 or total <= limit:
+        return None
+    g = torch.Generator().manual_seed(seed + 1)
+    pick = torch.randperm(total, generator=g)[:limit]
+    mask = torch.zeros(total, dtype=torch.bool)
+    mask[pick] = True
+    return mask.view(n_test, n_pos)
+
+
+def gpt2_style_bpe(tokenizer: Any) -> bool:
+    """A byte-level BPE (GPT-2's kind): every space of an indentation is a token of its own, so
+    source code makes poor held-out text (41% of the standard library's tokens are one space)."""
+    hf = getattr(tokenizer, "hf", tokenizer)
+    backend = getattr(hf, "backend_tokenizer", None)
+    if backend is None:
+        return False
+    return type(backend.model).__name__ == "BPE" and "ByteLevel" in repr(backend.pre_tokenizer)
 
 
 def parse_layers(text: str | None) -> tuple[int, ...] | None:
@@ -163,7 +219,11 @@ def prepare(model: Any, config: ProbeConfig, model_spec: str) -> Prepared:
     if h > seq_len - 1:
         raise ConfigError(f"horizon {h} needs sequences longer than --seq-len {seq_len}")
     tokenizer = text_tokenizer(model)
-    docs, note = held_out_documents(config.model, config.dataset, config.tokens, config.seed)
+    default = "builtin:prose" if gpt2_style_bpe(tokenizer) else "builtin"
+    docs, note = held_out_documents(
+        config.model, config.dataset, config.tokens, config.seed, default=default
+    )
+    prose_default = config.dataset is None and default != "builtin" and note.startswith(default)
     blocks = token_blocks(docs, tokenizer, seq_len, config.tokens)
     if blocks.numel() and int(blocks.max()) >= int(model.cfg.d_vocab):
         raise InterpError(
@@ -173,17 +233,27 @@ def prepare(model: Any, config: ProbeConfig, model_spec: str) -> Prepared:
     split = split_blocks(int(blocks.shape[0]), config.seed)
     prepared = Prepared(config, model_spec, layers, seq_len, blocks, split, note)
     prepared.d_model = int(model.cfg.d_model)
+    if prose_default:
+        prepared.notes.append(
+            "held-out text: the built-in prose (docstrings), the default for a byte-level BPE "
+            "like GPT-2's, which spends a token on every space of code's indentation; "
+            "--dataset builtin for code and prose"
+        )
+    n_pos = prepared.probe_positions
+    prepared.test_mask = select_test_positions(
+        int(split.test.numel()), n_pos, config.test_positions, config.seed
+    )
+    if prepared.test_mask is not None:
+        prepared.notes.append(
+            f"metrics (probes and baselines alike) average over {prepared.test_scored} test "
+            f"positions drawn uniformly from the {prepared.test_total} of the test blocks "
+            "(--test-positions; 0 scores every one)"
+        )
     if "vocab" in config.kinds:
-        rows = int(split.fit.numel()) * prepared.probe_positions
+        rows = int(split.fit.numel()) * n_pos
         c = n_classes(int(model.cfg.d_vocab), config.top_k)
         need = memory_bytes(
-            rows,
-            len(layers),
-            int(model.cfg.d_model),
-            h,
-            c,
-            prepared.probe_positions,
-            int(model.cfg.d_vocab),
+            rows, len(layers), int(model.cfg.d_model), h, c, config.batch_size * n_pos
         )
         budget = config.max_memory_mb * 2**20
         if need > budget:
@@ -205,6 +275,11 @@ def prepare(model: Any, config: ProbeConfig, model_spec: str) -> Prepared:
 # --------------------------------------------------------------------------- fitting
 
 
+def ridge_products(d_model: int) -> torch.dtype:
+    """The dtype of the ridge's batch products (see the module docstring)."""
+    return torch.float32 if d_model >= FLOAT32_PRODUCTS_FROM else torch.float64
+
+
 @dataclass
 class FitState:
     """Streamed statistics for every layer (targets of all horizons side by side)."""
@@ -215,33 +290,60 @@ class FitState:
     max_rows_held: int = 0  # activation rows alive at once (one batch), whatever the token count
     vocab_x: dict[int, list[torch.Tensor]] = field(default_factory=dict)
     vocab_y: list[torch.Tensor] = field(default_factory=list)
+    products: torch.dtype = torch.float64
+
+
+BatchDone = Callable[[str, float, float], None]  # (phase, forward seconds, other seconds)
 
 
 def collect_statistics(
     model: Any,
     prep: Prepared,
-    on_batch: Callable[[], None] | None = None,
+    on_batch: Callable[..., None] | None = None,
+    on_first: Callable[[ActivationBatch], None] | None = None,
 ) -> FitState:
-    """One pass over the fitting and validation blocks, all layers × horizons at once."""
+    """One pass over the fitting blocks (and, for the future lens, the validation blocks), all
+    layers × horizons at once.  ``on_batch(phase, forward_s, rest_s)`` after every batch,
+    ``on_first(batch)`` before the first one is used (the run times its decode there)."""
     cfg = prep.config
     d, h = int(model.cfg.d_model), cfg.horizon
     device = next(model.parameters()).device
+    lens = "future_lens" in cfg.kinds
+    products = ridge_products(d)
+    layers = prep.layers if lens else []
     state = FitState(
-        train={layer: StreamingRidge(d, h * d, device) for layer in prep.layers},
-        val={layer: StreamingRidge(d, h * d, device) for layer in prep.layers},
+        train={layer: StreamingRidge(d, h * d, device, products) for layer in layers},
+        val={layer: StreamingRidge(d, h * d, device, products) for layer in layers},
         ngrams=NgramBaselines(int(model.cfg.d_vocab), h),
+        products=products,
     )
     keep_vocab = "vocab" in cfg.kinds
-    for which, idx in (("train", prep.split.fit), ("val", prep.split.val)):
+    phases = [("train", prep.split.fit)] + ([("val", prep.split.val)] if lens else [])
+    for which, idx in phases:
         stats = state.train if which == "train" else state.val
-        for batch in iter_activations(model, prep.blocks[idx], prep.layers, cfg.batch_size):
-            y = stacked_targets(batch.target, h).to(torch.float64)
-            rows = y.shape[0] * y.shape[1]
+        batches = iter_activations(model, prep.blocks[idx], prep.layers, cfg.batch_size)
+        while True:
+            t0 = time.perf_counter()
+            batch = next(batches, None)
+            if batch is None:
+                break
+            t1 = time.perf_counter()
+            if on_first is not None:  # timed apart: the calibration is not this batch's work
+                on_first(batch)
+                on_first = None
+            t1b = time.perf_counter()
+            rows = batch.tokens.shape[0] * prep.probe_positions
             state.max_rows_held = max(state.max_rows_held, rows)
-            for layer in prep.layers:
-                x = probe_inputs(batch.states[layer], h)
-                stats[layer].update(x, y)
-                if keep_vocab and which == "train":
+            if lens:
+                y = stacked_targets(batch.target, h)
+                if products == torch.float64:
+                    y = y.to(torch.float64)
+                for layer in prep.layers:
+                    stats[layer].update(probe_inputs(batch.states[layer], h), y)
+                del y
+            if keep_vocab and which == "train":
+                for layer in prep.layers:
+                    x = probe_inputs(batch.states[layer], h)
                     state.vocab_x.setdefault(layer, []).append(x.reshape(-1, d).cpu())
             if which == "train":
                 state.ngrams.update(batch.tokens)
@@ -254,7 +356,7 @@ def collect_statistics(
                         .cpu()
                     )
             if on_batch is not None:
-                on_batch()
+                on_batch("fit" if which == "train" else "val", t1 - t0, time.perf_counter() - t1b)
     return state
 
 
@@ -265,6 +367,14 @@ def solve_probes(state: FitState, horizons: int) -> dict[int, RidgeFit]:
     }
 
 
+def _dense_sums(rows: Tensor, seq: Tensor, pos: Tensor, b: int, n_pos: int) -> Tensor:
+    """Per-sequence sums ``[b, 3]`` of per-row metrics ``[m, 3]`` at (seq, pos): summed over
+    a dense ``[b, n_pos]`` layout, so that scoring every position adds exactly as before."""
+    dense = torch.zeros(3, b, n_pos, dtype=rows.dtype)
+    dense[:, seq, pos] = rows.T
+    return dense.sum(-1).T
+
+
 @torch.no_grad()
 def evaluate(
     model: Any,
@@ -272,59 +382,78 @@ def evaluate(
     fits: dict[int, RidgeFit],
     state: FitState,
     vocab_probe: Any | None = None,
-    on_batch: Callable[[], None] | None = None,
+    on_batch: Callable[..., None] | None = None,
+    decoder: Decoder | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-sequence metric sums on the test blocks: ``[seq, layer, horizon, 3]`` per probe kind,
-    ``[seq, horizon, 3]`` for the n-gram baselines and ``[seq, 3]`` for the model (k = 1)."""
+    ``[seq, horizon, 3]`` for the n-gram baselines and ``[seq, 3]`` for the model (k = 1), over
+    the scored positions only (``prep.test_mask``); only those rows are decoded."""
     cfg = prep.config
     h, d = cfg.horizon, int(model.cfg.d_model)
+    decoder = decoder or Decoder(model)
+    n_pos = prep.probe_positions
     fl, vp, uni, big, own = [], [], [], [], []
     weights = {layer: (fit.weight.float(), fit.bias.float()) for layer, fit in fits.items()}
-    for batch in iter_activations(
-        model, prep.blocks[prep.split.test], prep.layers, cfg.batch_size, with_logits=True
-    ):
+    start = 0
+    batches = iter_activations(model, prep.blocks[prep.split.test], prep.layers, cfg.batch_size)
+    while True:
+        t0 = time.perf_counter()
+        batch = next(batches, None)
+        if batch is None:
+            break
+        t1 = time.perf_counter()
         b = batch.tokens.shape[0]
-        n_pos = prep.probe_positions
-        tok_targets = [horizon_targets(batch.tokens, k, h, 0) for k in range(1, h + 1)]
+        mask = (
+            torch.ones(b, n_pos, dtype=torch.bool)
+            if prep.test_mask is None
+            else prep.test_mask[start : start + b]
+        )
+        start += b
+        seq, pos = mask.nonzero(as_tuple=True)
+        seq_d, pos_d = seq.to(batch.tokens.device), pos.to(batch.tokens.device)
+        targets = [horizon_targets(batch.tokens, k, h, 0)[seq_d, pos_d] for k in range(1, h + 1)]
         sums = torch.zeros(b, len(prep.layers), h, 3)
         vsums = torch.zeros(b, len(prep.layers), h, 3)
         for i, layer in enumerate(prep.layers):
-            x = probe_inputs(batch.states[layer], h)
-            w, bias = weights[layer]
-            pred = x @ w + bias  # [batch, probe_pos, horizon * d_model]
-            for k in range(h):
-                logits = decode(model, pred[..., k * d : (k + 1) * d])
-                sums[:, i, k] = logit_metrics(logits, tok_targets[k]).cpu()
-            if vocab_probe is not None:  # one sequence at a time: [pos, horizon, d_vocab]
-                for s in range(b):
-                    logp = vocab_probe.vocab_logprobs(layer, x[s].cpu()).unsqueeze(0)
-                    for k in range(h):
-                        vsums[s, i, k] = logit_metrics(
-                            logp[:, :, k], tok_targets[k][s : s + 1].cpu()
-                        )[0]
+            x = probe_inputs(batch.states[layer], h)[seq_d, pos_d]  # [rows, d_model]
+            if layer in weights:
+                w, bias = weights[layer]
+                pred = x @ w + bias  # [rows, horizon * d_model]
+                for k in range(h):
+                    rows = decoder.metrics(pred[:, k * d : (k + 1) * d], targets[k])
+                    sums[:, i, k] = _dense_sums(rows.cpu(), seq, pos, b, n_pos)
+                del pred
+            if vocab_probe is not None:
+                vrows = vocab_probe.metrics(layer, x.cpu(), torch.stack(targets, -1).cpu())
+                for k in range(h):
+                    vsums[:, i, k] = _dense_sums(vrows[:, k], seq, pos, b, n_pos)
         fl.append(sums.numpy())
         vp.append(vsums.numpy())
-        u, bg = state.ngrams.metrics(batch.tokens)
+        masked = None if prep.test_mask is None else mask
+        u, bg = state.ngrams.metrics(batch.tokens, masked)
         uni.append(u)
         big.append(bg)
-        assert batch.logits is not None
-        own.append(logit_metrics(batch.logits[:, :n_pos], tok_targets[0]).cpu().numpy())
+        final = probe_inputs(batch.final, h)[seq_d, pos_d]  # the model's own head at t
+        own.append(
+            _dense_sums(decoder.metrics(final, targets[0]).cpu(), seq, pos, b, n_pos).numpy()
+        )
         if on_batch is not None:
-            on_batch()
+            on_batch("test", t1 - t0, time.perf_counter() - t1)
     out = {
-        "future_lens": np.concatenate(fl),
         "unigram": np.concatenate(uni),
         "bigram": np.concatenate(big),
         "model": np.concatenate(own),
     }
+    if fits:
+        out["future_lens"] = np.concatenate(fl)
     if vocab_probe is not None:
         out["vocab"] = np.concatenate(vp)
     return out
 
 
-def _table(sums: np.ndarray, per_seq: int, n_boot: int, seed: int) -> dict[str, Any]:
-    """``{metric: {value, lo, hi}}`` with arrays over the non-sequence axes."""
-    counts = np.full(sums.shape[0], float(per_seq))
+def _table(sums: np.ndarray, counts: np.ndarray, n_boot: int, seed: int) -> dict[str, Any]:
+    """``{metric: {value, lo, hi}}`` with arrays over the non-sequence axes (``counts``: the
+    scored positions of each sequence)."""
     value, lo, hi = bootstrap(sums, counts, n_boot=n_boot, seed=seed)
     return {
         m: {"value": value[..., j].tolist(), "lo": lo[..., j].tolist(), "hi": hi[..., j].tolist()}
@@ -340,32 +469,122 @@ def _pad_horizons(table: dict[str, Any], horizons: int) -> dict[str, Any]:
     }
 
 
+# --------------------------------------------------------------------------- estimates
+
+
+def estimate_memory(model: Any, prep: Prepared, decode_bytes: int | None = None) -> int:
+    """Bytes the probe allocates beyond the loaded model, at its peak: the largest of its
+    phases (fitting, solving, the vocabulary fit, the test pass), each the state held then
+    plus one batch's forward and what works on it.  ``decode_bytes``: the decoder's converted
+    unembedding (a bfloat16 copy: ``d_vocab x d_model x 2``; default: counted)."""
+    cfg = prep.config
+    c = model.cfg
+    d, h, v = int(c.d_model), cfg.horizon, int(c.d_vocab)
+    n_heads = int(getattr(c, "n_heads", 1) or 1)
+    d_mlp = int(getattr(c, "d_mlp", 4 * d) or 4 * d)
+    n_layers = len(prep.layers)
+    lens = "future_lens" in cfg.kinds
+    bt, t = cfg.batch_size, prep.seq_len
+    rows = bt * prep.probe_positions
+    fit_rows = int(prep.split.fit.numel()) * prep.probe_positions
+    f = 4
+    p = 4 if ridge_products(d) == torch.float32 else 8
+    forward = f * bt * t * (len(prep.layers) * d + 2 * d + 8 * d + 3 * d_mlp)  # captured + live
+    forward += f * bt * n_heads * t * t * 3 + f * 4 * d * d  # scores, pattern; stacked weights
+    blocks = prep.blocks.numel() * 8
+    ngrams = fit_rows * h * 8 * 4 + h * v * 5 * 8 + v * 8 * 4
+    stats = 2 * n_layers * 8 * (d * d + d * h * d + 2 * d + 3 * h * d) if lens else 0
+    per_batch = rows * (d + h * d) * p * 3 if lens else 0  # shifted x, y, their squares
+    solve = 8 * (13 * d * h * d + 6 * d * d) if lens else 0
+    fits = n_layers * d * h * d * (8 + 4) if lens else 0
+    vocab = prep.vocab_memory or 0
+    if decode_bytes is None:
+        decode_bytes = v * d * 2 if v >= 8192 else 0
+    chunk = max(1, (64 * 2**20) // (4 * v))
+    decode = decode_bytes + min(chunk, rows) * v * (4 * 3 + 2) + rows * h * d * f * 2
+    base = blocks + ngrams + stats
+    phases = (
+        base + forward + per_batch + vocab,  # fitting (the vocabulary rows grow to their size)
+        base + solve + fits + vocab,  # solving
+        base + fits + vocab,  # the vocabulary fit (its own needs are in ``vocab``)
+        base + fits + forward + decode + vocab // 4,  # the test pass
+    )
+    return int(max(phases))
+
+
+def _phase_costs(
+    model: Any, prep: Prepared, forward_s: float, ridge_s: float, choice: DecodeChoice
+) -> dict[str, tuple[int, float]]:
+    """``phase -> (steps, seconds each)`` from the timed first batch and decode."""
+    cfg = prep.config
+    d, h, n_layers = int(model.cfg.d_model), cfg.horizon, len(prep.layers)
+    lens = "future_lens" in cfg.kinds
+    n_batches = {
+        name: -(-int(idx.numel()) // cfg.batch_size)
+        for name, idx in (
+            ("fit", prep.split.fit),
+            ("val", prep.split.val),
+            ("test", prep.split.test),
+        )
+    }
+    n_test = max(1, n_batches["test"])
+    rows = prep.test_scored / n_test  # scored rows of one test batch
+    per_row = choice.seconds_per_row[str(choice.dtype).removeprefix("torch.")]
+    cells = (n_layers * h if lens else 0) + 1
+    # ridge work runs at ~ridge_flops / ridge_s; the solve (float64, ~2x slower) and the
+    # vocabulary fit (3 minibatch matmuls a step) are priced at that rate
+    batch_rows = cfg.batch_size * prep.probe_positions
+    ridge_flops = 2 * batch_rows * d * (d + h * d) * n_layers if lens else 0
+    rate = ridge_flops / ridge_s if ridge_s > 0 and ridge_flops else 20e9
+    costs: dict[str, tuple[int, float]] = {"fit": (n_batches["fit"], forward_s + ridge_s)}
+    if lens:
+        costs["val"] = (n_batches["val"], forward_s + ridge_s)
+        solve_flops = n_layers * (12 * d**3 + 30 * d * d * h * d)
+        costs["solve"] = (1, 2 * solve_flops / rate)
+    if "vocab" in cfg.kinds:
+        fit_rows = int(prep.split.fit.numel()) * prep.probe_positions
+        steps = max(cfg.vocab_epochs * -(-fit_rows // MINIBATCH), MIN_STEPS)
+        c = n_classes(int(model.cfg.d_vocab), cfg.top_k)
+        costs["vocab"] = (1, n_layers * steps * 6 * MINIBATCH * d * h * c / rate * 1.5)
+    costs["test"] = (n_test, forward_s + rows * cells * per_row)
+    return costs
+
+
 def run_probes(
     model: Any,
     prep: Prepared,
-    on_start: ProgressStart | None = None,
-    on_step: ProgressStep | None = None,
+    progress: Progress = SILENT,
 ) -> dict[str, Any]:
     """Fit and evaluate every probe of ``prep``; returns the results dict (JSON-ready)."""
     cfg = prep.config
     torch.manual_seed(cfg.seed)
-    n_batches = sum(
-        -(-int(idx.numel()) // cfg.batch_size)
-        for idx in (prep.split.fit, prep.split.val, prep.split.test)
-    )
-    done = 0
+    work = Work(progress, "probe")
+    decode: dict[str, Any] = {}
 
-    def tick() -> None:
-        nonlocal done
-        done += 1
-        if on_step is not None:
-            on_step(done)
+    def calibrate(batch: ActivationBatch) -> None:
+        d = int(model.cfg.d_model)
+        states = batch.final[:, :-1].reshape(-1, d)[:CALIBRATION_ROWS]
+        targets = batch.tokens[:, 1:].reshape(-1)[:CALIBRATION_ROWS]
+        decode["choice"] = choose_dtype(model, cfg.decode_dtype, states, targets)
 
-    if on_start is not None:
-        on_start(0, n_batches)
+    first: dict[str, float] = {}
+
+    def batch_done(phase: str, forward_s: float, rest_s: float) -> None:
+        if not first:  # the first batch: the plan and its estimate
+            first.update(forward=forward_s, rest=rest_s)
+            for name, (steps, each) in _phase_costs(
+                model, prep, forward_s, rest_s, decode["choice"]
+            ).items():
+                work.phase(name, steps, each)
+            progress.note(f"estimated duration {work.describe()} (from the first batch)")
+            work.start()
+        work.step(phase)
+
     t0 = time.perf_counter()
-    state = collect_statistics(model, prep, on_batch=tick)
-    fits = solve_probes(state, cfg.horizon)
+    state = collect_statistics(model, prep, on_batch=batch_done, on_first=calibrate)
+    fits = solve_probes(state, cfg.horizon) if state.train else {}
+    if fits:
+        work.step("solve")
     t_fit = time.perf_counter() - t0
     vocab_probe = None
     t_vocab = 0.0
@@ -385,13 +604,33 @@ def run_probes(
         )
         del x_by_layer, targets
         t_vocab = time.perf_counter() - t1
+        work.step("vocab")
     t2 = time.perf_counter()
-    sums = evaluate(model, prep, fits, state, vocab_probe, on_batch=tick)
+    choice: DecodeChoice = decode["choice"]
+    decoder = Decoder(model, choice.dtype)
+    sums = evaluate(
+        model, prep, fits, state, vocab_probe, on_batch=lambda *a: work.step("test"),
+        decoder=decoder,
+    )  # fmt: skip
     t_eval = time.perf_counter() - t2
     n_pos = prep.probe_positions
+    counts = (
+        np.full(int(prep.split.test.numel()), float(n_pos))
+        if prep.test_mask is None
+        else prep.test_mask.sum(1).double().numpy()
+    )
     nb, seed = cfg.n_boot, cfg.seed
     n_layers = int(model.cfg.n_layers)
     fit_tokens = int(prep.split.fit.numel()) * n_pos
+    notes = list(prep.notes)
+    if choice.dtype != torch.float32:
+        check = choice.check or {}
+        notes.append(
+            f"decoded in {decoder.name} ({choice.reason}); on {int(check.get('rows', 0))} "
+            f"timed rows the top-1 token agreed with float32 on "
+            f"{check.get('top1_agreement', 0):.1%} and the target's log-probability moved by at "
+            f"most {check.get('max_abs_logprob_diff_at_target', 0):.2g} nats"
+        )
     results: dict[str, Any] = {
         "kind": "probe",
         "model": prep.model_spec,
@@ -414,30 +653,38 @@ def run_probes(
             },
         },
         "chance": {"top1": 1.0 / int(model.cfg.d_vocab), "ce": float(np.log(model.cfg.d_vocab))},
-        "probes": {
-            "future_lens": {
-                "description": (
-                    "ridge map from h_l(t) to the final residual state at t+k-1 (RMS-normalised), "
-                    "decoded through the model's final norm and unembedding; λ per (layer, "
-                    "horizon) chosen on validation blocks by squared error"
-                ),
-                "metrics": _table(sums["future_lens"], n_pos, nb, seed),
-                "lambda_multiplier": [
-                    list(fits[layer].lambda_multipliers) for layer in prep.layers
-                ],
-                "val_r2": [list(fits[layer].val_r2) for layer in prep.layers],
-                "stored_activation_rows": state.max_rows_held,
-            }
-        },
+        "probes": {},
         "baselines": {
-            "unigram": _table(sums["unigram"], n_pos, nb, seed),
-            "bigram": _table(sums["bigram"], n_pos, nb, seed),
-            "model": _pad_horizons(_table(sums["model"], n_pos, nb, seed), cfg.horizon),
+            "unigram": _table(sums["unigram"], counts, nb, seed),
+            "bigram": _table(sums["bigram"], counts, nb, seed),
+            "model": _pad_horizons(_table(sums["model"], counts, nb, seed), cfg.horizon),
         },
         "timing_s": {"collect_and_fit": t_fit, "vocab_fit": t_vocab, "evaluate": t_eval},
         "tokens_per_s": fit_tokens / t_fit if t_fit > 0 else None,
-        "notes": list(prep.notes),
+        "notes": notes,
+        "evaluation": {
+            "test_positions_scored": prep.test_scored,
+            "test_positions": prep.test_total,
+            "decode_dtype": decoder.name,
+            "decode_choice": choice.reason,
+            "decode_seconds_per_row": choice.seconds_per_row,
+            "decode_check": choice.check,
+            "ridge_products": str(state.products).removeprefix("torch."),
+            "estimated_seconds": work.total_seconds(),
+        },
     }
+    if fits:
+        results["probes"]["future_lens"] = {
+            "description": (
+                "ridge map from h_l(t) to the final residual state at t+k-1 (RMS-normalised), "
+                "decoded through the model's final norm and unembedding; λ per (layer, "
+                "horizon) chosen on validation blocks by squared error"
+            ),
+            "metrics": _table(sums["future_lens"], counts, nb, seed),
+            "lambda_multiplier": [list(fits[layer].lambda_multipliers) for layer in prep.layers],
+            "val_r2": [list(fits[layer].val_r2) for layer in prep.layers],
+            "stored_activation_rows": state.max_rows_held,
+        }
     if vocab_probe is not None:
         c = vocab_probe.n_classes
         results["probes"]["vocab"] = {
@@ -451,6 +698,6 @@ def run_probes(
             "classes": c,
             "top_k": cfg.top_k if vocab_probe.has_other else None,
             "memory_bytes": prep.vocab_memory,
-            "metrics": _table(sums["vocab"], n_pos, nb, seed),
+            "metrics": _table(sums["vocab"], counts, nb, seed),
         }
     return results

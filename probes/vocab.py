@@ -37,16 +37,17 @@ def memory_bytes(
     d_model: int,
     horizons: int,
     classes: int,
-    seq_positions: int = 0,
-    d_vocab: int = 0,
+    eval_rows: int = 0,
 ) -> int:
-    """Peak bytes held: fitting activations, targets, weights with Adam state, one minibatch,
-    and one test sequence's full-vocabulary log-probabilities."""
-    activations = rows * n_layers * d_model * 4
-    targets = rows * horizons * 8
+    """Peak bytes held: fitting activations (and their standardised copy while a layer trains),
+    targets, weights with Adam state, one minibatch, and the evaluation's class log-probabilities
+    (``eval_rows`` rows at once; metrics never need the full vocabulary, see
+    :meth:`VocabProbe.metrics`)."""
+    activations = rows * n_layers * d_model * 4 + rows * d_model * 4
+    targets = rows * horizons * 8 * 3  # the tokens, their classes, the bincounts' inputs
     weights = n_layers * (d_model + 1) * horizons * classes * 4 * 4  # w, grad, Adam m and v
-    minibatch = min(rows, MINIBATCH) * horizons * classes * 4 * 3
-    evaluation = seq_positions * horizons * d_vocab * 4 * 2
+    minibatch = min(rows, MINIBATCH) * horizons * classes * 4 * 4
+    evaluation = eval_rows * horizons * (classes + 5) * 4 * 3
     return activations + targets + weights + minibatch + evaluation
 
 
@@ -72,6 +73,44 @@ class VocabProbe:
         lookup = torch.full((self.d_vocab,), self.classes.numel(), dtype=torch.long)
         lookup[self.classes] = torch.arange(self.classes.numel())
         return lookup[tokens.cpu()].to(tokens.device)
+
+    @torch.no_grad()
+    def metrics(
+        self, layer: int, x: Float[Tensor, "rows d_model"], targets: Int[Tensor, "rows horizon"]
+    ) -> Float[Tensor, "rows horizon 3"]:
+        """Top-1, top-5 and cross-entropy over the full vocabulary (as :meth:`vocab_logprobs`
+        would give them) computed in class space: with an "other" class, the best tokens outside
+        the classes are always the same five (the largest unigram shares), so the top five of
+        the vocabulary are among the classes and those five, and a target outside the classes
+        has log-probability ``log p(other) + log share(target)``.  Nothing ``d_vocab`` wide is
+        formed.  (Ties between equal shares are broken by token id.)"""
+        z = (x - self.mean[layer]) / self.std[layer]
+        logits = (z @ self.weight[layer] + self.bias[layer]).view(
+            x.shape[0], self.horizons, self.n_classes
+        )
+        logp = logits.log_softmax(-1)
+        if not self.has_other:
+            cand, ids, target_logp = logp, self.classes, logp.gather(-1, targets[..., None])[..., 0]
+        else:
+            assert self.other_logshare is not None
+            share, other_ids = self._other_top()
+            cand = torch.cat([logp[..., :-1], logp[..., -1:] + share], -1)
+            ids = torch.cat([self.classes, other_ids])
+            cls = self.class_of(targets)
+            inside = cls < self.classes.numel()
+            from_class = logp.gather(-1, cls.clamp_max(self.n_classes - 1)[..., None])[..., 0]
+            outside = logp[..., -1] + self.other_logshare[targets]
+            target_logp = torch.where(inside, from_class, outside)
+        top = ids[cand.topk(min(5, cand.shape[-1]), dim=-1).indices]  # [rows, horizon, 5]
+        hit = top == targets[..., None]
+        return torch.stack([hit[..., 0].float(), hit.any(-1).float(), -target_logp], -1)
+
+    def _other_top(self) -> tuple[Tensor, Tensor]:
+        """The five largest shares outside the classes and their token ids (ties: lower id)."""
+        assert self.other_logshare is not None
+        order = torch.sort(self.other_logshare, descending=True, stable=True)
+        k = min(5, self.d_vocab - self.classes.numel())
+        return order.values[:k], order.indices[:k]
 
     def vocab_logprobs(
         self, layer: int, x: Float[Tensor, "rows d_model"]

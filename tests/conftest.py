@@ -10,6 +10,9 @@ import torch
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
+# collapse --mode auto follows the measured native bf16/fp16 speed; tests pin it to "slow" (auto =
+# emulated on a CPU) so that no result depends on a timing (tests/test_precision.py measures)
+os.environ["INTERP_NATIVE_LOWP"] = "slow"
 torch.set_num_threads(1)  # tiny test models: one thread is fastest, and CI cores are few
 
 

@@ -64,6 +64,24 @@ def test_parse_formats_and_modes():
         resolve_mode("native", e4m3, "cpu")
 
 
+def test_auto_mode_follows_the_measured_native_speed(monkeypatch):
+    """``auto`` is native where the native kernels measure fast (bf16 on an AVX-512 bf16 CPU,
+    ~2x float32), emulated where slow (fp16 on most CPUs); the env var decides without timing."""
+    import interp.analysis.precision as precision
+
+    bf16, fp16 = FORMATS["bfloat16"], FORMATS["float16"]
+    monkeypatch.delenv("INTERP_NATIVE_LOWP", raising=False)
+    speed = {torch.bfloat16: 0.5, torch.float16: 4.0}
+    monkeypatch.setattr(precision, "native_slowdown", lambda dtype, device="cpu": speed[dtype])
+    assert resolve_mode("auto", bf16, "cpu") == "native"
+    assert resolve_mode("auto", fp16, "cpu") == "emulated"
+    speed[torch.bfloat16] = 2.0
+    assert resolve_mode("auto", bf16, "cpu") == "emulated"
+    assert resolve_mode("emulated", bf16, "cpu") == "emulated"  # asked: never overridden
+    monkeypatch.setenv("INTERP_NATIVE_LOWP", "fast")
+    assert resolve_mode("auto", fp16, "cpu") == "native"
+
+
 def _final_states(model, tokens, fmt, mode):
     out = {}
 

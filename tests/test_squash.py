@@ -87,3 +87,48 @@ def test_squash_cli_on_run_dir(tmp_path):
     assert "Over-squashing" in (run.path / "report.html").read_text()
     bad = CliRunner().invoke(app, ["squash", "--model", str(run.path), "--length", "1"])
     assert bad.exit_code == 2 and bad.output.count("\n") == 1 and "error:" in bad.output
+
+
+def test_random_estimator_against_exact_sensitivities():
+    """The random estimator (r orthonormal directions, scaled by sqrt(d/r)): exact at r = d;
+    at r = d/4 (16 of 64) every position's norm within 15% of the exact one and every share
+    within 0.02 (measured over 5 seeds: 7.4% and 0.010); the mean of the squared estimates over
+    seeds tends to the exact squared norm (unbiased: 40 seeds at r = 8 within 6%)."""
+    from interp.analysis.collapse import layer_names
+    from interp.analysis.sensitivity import directions
+
+    model = tiny_model(positional="rope", d_model=64, n_heads=4, d_mlp=128, n_ctx=64)
+    names = layer_names(model)
+    tokens = [3] + [1] * 20 + [4]
+    exact = sensitivities(model, tokens, names, chunk=64)
+
+    def estimate(r: int, seed: int) -> dict[str, torch.Tensor]:
+        cfg = SquashConfig(estimator="random", probes=r, seed=seed)
+        return sensitivities(model, tokens, names, cotangents=directions(cfg, 64))
+
+    full = estimate(64, 0)
+    for name in names:
+        assert torch.allclose(full[name], exact[name], rtol=1e-5), name
+    for seed in range(3):
+        est = estimate(16, seed)
+        for name in names:
+            assert ((est[name] - exact[name]).abs() / exact[name]).max() <= 0.15, (seed, name)
+            shares = est[name] / est[name].sum() - exact[name] / exact[name].sum()
+            assert shares.abs().max() <= 0.02, (seed, name)
+    mean_sq = sum(estimate(8, seed)[names[-1]].pow(2) for seed in range(40)) / 40
+    assert ((mean_sq - exact[names[-1]].pow(2)).abs() / exact[names[-1]].pow(2)).max() <= 0.06
+
+
+def test_squash_estimates_duration_and_auto_estimator():
+    from interp.progress import Callbacks
+
+    notes: list[str] = []
+    model = tiny_model(positional="rope", n_ctx=16)
+    result = run_squash(model, SquashConfig(length=6), progress=Callbacks(on_note=notes.append))
+    assert result["estimator"]["name"] == "exact"  # small d_model: exact
+    assert result["estimator"]["estimated_seconds"] > 0
+    assert any(n.startswith("estimated duration ~") for n in notes)
+    wide = run_squash(model, SquashConfig(length=6, estimator="random", probes=4))
+    assert wide["estimator"] == {**wide["estimator"], "name": "random", "copies_per_pass": 4}
+    with pytest.raises(ConfigError, match="unknown estimator"):
+        run_squash(model, SquashConfig(length=6, estimator="guess"))

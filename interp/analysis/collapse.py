@@ -19,7 +19,12 @@ tokenizer has one):
 * ``pattern``: a user text or token pattern repeated cyclically to n tokens.
 
 With a separator (``every = k > 0``) a separator token is inserted after every k content
-tokens (never at the end); v*_n still repeats the last content token.
+tokens (never at the end); v*_n still repeats the last content token.  The separator sweep
+measures the lengths n that are not multiples of k (for k > 1): there v*_n continues the
+separated pattern, so every pair of the sweep is read off one forward pass, as the plain one;
+at a multiple of k, v*_n would put a content token where the pattern puts a separator, a
+sequence no longer one extends, so each such n would cost a pass of its own (GPT-2, k = 3:
+~340 passes, ~140x the plain sweep).
 
 One forward pass covers every length (the causal prefix trick): in a causal model the state
 at position t depends only on tokens 0..t, so the last-token state of a sequence that is a
@@ -39,6 +44,7 @@ id d, the separator is given as an id, and the prompt is empty.
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +64,7 @@ from interp.analysis.precision import (
 )
 from interp.config import _Config
 from interp.errors import ConfigError
+from interp.progress import SILENT, Progress, Work
 
 __all__ = [
     "FAMILIES",
@@ -323,6 +330,24 @@ def _batches(
     if current:
         batches.append(current)
     return batches
+
+
+def batch_costs(
+    family: PairFamily, lengths: Sequence[int], method: str, batch_tokens: int, d_model: int
+) -> list[float]:
+    """Relative cost of each forward batch of :func:`measure_pairs` (same plan): padded tokens
+    times ``1 + width / (6 d_model)`` (attention grows with the width, the rest does not)."""
+    seqs: dict[tuple[int, ...], None] = {}
+    for n in lengths:
+        v, vs = family.pair(n)
+        seqs.setdefault(tuple(v))
+        seqs.setdefault(tuple(vs))
+    roots, _ = plan_passes(list(seqs), method)
+    costs = []
+    for batch in _batches(roots, batch_tokens, method == "per-length"):
+        width = max(len(roots[r]) for r in batch)
+        costs.append(len(batch) * width * (1 + width / (6 * max(d_model, 1))))
+    return costs or [1.0]
 
 
 def capture_states(
@@ -624,6 +649,10 @@ def validate(model: Any, cfg: CollapseConfig, device: str | torch.device = "cpu"
     sep_lengths: list[int] = []
     if sep_family is not None:
         sep_lengths = [n for n in lengths if sep_family.tokens_needed(n) <= int(model.cfg.n_ctx)]
+        if cfg.every > 1:
+            # at a multiple of k, v*_n puts a content token where the pattern puts a separator:
+            # not a prefix of any longer sequence, one pass each (k = 3 on GPT-2: 340 passes)
+            sep_lengths = [n for n in sep_lengths if n % cfg.every != 0]
     return {
         "formats": formats,
         "modes": modes,
@@ -640,7 +669,7 @@ def run_collapse(
     model: Any,
     cfg: CollapseConfig,
     device: str | torch.device = "cpu",
-    progress: ProgressFn | None = None,
+    progress: Progress = SILENT,
     plan: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The full sweep: every format x (plain, separated) -> curves and collapse lengths."""
@@ -650,20 +679,51 @@ def run_collapse(
     units: list[tuple[str, PairFamily, list[int]]] = [("plain", family, plan["lengths"])]
     if plan["sep_family"] is not None and plan["sep_lengths"]:
         units.append(("separator", plan["sep_family"], plan["sep_lengths"]))
-    total = len(units) * len(plan["formats"])
-    runs = []
-    done = 0
+    d_model = int(model.cfg.d_model)
+    work = Work(progress, "collapse sweep")
+    jobs = []
     for fmt in plan["formats"]:
         for variant, fam, lengths in units:
-            result = measure_pairs(
-                model, fam, lengths, fmt, plan["modes"][fmt.name], method, cfg.batch_tokens, device
+            costs = batch_costs(fam, lengths, method, cfg.batch_tokens, d_model)
+            jobs.append((fmt, variant, fam, lengths, f"{fmt.short} {variant}", costs))
+    timed: dict[str, float] = {}  # seconds per unit of cost, measured on the first batch
+
+    def batch_done(name: str, costs: list[float], done: int, t_start: float) -> None:
+        if not timed:
+            timed["rate"] = (time.perf_counter() - t_start) / max(costs[0], 1e-9)
+            for *_, job_name, job_costs in jobs:
+                work.phase(
+                    job_name, len(job_costs), timed["rate"] * sum(job_costs) / len(job_costs)
+                )
+            progress.note(
+                f"estimated duration {work.describe()} (from the first batch; another format's "
+                "speed can differ: the bar follows each as it runs)"
             )
-            result["variant"] = variant
-            result["lengths"] = lengths
-            runs.append(result)
-            done += 1
-            if progress is not None:
-                progress(done, total)
+            work.start()
+        work.step(name)
+
+    runs = []
+    for fmt, variant, fam, lengths, name, costs in jobs:
+        t_start = time.perf_counter()
+        result = measure_pairs(
+            model,
+            fam,
+            lengths,
+            fmt,
+            plan["modes"][fmt.name],
+            method,
+            cfg.batch_tokens,
+            device,
+            progress=lambda done, _total, name=name, costs=costs, t=t_start: batch_done(
+                name, costs, done, t
+            ),
+        )
+        result["variant"] = variant
+        result["lengths"] = lengths
+        runs.append(result)
+        if timed:  # this unit's own speed for what is left (its bar weight stays as planned)
+            timed["measured_s"] = timed.get("measured_s", 0.0) + time.perf_counter() - t_start
+    timing = {"estimated_seconds": work.total_seconds(), "seconds": timed.get("measured_s")}
     info = _model_info(model)
     notes = list(family.notes)
     final = plan["names"][-1]
@@ -683,9 +743,15 @@ def run_collapse(
             shared.setdefault(f"{r['variant']}: {r['how']}", []).append(r["format"])
     for how, fmts in shared.items():
         notes.append(f"{how} ({', '.join(fmts)})")
-    if plan["sep_family"] is not None and len(plan["sep_lengths"]) < len(plan["lengths"]):
+    sep_lengths = plan["sep_lengths"]
+    if plan["sep_family"] is not None and cfg.every > 1:
         notes.append(
-            f"the separator sweep stops at n = {plan['sep_lengths'][-1] if plan['sep_lengths'] else 0} "
+            f"the separator sweep measures the lengths that are not multiples of {cfg.every} "
+            "(there v* continues the separated pattern, so one forward pass covers them all)"
+        )
+    if plan["sep_family"] is not None and sep_lengths and sep_lengths[-1] < plan["lengths"][-1]:
+        notes.append(
+            f"the separator sweep stops at n = {sep_lengths[-1]} "
             "(its sequences are longer and must fit the context)"
         )
     if cfg.every > 0 and plan["separator"] is None:
@@ -717,4 +783,5 @@ def run_collapse(
         },
         "verdicts": verdict_lines,
         "notes": notes,
+        "timing": timing,
     }

@@ -48,6 +48,8 @@ state is ``ln_final.hook_out`` (the norm's output in the model's dtype): the bri
 from __future__ import annotations
 
 import copy
+import functools
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -146,19 +148,58 @@ def parse_formats(names: str | list[str]) -> list[FloatFormat]:
     return out
 
 
-def default_mode(device: str | torch.device) -> str:
-    """``native`` on GPU, ``emulated`` elsewhere (native bf16 matmul is very slow on CPU)."""
-    return "native" if torch.device(device).type == "cuda" else "emulated"
+NATIVE_FAST_SLOWDOWN = 1.5  # native counts as fast up to this time ratio to float32 (as doctor)
+NATIVE_SPEED_ENV = "INTERP_NATIVE_LOWP"  # "fast" / "slow": skip the measurement (tests pin it)
+
+
+@functools.cache
+def native_slowdown(dtype: torch.dtype, device: str = "cpu") -> float | None:
+    """Time of a native ``dtype`` matmul over a float32 one on ``device`` (best of short rounds
+    over ~0.1 s each, as ``interp doctor`` measures it; None if ``dtype`` has no matmul here)."""
+    from interp.doctor import _time_matmul
+
+    try:
+        fp32 = _time_matmul(torch.float32, device, 256, 0.05)
+        low = _time_matmul(dtype, device, 256, 0.05)
+    except (RuntimeError, TypeError):
+        return None
+    return low / fp32
+
+
+def native_is_fast(fmt: FloatFormat, device: str | torch.device) -> bool:
+    """Whether ``fmt``'s native kernels are fast enough here to beat the emulation (float32
+    kernels plus a rounding at every hook): always on a GPU; on a CPU as measured
+    (:func:`native_slowdown` <= :data:`NATIVE_FAST_SLOWDOWN`; AVX-512 bf16 CPUs run bf16 ~2x
+    faster than float32, most run float16 several times slower); ``INTERP_NATIVE_LOWP=fast``
+    or ``slow`` decides without measuring."""
+    if not fmt.has_native:
+        return False
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return True
+    forced = os.environ.get(NATIVE_SPEED_ENV, "").strip().lower()
+    if forced in ("fast", "slow"):
+        return forced == "fast"
+    slowdown = native_slowdown(fmt.dtype, str(dev))
+    return slowdown is not None and slowdown <= NATIVE_FAST_SLOWDOWN
+
+
+def default_mode(device: str | torch.device, fmt: FloatFormat | None = None) -> str:
+    """What ``auto`` picks for ``fmt`` (default bfloat16) on ``device``: ``native`` where its
+    kernels are fast (:func:`native_is_fast`), else ``emulated``."""
+    fmt = fmt or FORMATS["bfloat16"]
+    return "native" if native_is_fast(fmt, device) else "emulated"
 
 
 def resolve_mode(mode: str, fmt: FloatFormat, device: str | torch.device) -> str:
-    """The mode actually used for ``fmt``: ``auto`` picks per device; float8 is emulated only."""
+    """The mode actually used for ``fmt``: ``auto`` follows the measured native speed
+    (:func:`default_mode`); float8 is emulated only."""
     if mode not in MODES:
         raise ConfigError(f"unknown precision mode {mode!r}; choose from {', '.join(MODES)}")
     if fmt.name == "float32":
         return "native"  # the model already computes in float32: both modes coincide
     if mode == "auto":
-        return default_mode(device) if fmt.has_native else "emulated"
+        return default_mode(device, fmt) if fmt.has_native else "emulated"
     if mode == "native" and not fmt.has_native:
         raise ConfigError(
             f"{fmt.name} runs emulated only (torch has no general float8 kernels); "

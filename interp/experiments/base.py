@@ -107,11 +107,16 @@ class Results:
 
 @dataclass(frozen=True)
 class Estimate:
-    """What a run needs: bytes of memory and disk, and what the work is (for the preflight)."""
+    """What a run needs: bytes of memory and disk, and what the work is (for the preflight).
+
+    ``memory`` is what the run will allocate; ``resident`` what the process already holds for
+    it when the estimate is made (the loaded model, the libraries), so that the printed need
+    is the expected peak of the process (:func:`interp.resources.expected_peak`)."""
 
     memory: int
     disk: int
     what: str
+    resident: int = 0
 
 
 @dataclass

@@ -42,7 +42,7 @@ class CollapseRun(ExperimentConfig):
 @dataclass
 class CollapseResults(Results):
     kind: ClassVar[str] = "collapse"
-    schema: ClassVar[int] = 1
+    schema: ClassVar[int] = 2  # 2: separator lengths not multiples of k; "timing"
 
     config: dict[str, Any]
     model: dict[str, Any]
@@ -55,6 +55,7 @@ class CollapseResults(Results):
     summary: dict[str, Any]
     verdicts: list[str]
     notes: list[str]
+    timing: dict[str, Any] | None = None
     headline: str = ""  # the finding in one sentence (interp.experiments.headlines)
 
     def lines(self) -> list[str]:
@@ -108,7 +109,7 @@ class Collapse(Experiment[CollapseRun, CollapseResults]):
         self, config: CollapseRun, model: Any = None, progress: Progress = SILENT
     ) -> Prepared[CollapseRun]:
         from interp.analysis.precision import parse_formats
-        from interp.resources import collapse_estimate
+        from interp.resources import collapse_estimate, expected_peak
 
         cfg = config.collapse
         formats = parse_formats(list(cfg.formats))  # one parse: canonical names stored
@@ -122,14 +123,19 @@ class Collapse(Experiment[CollapseRun, CollapseResults]):
             notes.append(DEFAULT_MODEL_NOTE)
         cfg = cfg.replace(formats=tuple(f.name for f in formats))
         plan = validate(subject.model, cfg, config.device)
-        seq = min(int(subject.model.cfg.n_ctx), 2 * max(plan["lengths"], default=1) + 32)
+        fam, lengths = plan["family"], plan["lengths"]
+        seq = min(int(subject.model.cfg.n_ctx), fam.tokens_needed(max(lengths, default=1)))
         n_passes = 2 if plan["sep_family"] is not None else 1
-        disk, memory = collapse_estimate(subject.model, len(formats), n_passes, seq)
+        modes = tuple(plan["modes"][f.name] for f in formats if f.name != "float32")
+        disk, memory = collapse_estimate(
+            subject.model, len(formats), n_passes, seq, modes, cfg.batch_tokens
+        )
+        resident, peak = expected_peak(memory)
         spec = str(subject.run_dir) if subject.default else config.model
         resolved = config.replace(model=spec, collapse=cfg)
         return Prepared(
             resolved,
-            Estimate(memory, disk, "collapse"),
+            Estimate(peak - resident, disk, "collapse", resident=resident),
             model=subject.model,
             model_run=subject.run_dir,
             state={"plan": plan, "notes": notes, "label": subject.label},
@@ -137,15 +143,12 @@ class Collapse(Experiment[CollapseRun, CollapseResults]):
 
     def run(self, prepared: Prepared[CollapseRun], context: Context) -> CollapseResults:
         config, state = prepared.config, prepared.state
-        plan = state["plan"]
-        total = len(plan["formats"]) * (2 if plan["sep_family"] is not None else 1)
-        context.progress.start(total, 0, "collapse sweep")
         results = run_collapse(
             prepared.model,
             config.collapse,
             device=config.device,
-            progress=lambda done, _total: context.progress.advance(done),
-            plan=plan,
+            progress=context.progress,
+            plan=state["plan"],
         )
         results["model"]["spec"] = state["label"]
         results["notes"][:0] = state["notes"]

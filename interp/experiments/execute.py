@@ -131,7 +131,7 @@ def _execute(
         RunDir(prepared.model_run).check_analysis(exp.kind)
     est = prepared.estimate
     if est is not None:  # an experiment made of others (reproduce) leaves it to its parts
-        progress.note(preflight(est.disk, est.memory, est.what, out))
+        progress.note(preflight(est.disk, est.memory, est.what, out, resident=est.resident))
     results = None
     if run is None and not exp.writes_while_running:
         # an analysis: computed first, its run directory written once it is done (a Ctrl-C or

@@ -28,7 +28,7 @@ from probes.run import ProbeConfig, prepare, run_probes
 @dataclass
 class ProbeResults(Results):
     kind: ClassVar[str] = "probe"
-    schema: ClassVar[int] = 1
+    schema: ClassVar[int] = 2  # 2: metrics over the scored test positions; "evaluation"
 
     model: str
     model_config: dict[str, int]
@@ -44,6 +44,7 @@ class ProbeResults(Results):
     timing_s: dict[str, float]
     tokens_per_s: float | None
     notes: list[str]
+    evaluation: dict[str, Any] | None = None
     headline: str = ""  # the finding in one sentence (interp.experiments.headlines)
 
     def tables(self) -> list[Table]:
@@ -80,8 +81,9 @@ class Probe(Experiment[ProbeConfig, ProbeResults]):
     def prepare(
         self, config: ProbeConfig, model: Any = None, progress: Progress = SILENT
     ) -> Prepared[ProbeConfig]:
-        from interp.resources import MAX_SAMPLES, check_limit, probe_stats_estimate
+        from interp.resources import MAX_SAMPLES, check_limit, expected_peak
         from probes.collect import human_bytes
+        from probes.run import estimate_memory
 
         check_limit(config.tokens, "--tokens", MAX_SAMPLES, "tokens")
         subject = load_subject(config.model, config.device, model, progress, self.kind)
@@ -89,27 +91,20 @@ class Probe(Experiment[ProbeConfig, ProbeResults]):
         config = config.replace(model=spec if model is None else None)
         prep = prepare(subject.model, config, spec)
         progress.note(f"data: {prep.data_note}; {prep.blocks.shape[0]} blocks of {prep.seq_len}")
-        need = (prep.vocab_memory or 0) + prep.blocks.numel() * prep.blocks.element_size()
-        if "future_lens" in config.kinds:
-            need += probe_stats_estimate(prep.d_model, len(prep.layers), config.horizon)
+        work = estimate_memory(subject.model, prep)
+        resident, peak = expected_peak(work)
         if prep.vocab_memory is not None:
             progress.note(f"vocabulary probe: holds about {human_bytes(prep.vocab_memory)}")
         return Prepared(
             prep.config,
-            Estimate(need, 8 * 2**20, "the probe (statistics, tokens, probes)"),
+            Estimate(peak - resident, 8 * 2**20, "the probe", resident=resident),
             model=subject.model,
             model_run=subject.run_dir,
             state=prep,
         )
 
     def run(self, prepared: Prepared[ProbeConfig], context: Context) -> ProbeResults:
-        bar = context.progress
-        results = run_probes(
-            prepared.model,
-            prepared.state,
-            on_start=lambda start, total: bar.start(total, start, "probing"),
-            on_step=lambda done: bar.advance(done),
-        )
+        results = run_probes(prepared.model, prepared.state, progress=context.progress)
         results.pop("kind", None)
         return ProbeResults(**results, headline=probe_headline(results))
 

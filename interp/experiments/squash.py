@@ -49,7 +49,7 @@ class SquashRun(ExperimentConfig):
 @dataclass
 class SquashResults(Results):
     kind: ClassVar[str] = "squash"
-    schema: ClassVar[int] = 1
+    schema: ClassVar[int] = 2  # 2: "estimator"
 
     config: dict[str, Any]
     layers: list[str]
@@ -57,6 +57,7 @@ class SquashResults(Results):
     input_hook: str
     prompts: dict[str, Any]
     model: str | None = None
+    estimator: dict[str, Any] | None = None
     headline: str = ""  # the finding in one sentence (interp.experiments.headlines)
 
     def tables(self) -> list[Table]:
@@ -86,36 +87,40 @@ class Squash(Experiment[SquashRun, SquashResults]):
     def prepare(
         self, config: SquashRun, model: Any = None, progress: Progress = SILENT
     ) -> Prepared[SquashRun]:
-        from interp.resources import squash_estimate
+        from interp.analysis.sensitivity import resolve_estimator
+        from interp.resources import expected_peak, squash_estimate
 
         subject = load_subject(config.model, config.device, model, progress, self.kind)
-        c, length = subject.model.cfg, config.squash.length
+        c = subject.model.cfg
         n_ctx = int(c.n_ctx)
-        built = plan_squash(subject.model, config.squash)  # every prompt fits, before any line
+        sq = config.squash
+        built = plan_squash(subject.model, sq)  # every prompt fits, before any line
+        longest = max(len(tokens) for tokens, _ in built.values())
+        d_model = int(c.d_model)
+        copies = min(sq.chunk if resolve_estimator(sq, d_model) == "exact" else sq.probes, d_model)
         disk, memory = squash_estimate(
             int(c.n_layers),
-            int(c.d_model),
+            d_model,
             int(getattr(c, "d_mlp", 0) or 0),
             int(getattr(c, "n_heads", 1) or 1),
-            min(length + 32, n_ctx),
-            config.squash.chunk,
+            min(longest, n_ctx),
+            copies,
         )
+        resident, peak = expected_peak(memory)
         spec = str(subject.run_dir) if subject.default else config.model
         return Prepared(
             config.replace(model=spec),
-            Estimate(memory, disk, "the sensitivities"),
+            Estimate(peak - resident, disk, "the sensitivities", resident=resident),
             model=subject.model,
             model_run=subject.run_dir,
             state={"label": subject.label, "built": built},
         )
 
     def run(self, prepared: Prepared[SquashRun], context: Context) -> SquashResults:
-        n = len(prepared.config.squash.prompts)
-        context.progress.start(n, 0, "sensitivities")
         results = run_squash(
             prepared.model,
             prepared.config.squash,
-            progress=lambda done, _total: context.progress.advance(done),
+            progress=context.progress,
             built=prepared.state["built"],
         )
         results.pop("kind", None)

@@ -75,7 +75,9 @@ or the spec is a local directory, booting runs with the hub forced offline
 the library reads that constant at request time, while the environment variable is
 only read at import), so nothing waits on network retries.  A hub name with the hub
 offline is looked up in the local HF cache first and refused at once if absent.
-Online with no network, huggingface_hub itself retries for ~20 s before failing.
+Online, the hub is asked once first (:func:`hub_problem`, at most 2 s): when it does not answer,
+a cached model is read from the cache (offline) and anything else is refused at once, instead
+of waiting ~25 s in huggingface_hub's retries.
 """
 
 from __future__ import annotations
@@ -155,6 +157,60 @@ def _hub_offline(enabled: bool) -> Iterator[None]:
         yield
     finally:
         constants.HF_HUB_OFFLINE = previous
+
+
+hub_offline = _hub_offline  # public name (interp.models.loading forces the hub offline too)
+
+#: seconds one look at the hub may take (its DNS lookup included)
+HUB_TIMEOUT = 2.0
+_HUB_SEEN: dict[str, tuple[float, str | None]] = {}  # endpoint -> (when, problem)
+
+
+def hub_endpoint() -> str:
+    """The hub's address: ``HF_ENDPOINT`` when set (now), else huggingface_hub's."""
+    from huggingface_hub import constants
+
+    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT or "https://huggingface.co").rstrip(
+        "/"
+    )
+
+
+def hub_problem(timeout: float = HUB_TIMEOUT) -> str | None:
+    """None when the hub answers an HTTP request within ``timeout`` seconds (any status: a
+    server answered), else why not (``no answer in 2 s``, ``URLError: ...``).
+
+    Without it, a hub name on a machine with no network waits ~25 s in huggingface_hub's
+    retries before failing.  The request runs in a daemon thread that is abandoned after
+    ``timeout`` (a DNS lookup ignores socket timeouts); the answer is kept for a minute."""
+    import threading
+    import time
+    import urllib.error
+    import urllib.request
+
+    endpoint = hub_endpoint()
+    seen = _HUB_SEEN.get(endpoint)
+    if seen is not None and time.monotonic() - seen[0] < 60:
+        return seen[1]
+    box: list[str | None] = []
+
+    def ask() -> None:
+        try:
+            request = urllib.request.Request(endpoint + "/", method="HEAD")
+            with urllib.request.urlopen(request, timeout=timeout):  # noqa: S310 - https hub
+                pass
+            box.append(None)
+        except urllib.error.HTTPError:  # the server answered, with an error status
+            box.append(None)
+        except Exception as e:  # noqa: BLE001 - URLError, timeouts, anything: unreachable
+            reason = getattr(e, "reason", None) or e
+            box.append(f"{endpoint}: {type(reason).__name__}: {str(reason)[:120]}".rstrip(": "))
+
+    thread = threading.Thread(target=ask, daemon=True)
+    thread.start()
+    thread.join(timeout + 0.25)
+    problem = box[0] if box else f"{endpoint}: no answer in {timeout:g} s"
+    _HUB_SEEN[endpoint] = (time.monotonic(), problem)
+    return problem
 
 
 @contextlib.contextmanager
@@ -350,6 +406,14 @@ def boot_bridge(
             )
         source, name, force_offline = "hub", spec_str, offline
         config_file = cached_config(spec_str)
+        problem = None if offline else hub_problem()
+        if problem is not None:  # unreachable: the cache only, or one line at once
+            if config_file is None:
+                raise LoadError(
+                    f"could not load {spec_str!r}: not a local directory, the Hugging Face hub "
+                    f"is unreachable ({problem}) and it is not in the cache"
+                )
+            force_offline = True
     if config_file is not None:  # sized before anything is built (a lying config.json)
         from interp.resources import model_config_preflight
 

@@ -99,24 +99,48 @@ def _config_where(spec: str, local: bool) -> Path | None:
     return cached_config(spec)
 
 
+def _gpt2_weights(spec: str, local: bool, offline: bool) -> list[Path] | None:
+    """The safetensors files of a GPT-2 checkpoint (local, or from the hub or its cache), None
+    when it has only a pickled ``pytorch_model.bin`` (then ``transformers`` reads it)."""
+    from interp.models.gpt2 import safetensors_files
+
+    if local:
+        return safetensors_files(Path(spec))
+    from huggingface_hub import hf_hub_download
+
+    for name in ("model.safetensors", "model.safetensors.index.json"):
+        try:
+            found = Path(hf_hub_download(spec, name, local_files_only=offline))
+        except Exception:  # noqa: BLE001 - not in the repo (or the cache): try the next form
+            continue
+        return safetensors_files(found.parent)
+    return None
+
+
 def _load_hf(spec: str, device: str) -> Any:
     from transformers import AutoConfig
 
-    from interp.models.bridge import quiet_loading, read_model_config
+    from interp.models.bridge import hub_offline, quiet_loading, read_model_config
     from interp.resources import model_config_preflight
 
     local = Path(spec).is_dir()
+    offline = _offline()
+    if not local and not offline:
+        # one quick look at the hub first: without a network huggingface_hub retries for ~25 s
+        # before it fails; a model in the cache is then read from there, else one line at once
+        offline = check_hub(spec)
     config_file = _config_where(spec, local)
     if config_file is not None:
         # sized before transformers reads it (some configs build per-layer lists at once); a
-        # GPT-2 is imported: the transformers model and ours exist together
+        # GPT-2 without safetensors is imported through transformers: two models exist together
         raw = read_model_config(config_file)
-        copies = 2 if raw.get("model_type") == "gpt2" else 1
-        model_config_preflight(raw, config_file, copies=copies)
+        gpt2 = raw.get("model_type") == "gpt2"
+        single = local and (Path(spec) / "model.safetensors").is_file()
+        model_config_preflight(raw, config_file, copies=2 if gpt2 and not single else 1)
     try:
-        with quiet_loading():
+        with quiet_loading(), hub_offline(offline):
             hf_cfg = AutoConfig.from_pretrained(
-                spec, local_files_only=local or _offline(), trust_remote_code=False
+                spec, local_files_only=local or offline, trust_remote_code=False
             )
     except _HF_ERRORS as e:
         where = (
@@ -147,27 +171,36 @@ def _load_hf(spec: str, device: str) -> Any:
         copies = 2 if getattr(hf_cfg, "model_type", None) == "gpt2" else 1
         model_config_preflight(hf_cfg.to_dict(), config_file, copies=copies)
     if getattr(hf_cfg, "model_type", None) == "gpt2":
-        from transformers import AutoTokenizer, GPT2LMHeadModel
+        from transformers import AutoTokenizer
 
-        from interp.models.gpt2 import from_hf_gpt2, gpt2_config
+        from interp.models.gpt2 import from_hf_gpt2, from_safetensors, gpt2_config
 
         try:
             gpt2_config(hf_cfg)  # what the importer refuses, refused before the weights load
         except InterpError as e:
             raise LoadError(f"could not load model {spec!r}: {config_file}: {e}") from e
         try:
-            # never run code from the checkpoint; a pickled pytorch_model.bin is read with
-            # torch.load(weights_only=True), which refuses anything but tensors
-            with quiet_loading():
-                hf_model = GPT2LMHeadModel.from_pretrained(
-                    spec, local_files_only=local or _offline(), weights_only=True
-                )
+            with quiet_loading(), hub_offline(offline):
+                files = _gpt2_weights(spec, local, local or offline)
+                hf_model = None
+                if files is None:
+                    # only a pickled pytorch_model.bin: transformers reads it with
+                    # torch.load(weights_only=True), which refuses anything but tensors
+                    from transformers import GPT2LMHeadModel
+
+                    hf_model = GPT2LMHeadModel.from_pretrained(
+                        spec, local_files_only=local or offline, weights_only=True
+                    )
                 tokenizer = AutoTokenizer.from_pretrained(
-                    spec, local_files_only=local or _offline(), trust_remote_code=False
+                    spec, local_files_only=local or offline, trust_remote_code=False
                 )
+        except InterpError:
+            raise
         except Exception as e:  # noqa: BLE001 - a third-party loader's failure becomes one line
             raise _weights_error(spec, local, e) from e
-        model = from_hf_gpt2(hf_model)
+        # never run code from the checkpoint: safetensors hold tensors only
+        model = from_safetensors(hf_cfg, files) if files is not None else from_hf_gpt2(hf_model)
+        del hf_model
         from interp.data import HFTokenizer
 
         model.tokenizer = HFTokenizer(tokenizer)
@@ -175,6 +208,23 @@ def _load_hf(spec: str, device: str) -> Any:
     from interp.models.bridge import boot_bridge
 
     return boot_bridge(spec, device=device)
+
+
+def check_hub(spec: str) -> bool:
+    """Whether a hub name must be read from the cache only (True: the hub is unreachable and
+    the model is in the cache); one line at once when it is unreachable and not cached."""
+    from interp.models.bridge import cached_config, hub_problem
+
+    problem = hub_problem()
+    if problem is None:
+        return False
+    if cached_config(spec) is not None:
+        return True
+    raise LoadError(
+        f"could not load model {spec!r}: not a local directory, the Hugging Face hub is "
+        f"unreachable ({problem}) and the model is not in the local cache; give a local "
+        "directory, or run where the hub can be reached"
+    )
 
 
 def load_model(spec: str | os.PathLike, device: str = "cpu") -> Any:

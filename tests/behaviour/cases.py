@@ -305,6 +305,7 @@ def prepare_process() -> None:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ["HF_DATASETS_OFFLINE"] = "1"
+    os.environ["INTERP_NATIVE_LOWP"] = "slow"
     torch.set_num_threads(1)
 
 
