@@ -13,8 +13,10 @@ from interp.analysis.fourier import (
     project_on_frequency,
 )
 from interp.errors import ConfigError, NumericalError
+from interp.experiments.grok import build_data, build_model
+from interp.grok.config import GrokConfig
+from interp.grok.config import GrokSweepConfig as SweepConfig
 from interp.grok.detect import LabelRule, label_run, summarise_run
-from interp.grok.job import GrokConfig, SweepConfig, build_data, build_model
 from interp.grok.models import FixedFourierMLP, NandaTransformer, PairMLP, ParityMLP
 from interp.grok.progress import restricted_excluded_loss
 from interp.tasks import build_task
@@ -85,7 +87,7 @@ def test_sparse_parity_k_above_n_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="k"):
         build_task("sparse-parity", {"n_bits": 4, "k": 5})
     with pytest.raises(ConfigError, match="k"):
-        GrokConfig(task="sparse-parity", n_bits=4, k=5)
+        GrokConfig(task="sparse-parity", n_bits=4, k=5).validate()  # configs are inert
 
 
 @pytest.mark.parametrize("p", [5, 13, 67, 113])
@@ -258,9 +260,9 @@ def test_sweep_config_grid_and_validation() -> None:
     assert len(cfg.points()) == 24
     assert cfg.run_config(cfg.points()[0]).pairs == "ordered"
     with pytest.raises(ConfigError, match=r"\(0, 1\)"):
-        SweepConfig(train_fractions=(0.5, 1.5))
+        SweepConfig(train_fractions=(0.5, 1.5)).validate()
     with pytest.raises(ConfigError, match="p must"):
-        SweepConfig(p=1)
+        SweepConfig(p=1).validate()
     assert SweepConfig.from_dict(cfg.to_dict()) == cfg
 
 

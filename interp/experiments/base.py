@@ -164,6 +164,10 @@ class Experiment(Generic[C, R]):
     def run(self, prepared: Prepared[C], context: Context) -> R:
         raise NotImplementedError
 
+    def check_saved(self, prepared: Prepared[C], run: RunDir) -> None:
+        """A run about to be resumed: read and check what it saved (a sweep's cells) before
+        anything is printed or trained; what was read may go into ``prepared.state``."""
+
     def check_resume(self, stored: C, asked: C) -> C:
         """The config a resumed run continues with: the stored one, with the ``resume_free``
         fields taken from the request; any other difference is refused naming the field."""

@@ -6,8 +6,9 @@ pending marker ``RUN/cells/.pending.json`` listing their keys: a kill between tw
 group's saves leaves the marker, and the next start deletes the whole group so it is trained
 again together (training a part of a group alone would give other numbers).
 
-Every read checks what it reads: a cell that is not a JSON object, or that the sweep's own
-``check`` rejects, is refused with one line naming the file.
+Every read checks what it reads (:func:`interp.runs.read_cell`): a cell that is not a JSON
+object, does not have the sweep's ``spec`` shape, or that the sweep's own ``check`` rejects, is
+refused with one line naming the file.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from interp.errors import CorruptFileError, InterpError
 from interp.io import read_json
-from interp.runs import RunDir
+from interp.runs import RunDir, ShapeError, read_cell
 
 FOLDER = "cells"
 PENDING = ".pending.json"
@@ -29,9 +30,13 @@ Check = Callable[[Mapping[str, Any]], str | None]  # None when fine, else what i
 
 
 class CellStore:
-    def __init__(self, run: RunDir, check: Check | None = None) -> None:
+    """``spec``: the shape every cell has (:func:`interp.runs.check_shape`; default: an
+    object); ``check``: what the sweep checks beyond it (say, the grid point a key stands for)."""
+
+    def __init__(self, run: RunDir, check: Check | None = None, spec: Any = None) -> None:
         self.run = run
         self.check = check
+        self.spec = {} if spec is None else spec
 
     # ------------------------------------------------------------------ paths
     @staticmethod
@@ -47,19 +52,20 @@ class CellStore:
     def has(self, key: str) -> bool:
         return self.path(key).is_file()
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def get(self, key: str, check: Check | None = None) -> dict[str, Any] | None:
+        """The cell saved under ``key`` (None if there is none), checked by ``check`` (default:
+        the store's)."""
         path = self.path(key)
         if not path.is_file():
             return None
-        cell = read_json(path, "sweep cell")
-        problem = "it is not a JSON object" if not isinstance(cell, dict) else None
-        if problem is None and self.check is not None:
-            problem = self.check(cell)
-        if problem is not None:
-            raise CorruptFileError(
-                f"sweep cell {path} is corrupt ({problem}); delete it to recompute that cell"
-            )
-        return cell
+        check = check if check is not None else self.check
+
+        def problem(cell: Any) -> None:
+            found = check(cell) if check is not None else None
+            if found is not None:
+                raise ShapeError(found)
+
+        return read_cell(path, "sweep cell", self.spec, problem)
 
     def keys(self) -> list[str]:
         folder = self.run.path / FOLDER

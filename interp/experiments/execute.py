@@ -95,21 +95,11 @@ def _execute(
     progress: Progress,
     model: Any,
 ) -> Outcome:
-    if resume and overwrite:
-        raise ConfigError("--resume and --overwrite contradict each other")
-    if resume and not exp.resumable:
-        raise ConfigError(f"{exp.kind} runs cannot be resumed; pass --overwrite or a new --out")
-    config.validate()
-    out = Path(out) if out is not None else default_out(exp.kind)
-    fresh = not resume or RunDir.nothing_to_resume(out)  # not there yet, or blank: start fresh
-    run: RunDir | None = None
-    if fresh:
-        RunDir.check_creatable(out, overwrite, exp.remedy)
-    else:
-        run = RunDir.open(out)
-        stored = exp.config_cls.from_dict(run.config())
-        config = exp.check_resume(stored, config)
+    out, run, config, notes = _check_output(exp, config, out, resume, overwrite)
+    fresh = run is None
     prepared = exp.prepare(config, model=model, progress=progress)
+    if run is not None:
+        exp.check_saved(prepared, run)
     if prepared.model_run is not None:
         RunDir(prepared.model_run).check_analysis(exp.kind)
     from interp.resources import preflight
@@ -117,6 +107,8 @@ def _execute(
     est = prepared.estimate
     if est is not None:  # an experiment made of others (reproduce) leaves it to its parts
         progress.note(preflight(est.disk, est.memory, est.what, out))
+    for note in notes:
+        progress.note(note)
     results = None
     if run is None and not exp.writes_while_running:
         # an analysis: computed first, its run directory written once it is done (a Ctrl-C or
@@ -139,6 +131,32 @@ def _execute(
         if prepared.model_run is not None:
             outcome.model_report = build_report(prepared.model_run)
     return outcome
+
+
+def _check_output(
+    exp: Experiment, config: _Config, out: str | Path | None, resume: bool, overwrite: bool
+) -> tuple[Path, RunDir | None, _Config, list[str]]:
+    """Steps 1-2: ``(out, the run to resume or None, the config to run, notes to print once
+    the work starts)``; refuses a contradiction or a resume that does not match."""
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite contradict each other")
+    if resume and not exp.resumable:
+        raise ConfigError(f"{exp.kind} runs cannot be resumed; pass --overwrite or a new --out")
+    if resume and out is None:
+        raise ConfigError("--resume needs --out RUN_DIR")
+    config.validate()
+    out = Path(out) if out is not None else default_out(exp.kind)
+    if not resume or RunDir.nothing_to_resume(out):  # not there yet, or blank: start fresh
+        RunDir.check_creatable(out, overwrite, exp.remedy)
+        if not resume:
+            return out, None, config, []
+        why = "it does not exist yet" if not out.exists() else "no run was started there"
+        return out, None, config, [f"nothing to resume in {out} ({why}): starting a new run there"]
+    run = RunDir.open(out)
+    stored_kind = run.config().get("kind")
+    if stored_kind != exp.kind:
+        raise ConfigError(f"--resume: {out} is a {stored_kind!r} run, not {exp.kind!r}")
+    return out, run, exp.check_resume(exp.config_cls.from_dict(run.config()), config), []
 
 
 def _open_or_create(

@@ -4,7 +4,15 @@
 from __future__ import annotations
 
 from interp.errors import ConfigError
-from interp.experiments import collapse, count_construct, probe, reproduce, squash  # noqa: F401  (registration)
+from interp.experiments import (  # noqa: F401  (registration)
+    collapse,
+    count_construct,
+    grok,
+    grok_sweep,
+    probe,
+    reproduce,
+    squash,
+)
 from interp.experiments.base import _REGISTRY, Experiment
 
 

@@ -19,14 +19,16 @@ because weight decay bounds the logits.  Our defaults are therefore 0.1 / 0.1 (a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
+
+from interp.config import _Config
 
 LABELS = ("no-learn", "memorise", "grok", "generalise")
 
 
 @dataclass(frozen=True)
-class LabelRule:
+class LabelRule(_Config):
     learn_loss: float = 0.1
     generalise_loss: float = 0.1
     grok_ratio: float = 5e4
@@ -37,9 +39,6 @@ class LabelRule:
     def pair(cls) -> LabelRule:
         """PAIR's published loss thresholds."""
         return cls(learn_loss=1e-5, generalise_loss=1e-5)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def first_step_at_least(

@@ -298,10 +298,21 @@ def phase_figure(runs: Sequence[Mapping[str, Any]], size_key: str, width: int) -
     return fig
 
 
+def _size_key(task: Any) -> str:
+    """The training-set axis of a sweep of ``task`` (its registry entry), for the grid."""
+    from interp.errors import ConfigError
+    from interp.grok.tasks import grok_task
+
+    try:
+        return grok_task(str(task)).size_key
+    except ConfigError:  # a task this version does not know
+        return "n_train"
+
+
 @register_results_section("grok-sweep", order=8)
 def grok_sweep_section(run: RunView, results: Mapping[str, Any]) -> Section | None:
     runs = results.get("runs", [])
-    size_key = "train_fraction" if results.get("task") == "modadd" else "n_train"
+    size_key = _size_key(results.get("task"))
     widths = sorted({r["width"] for r in runs})
     figs = [phase_figure(runs, size_key, w) for w in widths]
     table = [

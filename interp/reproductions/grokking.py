@@ -30,8 +30,10 @@ from typing import Any
 import torch
 
 from interp.analysis.fourier import frequency_power, key_frequencies
+from interp.experiments.grok import build_data, build_model
+from interp.grok.config import GrokConfig
 from interp.grok.detect import LabelRule, summarise_run
-from interp.grok.job import GrokConfig, build_data, build_model, fourier_row
+from interp.grok.measures import fourier_row
 from interp.grok.progress import restricted_excluded_loss
 from interp.io import atomic_write_json
 from interp.reproduce import Claim, ProgressFn, register_reproduction
