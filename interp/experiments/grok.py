@@ -32,7 +32,7 @@ from interp.experiments.base import (
     register_experiment,
 )
 from interp.grok.config import GrokConfig
-from interp.grok.detect import LabelRule, summarise_run
+from interp.grok.detect import LabelRule, summarise_run, verdict
 from interp.grok.measures import fourier_results, fourier_row
 from interp.progress import SILENT, Callbacks, Progress
 from interp.runs import RunDir
@@ -77,7 +77,7 @@ class GrokRun(ExperimentConfig):
         return self.grok.device
 
 
-_FOURIER = ("key_frequencies", "embed_power", "top_k_share", "circles")
+_FOURIER = ("key_frequencies", "key_frequency_rule", "embed_power", "top_k_share", "circles")
 
 
 @dataclass
@@ -102,6 +102,7 @@ class GrokResults(Results):
     seconds: float | None
     # modular addition only (tasks with ``fourier``): absent from results.json otherwise
     key_frequencies: list[int] | None = None
+    key_frequency_rule: str | None = None  # set where they are Nanda's (each neuron's dominant)
     embed_power: list[float] | None = None
     top_k_share: float | None = None
     circles: list[dict[str, Any]] | None = None
@@ -114,20 +115,23 @@ class GrokResults(Results):
     def lines(self) -> list[str]:
         out = []
         if self.key_frequencies is not None:
+            rule = self.key_frequency_rule or "top of the embedding spectrum"
             out.append(
-                f"key frequencies {self.key_frequencies} (top-{len(self.key_frequencies)} "
-                f"share of embedding power {self.top_k_share:.2f})"
+                f"key frequencies {self.key_frequencies} ({rule}; top-k share of embedding "
+                f"power {self.top_k_share:.2f})"
             )
         if self.steps_per_second is not None:
             out.append(f"{self.steps_per_second:.0f} steps/s")
         return out
 
 
-def grok_headline(r: Mapping[str, Any]) -> str:
+def grok_headline(r: Mapping[str, Any], sentence: str = "") -> str:
+    """The verdict sentence (:func:`interp.grok.detect.verdict`), then the numbers."""
     train, test = r["final_train_accuracy"], r["final_test_accuracy"]
     accuracy = "n/a" if train is None or test is None else f"{train:.3f}/{test:.3f}"
     return (
-        f"memorisation step {r['memorisation_step']}, grokking step {r['grokking_step']}, "
+        (f"{sentence[0].upper()}{sentence[1:]}. " if sentence else "")
+        + f"memorisation step {r['memorisation_step']}, grokking step {r['grokking_step']}, "
         f"label {r['label']}; final train/test accuracy {accuracy}"
     )
 
@@ -201,14 +205,11 @@ def summarise(
     train = [r for r in rows if r.get("split") == "train"]
     val = {r["step"]: r for r in rows if r.get("split") == "val"}
     steps = [r["step"] for r in train]
-    summary = summarise_run(
-        steps,
-        [r.get("loss") for r in train],
-        [val.get(s, {}).get("loss") for s in steps],
-        [r.get("accuracy") for r in train],
-        [val.get(s, {}).get("accuracy") for s in steps],
-        rule,
-    )
+    train_acc = [r.get("accuracy") for r in train]
+    test_acc = [val.get(s, {}).get("accuracy") for s in steps]
+    test_loss = [val.get(s, {}).get("loss") for s in steps]
+    summary = summarise_run(steps, [r.get("loss") for r in train], test_loss, train_acc, test_acc,
+                            rule)  # fmt: skip
     results: dict[str, Any] = {
         **summary,
         "thresholds": rule.to_dict(),
@@ -219,8 +220,10 @@ def summarise(
         "seconds": timing.get("seconds"),
     }
     if cfg.spec.fourier:
-        results |= fourier_results(model, cfg.top_k)
-    return GrokResults(**results, headline=grok_headline(results))
+        every_pair = data if cfg.pairs == "all" else None
+        results |= fourier_results(model, cfg.top_k, every_pair, cfg.p)
+    sentence = verdict(steps, train_acc, test_acc, rule)
+    return GrokResults(**results, headline=grok_headline(results, sentence))
 
 
 @register_experiment

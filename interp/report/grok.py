@@ -80,15 +80,25 @@ def weight_norm_figure(
     return fig
 
 
+def _mean(values: Any) -> float | None:
+    """Nanda's excluded loss is one value per key frequency; older runs logged one number."""
+    if isinstance(values, list):
+        finite = [v for v in values if figures.as_finite(v) is not None]
+        return sum(finite) / len(finite) if finite else None
+    return values
+
+
 def progress_figure(metrics: Sequence[Mapping[str, Any]]) -> go.Figure | None:
     """Nanda's restricted / excluded loss and the top-k Fourier share over training."""
     rows = [r for r in figures.rows_for_split(metrics, "fourier") if r["step"] > 0]
     if not rows:
         return None
     fig = go.Figure()
+    rows = [{**r, "excluded_loss_mean": _mean(r.get("excluded_loss"))} for r in rows]
     for key, name, color in (
         ("restricted_loss", "restricted loss", "#7c3aed"),
-        ("excluded_loss", "excluded loss", "#b45309"),
+        ("excluded_loss_mean", "excluded loss (mean over key frequencies, each alone)", "#b45309"),
+        ("excluded_loss_all_keys", "excluded loss (all key frequencies at once)", "#d97706"),
     ):
         pts = [(r["step"], r[key]) for r in rows if figures.as_finite(r.get(key)) is not None]
         if pts:
