@@ -119,8 +119,9 @@ def fresh_start(out: Path | None, resume: bool) -> tuple[bool, str | None]:
 
     if not resume or out is None or not RunDir.nothing_to_resume(out):
         return resume, None
-    why = "it does not exist yet" if not Path(out).exists() else "no run was started there"
-    return False, f"nothing to resume in {out} ({why}): starting a new run there"
+    from interp.experiments.execute import nothing_to_resume_line
+
+    return False, nothing_to_resume_line(out)
 
 
 def _held_runs() -> list[Any]:

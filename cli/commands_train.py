@@ -8,7 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.app import app, fresh_start
+from cli.app import app
+from cli.execute import run_experiment
+from cli.options import Device, Json, Overwrite, Seed
 from cli.progress import console, step_bar
 from interp.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
 from interp.errors import ConfigError
@@ -78,8 +80,8 @@ def train(
     warmup: Annotated[int, typer.Option(help="Warmup steps.")] = 50,
     eval_every: Annotated[int, typer.Option(help="Evaluate every N steps.")] = 100,
     checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 100,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
+    seed: Seed = 0,
+    device: Device = "cpu",
     grad: Annotated[
         str,
         typer.Option(
@@ -89,7 +91,7 @@ def train(
     resume: Annotated[
         bool, typer.Option(help="Continue the run in --out from its last checkpoint.")
     ] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing run in --out.")] = False,
+    overwrite: Overwrite = False,
     allow_data_change: Annotated[
         bool,
         typer.Option(
@@ -98,10 +100,10 @@ def train(
         ),
     ] = False,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
+    json_: Json = False,
 ) -> None:
     """Train a hooked transformer on text or a synthetic task; writes a run directory."""
-    from interp.report import build_report
-    from interp.train.job import TrainJob, run_training
+    from interp.config import TrainJob
 
     if resume and out is None:
         raise ConfigError("--resume needs --out RUN_DIR")
@@ -141,25 +143,14 @@ def train(
         grad_mode=grad,
         optim=OptimConfig(lr=lr, weight_decay=weight_decay, warmup_steps=warmup),
     )
-    from interp.resources import MAX_STEPS, check_limit, preflight, train_job_estimate
+    from interp.resources import MAX_STEPS, check_limit
 
     check_limit(steps, "--steps", MAX_STEPS, "steps")
-    job = TrainJob(model, train_cfg, data)
-    need = preflight(*train_job_estimate(job, report=report), "training", out)
-    resume, fresh = fresh_start(out, resume)
-    with step_bar("training", note=[need, fresh]) as (on_start, on_step):
-        run = run_training(
-            out,
-            job,
-            resume=resume,
-            overwrite=overwrite,
-            on_start=on_start,
-            on_step=on_step,
-            allow_data_change=allow_data_change,
-        )
-    _summarise(run)
-    if report:
-        console.print(f"report: {build_report(run.path)}")
+    options = {"allow_data_change": True} if allow_data_change else {}
+    run_experiment(
+        "train", TrainJob(model, train_cfg, data), out, resume=resume, overwrite=overwrite,
+        report=report, as_json=json_, options=options,
+    )  # fmt: skip
 
 
 def _summarise(run: Any) -> None:

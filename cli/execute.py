@@ -58,13 +58,15 @@ def run_experiment(
     overwrite: bool = False,
     report: bool = True,
     as_json: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> Outcome:
     """Execute ``config`` as ``kind``; print its headline, tables, lines and paths on stdout
     (with ``as_json``: the results as one JSON document and nothing else)."""
     with CliProgress() as progress:
         outcome = execute(
-            kind, config, out, resume=resume, overwrite=overwrite, report=report, progress=progress
-        )
+            kind, config, out, resume=resume, overwrite=overwrite, report=report,
+            progress=progress, options=options,
+        )  # fmt: skip
     where = {"report": str(outcome.report)} if outcome.report is not None else {}
     if outcome.model_report is not None:
         where["model_report"] = str(outcome.model_report)

@@ -397,3 +397,41 @@ class DataConfig(_Config):
         if self.source == "task":
             _check(bool(self.task), "a task source needs a task name")
         _check(isinstance(self.task_options, Mapping), "task_options must be a mapping")
+
+
+TRAIN_KIND = "train"
+# keys a training run's config.json holds beside the job (see interp.experiments.train)
+TRAIN_RUN_KEYS = ("corpus", "data_changes")
+
+
+@dataclass(frozen=True)
+class TrainJob(_Config):
+    """A training run's whole config: the model, the optimisation, the data.  ``config.json``
+    of a ``train`` run is this (resolved: the vocabulary and context fixed by the data), with
+    the corpus record and any allowed data change beside it."""
+
+    model: ModelConfig
+    train: TrainConfig
+    data: DataConfig
+
+    @property
+    def seed(self) -> int:
+        return self.train.seed
+
+    @property
+    def device(self) -> str:
+        return self.train.device
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": TRAIN_KIND, "seed": self.train.seed, **super().to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainJob:  # type: ignore[override]
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"TrainJob must be a JSON object, got {type(data).__name__}")
+        if data.get("kind") != TRAIN_KIND:
+            raise ConfigError(f"config kind is {data.get('kind')!r}, expected {TRAIN_KIND!r}")
+        for key in ("model", "train", "data"):
+            if key not in data:
+                raise ConfigError(f"config is missing the {key!r} section")
+        return super().from_dict({k: v for k, v in data.items() if k not in TRAIN_RUN_KEYS})

@@ -158,15 +158,20 @@ class Experiment(Generic[C, R]):
         """How an "already exists" refusal ends for this experiment."""
         return RESUMABLE if self.resumable else REPLACEABLE
 
+    def estimate(self, config: C, report: bool = True) -> Estimate | None:
+        """What the run needs when the config alone says it (a trainer): checked before
+        ``prepare`` reads any data.  None: the estimate comes with ``prepare`` (an analysis
+        needs its model loaded first)."""
+        return None
+
     def prepare(self, config: C, model: Any = None, progress: Progress = SILENT) -> Prepared[C]:
+        """Load and validate; write nothing.  A ``resumable`` experiment's ``prepare`` also
+        takes ``run``: the run directory it continues (None for a fresh start), and any
+        per-invocation ``options`` of :func:`execute` as keywords."""
         raise NotImplementedError
 
     def run(self, prepared: Prepared[C], context: Context) -> R:
         raise NotImplementedError
-
-    def check_saved(self, prepared: Prepared[C], run: RunDir) -> None:
-        """A run about to be resumed: read and check what it saved (a sweep's cells) before
-        anything is printed or trained; what was read may go into ``prepared.state``."""
 
     def check_resume(self, stored: C, asked: C) -> C:
         """The config a resumed run continues with: the stored one, with the ``resume_free``

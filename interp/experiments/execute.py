@@ -18,6 +18,7 @@ A library call and the CLI therefore write identical files.
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic
@@ -73,13 +74,16 @@ def execute(
     report: bool = True,
     progress: Progress = SILENT,
     model: Any = None,
+    options: Mapping[str, Any] | None = None,
 ) -> Outcome:
     """Run ``config`` as experiment ``which`` into run directory ``out`` (see the module doc).
 
-    ``model`` is a model object to analyse instead of loading ``config.model``."""
+    ``model`` is a model object to analyse instead of loading ``config.model``; ``options``
+    are per-invocation choices that are not part of the config (``allow_data_change``),
+    passed to ``prepare``."""
     exp = _experiment(which, config)
     held_before = out is not None and holds(Path(out))
-    outcome = _execute(exp, config, out, resume, overwrite, report, progress, model)
+    outcome = _execute(exp, config, out, resume, overwrite, report, progress, model, options)
     if not held_before:  # done: the run is free again (an error keeps it held, so the CLI's
         release_run(outcome.run_dir)  # interruption line can still name it)
     return outcome
@@ -94,29 +98,56 @@ def _execute(
     report: bool,
     progress: Progress,
     model: Any,
+    options: Mapping[str, Any] | None = None,
 ) -> Outcome:
-    out, run, config, notes = _check_output(exp, config, out, resume, overwrite)
-    fresh = run is None
-    prepared = exp.prepare(config, model=model, progress=progress)
-    if run is not None:
-        exp.check_saved(prepared, run)
-    if prepared.model_run is not None:
-        RunDir(prepared.model_run).check_analysis(exp.kind)
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite contradict each other")
+    if resume and not exp.resumable:
+        raise ConfigError(f"{exp.kind} runs cannot be resumed; pass --overwrite or a new --out")
+    if resume and out is None:
+        raise ConfigError("--resume needs --out RUN_DIR")
+    config.validate()
+    out = Path(out) if out is not None else default_out(exp.kind)
+    fresh = not resume or RunDir.nothing_to_resume(out)  # not there yet, or blank: start fresh
+    run: RunDir | None = None
+    if fresh:
+        RunDir.check_creatable(out, overwrite, exp.remedy)
+    else:
+        run = RunDir.open(out)
+        stored_kind = run.config().get("kind")
+        if stored_kind != exp.kind:
+            raise ConfigError(f"--resume: {out} is a {stored_kind!r} run, not {exp.kind!r}")
+        config = exp.check_resume(_stored_config(exp, run), config)
     from interp.resources import preflight
 
+    # lines said once the work starts (its progress starts: a refused start, say a run another
+    # process holds or a corrupt checkpoint, prints its one line only)
+    notes: list[str] = []
+    early = exp.estimate(config, report=report)
+    if early is not None:  # known from the config: checked before any data is read
+        notes.append(preflight(early.disk, early.memory, early.what, out))
+    if resume and fresh:
+        notes.append(nothing_to_resume_line(out))
+    extra: dict[str, Any] = dict(options or {})
+    if exp.resumable:
+        extra["run"] = run
+    prepared = exp.prepare(config, model=model, progress=progress, **extra)
+    if prepared.model_run is not None:
+        RunDir(prepared.model_run).check_analysis(exp.kind)
     est = prepared.estimate
     if est is not None:  # an experiment made of others (reproduce) leaves it to its parts
         progress.note(preflight(est.disk, est.memory, est.what, out))
-    for note in notes:
-        progress.note(note)
     results = None
     if run is None and not exp.writes_while_running:
         # an analysis: computed first, its run directory written once it is done (a Ctrl-C or
         # an error mid-way leaves nothing behind)
-        results = exp.run(prepared, Context(None, resume=False, progress=progress))
+        results = exp.run(
+            prepared, Context(None, resume=False, progress=_Deferred(progress, notes))
+        )
     run = _open_or_create(exp, prepared, run, out, overwrite)
     if results is None:
-        results = exp.run(prepared, Context(run, resume=not fresh, progress=progress))
+        context = Context(run, resume=not fresh, progress=_Deferred(progress, notes))
+        results = exp.run(prepared, context)
     results._config = prepared.config  # what Results.save writes as config.json
     body = results.to_dict()
     run.tree.write_json("results.json", body)
@@ -133,30 +164,44 @@ def _execute(
     return outcome
 
 
-def _check_output(
-    exp: Experiment, config: _Config, out: str | Path | None, resume: bool, overwrite: bool
-) -> tuple[Path, RunDir | None, _Config, list[str]]:
-    """Steps 1-2: ``(out, the run to resume or None, the config to run, notes to print once
-    the work starts)``; refuses a contradiction or a resume that does not match."""
-    if resume and overwrite:
-        raise ConfigError("--resume and --overwrite contradict each other")
-    if resume and not exp.resumable:
-        raise ConfigError(f"{exp.kind} runs cannot be resumed; pass --overwrite or a new --out")
-    if resume and out is None:
-        raise ConfigError("--resume needs --out RUN_DIR")
-    config.validate()
-    out = Path(out) if out is not None else default_out(exp.kind)
-    if not resume or RunDir.nothing_to_resume(out):  # not there yet, or blank: start fresh
-        RunDir.check_creatable(out, overwrite, exp.remedy)
-        if not resume:
-            return out, None, config, []
-        why = "it does not exist yet" if not out.exists() else "no run was started there"
-        return out, None, config, [f"nothing to resume in {out} ({why}): starting a new run there"]
-    run = RunDir.open(out)
-    stored_kind = run.config().get("kind")
-    if stored_kind != exp.kind:
-        raise ConfigError(f"--resume: {out} is a {stored_kind!r} run, not {exp.kind!r}")
-    return out, run, exp.check_resume(exp.config_cls.from_dict(run.config()), config), []
+class _Deferred:
+    """``progress`` that says ``notes`` first, once the work starts."""
+
+    def __init__(self, progress: Progress, notes: list[str]) -> None:
+        self.progress, self.notes = progress, notes
+
+    def _flush(self) -> None:
+        while self.notes:
+            if text := self.notes.pop(0):
+                self.progress.note(text)
+
+    def start(self, total: int, done: int = 0, label: str | None = None) -> None:
+        self._flush()
+        self.progress.start(total, done, label)
+
+    def advance(self, done: int, **info: Any) -> None:
+        self._flush()
+        self.progress.advance(done, **info)
+
+    def note(self, text: str) -> None:
+        self._flush()
+        self.progress.note(text)
+
+
+def nothing_to_resume_line(out: Path) -> str:
+    """What ``--resume`` says when ``out`` holds nothing to resume and a new run starts."""
+    why = "it does not exist yet" if not Path(out).exists() else "no run was started there"
+    return f"nothing to resume in {out} ({why}): starting a new run there"
+
+
+def _stored_config(exp: Experiment, run: RunDir) -> Any:
+    """The config a run was started with; an invalid one is one line naming its file."""
+    from interp.errors import CorruptFileError
+
+    try:
+        return exp.config_cls.from_dict(run.config())
+    except ConfigError as e:
+        raise CorruptFileError(f"run config {run.config_path}: {e}") from e
 
 
 def _open_or_create(

@@ -238,9 +238,7 @@ class Grok(Experiment[GrokRun, GrokResults]):
     def check_resume(self, stored: GrokRun, asked: GrokRun) -> GrokRun:
         return super().check_resume(stored, asked.resolved())
 
-    def prepare(
-        self, config: GrokRun, model: Any = None, progress: Progress = SILENT
-    ) -> Prepared[GrokRun]:
+    def estimate(self, config: GrokRun, report: bool = True) -> Estimate:
         from interp.resources import MAX_STEPS, check_limit
 
         cfg = config.grok.resolved()
@@ -248,7 +246,12 @@ class Grok(Experiment[GrokRun, GrokResults]):
         check_limit(cfg.steps, "--steps", MAX_STEPS, "steps")
         checkpoints = cfg.steps // cfg.checkpoint_every + 2
         disk, memory = cfg.spec.estimate(cfg, checkpoints, cfg.steps // cfg.log_every + 1)
-        return Prepared(config.replace(grok=cfg), Estimate(memory, disk, "the run"))
+        return Estimate(memory, disk, "the run")
+
+    def prepare(
+        self, config: GrokRun, model: Any = None, progress: Progress = SILENT, run: Any = None
+    ) -> Prepared[GrokRun]:
+        return Prepared(config.resolved(), None)
 
     def run(self, prepared: Prepared[GrokRun], context: Context) -> GrokResults:
         assert context.run is not None

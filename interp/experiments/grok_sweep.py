@@ -244,19 +244,24 @@ class GrokSweep(Experiment[GrokSweepRun, GrokSweepResults]):
     writes_while_running = True
     description = "a grid of grokking MLPs trained many at a time, each run labelled"
 
-    def prepare(
-        self, config: GrokSweepRun, model: Any = None, progress: Progress = SILENT
-    ) -> Prepared[GrokSweepRun]:
+    def estimate(self, config: GrokSweepRun, report: bool = True) -> Estimate:
         from interp.resources import MAX_STEPS, check_limit
 
         cfg = config.sweep
         check_limit(cfg.steps, "--steps", MAX_STEPS, "steps per run")
         disk, memory = cfg.spec.sweep_estimate(cfg)
-        return Prepared(config, Estimate(memory, disk, f"the sweep of {len(cfg.points())} runs"))
+        return Estimate(memory, disk, f"the sweep of {len(cfg.points())} runs")
 
-    def check_saved(self, prepared: Prepared[GrokSweepRun], run: RunDir) -> None:
-        # every saved group checked now, before hours of training, not after
-        prepared.state = {"saved": saved_groups(prepared.config.sweep, run)}
+    def prepare(
+        self,
+        config: GrokSweepRun,
+        model: Any = None,
+        progress: Progress = SILENT,
+        run: RunDir | None = None,
+    ) -> Prepared[GrokSweepRun]:
+        # a resumed sweep: every saved group checked now, before hours of training, not after
+        saved = saved_groups(config.sweep, run) if run is not None else None
+        return Prepared(config, None, state={"saved": saved})
 
     def run(self, prepared: Prepared[GrokSweepRun], context: Context) -> GrokSweepResults:
         saved = (prepared.state or {}).get("saved") if context.resume else None

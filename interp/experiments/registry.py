@@ -12,6 +12,7 @@ from interp.experiments import (  # noqa: F401  (registration)
     probe,
     reproduce,
     squash,
+    train,
 )
 from interp.experiments.base import _REGISTRY, Experiment
 

@@ -5,59 +5,16 @@ This is the one library call behind ``interp train`` and ``interp demo``.
 
 from __future__ import annotations
 
-import datetime as _dt
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from interp.config import DataConfig, ModelConfig, TrainConfig
+from interp.config import DataConfig, TrainJob
 from interp.errors import ConfigError, CorruptFileError, InterpError
-from interp.models.transformer import HookedTransformer
 from interp.progress import Callbacks
 from interp.runs import RunDir
 from interp.safefs import Tree
-from interp.seed import seed_everything
-from interp.train.checkpoint import (
-    latest_checkpoint,
-    restore_checkpoint,
-    save_checkpoint,
-    save_weights,
-)
-from interp.train.loop import train
-from interp.train.optim import build_optimizer
 from interp.train.sources import CorpusSource, DataSource, TaskSource
-
-KIND = "train"
-
-
-@dataclass(frozen=True)
-class TrainJob:
-    model: ModelConfig
-    train: TrainConfig
-    data: DataConfig
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": KIND,
-            "seed": self.train.seed,
-            "model": self.model.to_dict(),
-            "train": self.train.to_dict(),
-            "data": self.data.to_dict(),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainJob:
-        if d.get("kind") != KIND:
-            raise ConfigError(f"config kind is {d.get('kind')!r}, expected {KIND!r}")
-        for key in ("model", "train", "data"):
-            if key not in d:
-                raise ConfigError(f"config is missing the {key!r} section")
-        return cls(
-            ModelConfig.from_dict(d["model"]),
-            TrainConfig.from_dict(d["train"]),
-            DataConfig.from_dict(d["data"]),
-        )
 
 
 def load_job(run: RunDir) -> TrainJob:
@@ -167,7 +124,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 _RESUME_FREE = {"train.steps", "model.d_vocab", "model.n_ctx", "model.input_kind", "model.d_input"}
 
 
-def _check_resume_matches(stored: TrainJob, asked: TrainJob) -> TrainJob:
+def resume_matches(stored: TrainJob, asked: TrainJob) -> TrainJob:
     """On resume, the stored config wins; a different request (other than more steps) is refused.
 
     Extending ``steps`` stretches the cosine schedule over the new total from the resume point.
@@ -183,7 +140,7 @@ def _check_resume_matches(stored: TrainJob, asked: TrainJob) -> TrainJob:
     return TrainJob(stored.model, stored.train.replace(steps=asked.train.steps), stored.data)
 
 
-def _corpus_check(
+def corpus_check(
     config: dict[str, Any], run: RunDir, allow_change: bool, changes: list[dict[str, Any]]
 ) -> Callable[[Any], None]:
     """On resume: the corpus must be the one the run trained on (same fingerprint), unless
@@ -215,94 +172,17 @@ def run_training(
     on_start: Callable[[int, int], None] | None = None,
     allow_data_change: bool = False,
 ) -> RunDir:
-    """Train into run directory ``out`` (new, or resumed from its last checkpoint).
+    """Train into run directory ``out`` (new, or resumed from its last checkpoint): the
+    ``train`` experiment through :func:`interp.experiments.execute`, without a report.
 
     A text run records its corpus (absolute path, fingerprint) in ``config.json``; resuming on
     a corpus whose fingerprint differs is refused unless ``allow_data_change``, and then the
     change is recorded (``config.json["data_changes"]``: step, old and new fingerprint).
     """
-    out = Path(out)
-    job = with_absolute_corpus(job)
-    if resume and RunDir.nothing_to_resume(out):
-        resume = False  # not there yet, or killed before its config.json: nothing to continue
-    corpora: list[Any] = []
-    changes: list[dict[str, Any]] = []
-    if resume:
-        run = RunDir.open(out)
-        config = run.config()
-        stored = with_absolute_corpus(load_job(run))
-        check = _corpus_check(config, run, allow_data_change, changes)
+    from interp.experiments.train import train_run
 
-        def on_corpus(corpus: Any) -> None:
-            check(corpus)
-            corpora.append(corpus)
-
-        job, source, reader = resolve(_check_resume_matches(stored, job), run.path, on_corpus)
-        from interp.resources import model_config_preflight
-
-        model_config_preflight(job.model.to_dict(), run.config_path)
-    else:
-        RunDir.check_creatable(out, overwrite)
-        resolved, source, reader = resolve(job, None, corpora.append)
-        config = resolved.to_dict()
-        if corpora:
-            config["corpus"] = corpus_record(corpora[0])
-        run = RunDir.create(out, config, overwrite=overwrite)
-        job = resolved
-        if hasattr(reader, "save") and job.data.source == "corpus":
-            save_tokenizer(reader, run.path / "tokenizer")
-    run.write_env(job.train.seed, job.train.device)
-
-    seed_everything(job.train.seed)
-    model = HookedTransformer(job.model, seed=job.train.seed)
-    optimizer = build_optimizer(model, job.train.optim)
-    start = 0
-    ckpt = latest_checkpoint(run.path) if resume else None
-    if ckpt is not None:
-        restore_checkpoint(ckpt, model, optimizer)
-        start = ckpt.step
-    if resume:
-        _update_config(run, config, job, stored, corpora, changes, start)
-        run.truncate_metrics_after(start)
-    if start >= job.train.steps:
-        save_weights(run.weights_path, model.state_dict())
-        return run
-    train(
-        model,
-        source,
-        job.train,
-        optimizer=optimizer,
-        start_step=start,
-        on_metrics=run.append_metrics,
-        on_checkpoint=lambda step, m, opt: save_checkpoint(run.path, step, m, opt),
-        progress=Callbacks(on_start, on_step),
-    )
-    save_weights(run.weights_path, model.state_dict())
-    return run
-
-
-def _update_config(
-    run: RunDir,
-    config: dict[str, Any],
-    job: TrainJob,
-    stored: TrainJob,
-    corpora: list[Any],
-    changes: list[dict[str, Any]],
-    step: int,
-) -> None:
-    """After a resume's checkpoint is restored (a refused resume changes nothing): more steps,
-    the corpus record (first recorded for a run from before fingerprints), a data change."""
-    new = dict(config)
-    if job.train.steps != stored.train.steps:
-        new["train"] = job.train.to_dict()
-    if job.data.to_dict() != config.get("data"):
-        new["data"] = job.data.to_dict()  # a relative corpus path of an older run, made absolute
-    if corpora:
-        new["corpus"] = corpus_record(corpora[0])
-    if changes:
-        when = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-        history = config.get("data_changes")
-        history = list(history) if isinstance(history, list) else []
-        new["data_changes"] = history + [{"step": step, **c, "at": when} for c in changes]
-    if new != config:
-        run.tree.write_json("config.json", new)
+    outcome = train_run(
+        out, job, resume=resume, overwrite=overwrite, progress=Callbacks(on_start, on_step),
+        allow_data_change=allow_data_change,
+    )  # fmt: skip
+    return RunDir(outcome.run_dir)
