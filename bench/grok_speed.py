@@ -18,7 +18,8 @@ import time
 
 import torch
 
-from interp.grok.job import SweepConfig, build_data, build_model
+from interp.experiments.grok import build_data, build_model
+from interp.grok.config import GrokSweepConfig as SweepConfig
 from interp.train.full_batch import train_full_batch, train_full_batch_many
 
 
@@ -108,7 +109,8 @@ def cli_paths(args: argparse.Namespace) -> None:
     import tempfile
     from pathlib import Path
 
-    from interp.grok.job import run_grok, run_sweep
+    from interp.experiments.grok import run_grok
+    from interp.experiments.grok_sweep import run_sweep
 
     log = max(args.steps // 10, 1)
     user = SweepConfig(steps=args.steps, log_every=log, checkpoint_every=args.steps)
@@ -116,10 +118,10 @@ def cli_paths(args: argparse.Namespace) -> None:
         c0 = time.process_time()
         for i, pt in enumerate(user.points()[: args.sequential_sample]):
             c = user.run_config(pt).replace(checkpoint_every=args.steps)
-            run_grok(Path(tmp) / f"run{i}", c, threads=None)
+            run_grok(Path(tmp) / f"run{i}", c)
         user_seq = (time.process_time() - c0) / args.sequential_sample
         c0 = time.process_time()
-        run_sweep(Path(tmp) / "sweep", user, threads=None)
+        run_sweep(Path(tmp) / "sweep", user)
         user_bat = (time.process_time() - c0) / len(user.points())
     print(
         f"as run from the CLI (log every {log} steps): interp grok {user_seq:.2f} s CPU per run, "

@@ -83,21 +83,24 @@ class CellStore:
     def has(self, key: str) -> bool:
         return self.path(key).is_file()
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def get(self, key: str, check: Check | None = None) -> dict[str, Any] | None:
+        """The cell saved under ``key`` (None if there is none), checked by ``check`` (default:
+        the store's)."""
         path = self.path(key)
         if not path.is_file():
             return None
-        return self.read(path)
+        return self.read(path, check)
 
-    def read(self, path: Path) -> dict[str, Any]:
-        """The cell in ``path``, validated."""
+    def read(self, path: Path, extra: Check | None = None) -> dict[str, Any]:
+        """The cell in ``path``, validated (``extra``: instead of the store's ``check``)."""
+        own = extra if extra is not None else self.check
 
         def check(cell: Any) -> None:
             if self.identity is not None:
                 key, label = self.identity(cell)
                 if key != path.stem:
                     raise ShapeError(f"it holds the cell {label}, not {path.stem}")
-            problem = self.check(cell) if self.check is not None else None
+            problem = own(cell) if own is not None else None
             if problem is not None:
                 raise ShapeError(problem)
 

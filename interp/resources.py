@@ -33,7 +33,6 @@ __all__ = [
     "count_sweep_estimate",
     "construct_estimate",
     "free_disk",
-    "grok_estimate",
     "grok_sweep_estimate",
     "human_bytes",
     "human_work",
@@ -442,55 +441,6 @@ def grok_sweep_estimate(
         peak = max(peak, n_runs_per_width * (params * F32 * 4 + 2 * acts))
         disk += n_runs_per_width * (params * F32 + logs_per_run * 1024)
     return disk, peak + data_bytes
-
-
-def grok_estimate(cfg: Any) -> tuple[int, int]:
-    """``(disk, memory)`` bytes of one ``interp grok`` run (an ``interp.grok.job.GrokConfig``):
-    the model, full-batch activations over every example and the task's examples in memory;
-    every checkpoint (all are kept: weights + AdamW state), the final weights, the logged rows
-    (modular addition logs two Fourier spectra of ~p numbers a row) and the report on disk."""
-    r = cfg.resolved()
-    data = r.task_object().dataset_bytes()
-    modadd = r.task == "modadd"
-    logs = (r.steps // r.log_every + 1) * (1024 + (48 * r.p if modadd else 0))
-    checkpoints = r.steps // r.checkpoint_every + 2
-    if r.model == "transformer":
-        disk, memory = train_estimate(1, r.d_model, r.width, 4, r.p + 1, 3, r.p**2,
-                                      checkpoints_kept=checkpoints - 1, data_bytes=data)  # fmt: skip
-        return disk + logs, memory
-    if modadd:
-        params = r.p * r.d_embed + 2 * r.d_embed * r.width
-        _, memory = grok_sweep_estimate(1, (r.width,), 2 * r.p, r.p, r.p**2, r.d_embed, 0,
-                                        data_bytes=data)  # fmt: skip
-    else:
-        params = r.n_bits * r.width + 3 * r.width + 2
-        _, memory = grok_sweep_estimate(1, (r.width,), r.n_bits, 2, r.n_train + r.n_test, 1, 0,
-                                        data_bytes=data, dense_inputs=True)  # fmt: skip
-    disk = params * F32 * (3 * checkpoints + 1) + logs + REPORT_BYTES + 2**20
-    return disk, memory
-
-
-def grok_sweep_config_estimate(cfg: Any) -> tuple[int, int]:
-    """:func:`grok_sweep_estimate` of an ``interp.grok.job.SweepConfig``."""
-    modadd = cfg.task == "modadd"
-    sizes = cfg.train_fractions if modadd else cfg.train_sizes
-    per_width = len(cfg.weight_decays) * len(sizes) * len(cfg.seeds)
-    if modadd:
-        examples, data = cfg.p**2, 96 * cfg.p**2
-    else:  # every run reads a prefix of the largest training set, plus the test set
-        examples = max(sizes) + cfg.n_test
-        data = 24 * examples * cfg.n_bits
-    return grok_sweep_estimate(
-        per_width,
-        cfg.widths,
-        2 * cfg.p if modadd else cfg.n_bits,
-        cfg.p if modadd else 2,
-        examples,
-        cfg.d_embed if modadd else 1,
-        cfg.steps // cfg.log_every + 1,
-        data_bytes=data,
-        dense_inputs=not modadd,
-    )
 
 
 def pe_bench_estimate(

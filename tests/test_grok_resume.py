@@ -14,7 +14,10 @@ import torch
 from cli_helpers import invoke
 from killing import fork_cli, kill_when
 
-from interp.grok.job import GrokConfig, SweepConfig, run_grok, run_sweep
+from interp.experiments.grok import run_grok
+from interp.experiments.grok_sweep import run_sweep
+from interp.grok.config import GrokConfig
+from interp.grok.config import GrokSweepConfig as SweepConfig
 from interp.io import read_json, read_jsonl
 from interp.train.checkpoint import load_weights
 
@@ -85,7 +88,7 @@ def test_interrupted_run_resumes_to_identical_weights_and_metrics(tmp_path, cfg,
 def test_resume_without_the_optimizer_state_would_differ(tmp_path) -> None:
     """The check above can fail: a run restarted from the checkpoint weights with a fresh AdamW
     ends elsewhere."""
-    from interp.grok.job import build_data, build_model
+    from interp.experiments.grok import build_data, build_model
     from interp.train.checkpoint import load_model_weights
     from interp.train.full_batch import train_full_batch
 

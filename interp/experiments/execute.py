@@ -104,6 +104,8 @@ def _execute(
         raise ConfigError("--resume and --overwrite contradict each other")
     if resume and not exp.resumable:
         raise ConfigError(f"{exp.kind} runs cannot be resumed; pass --overwrite or a new --out")
+    if resume and out is None:
+        raise ConfigError("--resume needs --out RUN_DIR")
     config.validate()
     out = Path(out) if out is not None else default_out(exp.kind)
     fresh = not resume or RunDir.nothing_to_resume(out)  # not there yet, or blank: start fresh
@@ -112,6 +114,9 @@ def _execute(
         RunDir.check_creatable(out, overwrite, exp.remedy)
     else:
         run = RunDir.open(out)
+        stored_kind = run.config().get("kind")
+        if stored_kind != exp.kind:
+            raise ConfigError(f"--resume: {out} is a {stored_kind!r} run, not {exp.kind!r}")
         config = exp.check_resume(_stored_config(exp, run), config)
     from interp.resources import preflight
 

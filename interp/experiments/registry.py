@@ -8,6 +8,8 @@ from interp.experiments import (  # noqa: F401  (registration)
     collapse,
     count_construct,
     count_sweep,
+    grok,
+    grok_sweep,
     precache,
     probe,
     reproduce,

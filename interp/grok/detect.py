@@ -19,14 +19,16 @@ because weight decay bounds the logits.  Our defaults are therefore 0.1 / 0.1 (a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
+
+from interp.config import _Config
 
 LABELS = ("no-learn", "memorise", "grok", "generalise")
 
 
 @dataclass(frozen=True)
-class LabelRule:
+class LabelRule(_Config):
     learn_loss: float = 0.1
     generalise_loss: float = 0.1
     grok_ratio: float = 5e4
@@ -37,9 +39,6 @@ class LabelRule:
     def pair(cls) -> LabelRule:
         """PAIR's published loss thresholds."""
         return cls(learn_loss=1e-5, generalise_loss=1e-5)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def first_step_at_least(
@@ -95,3 +94,45 @@ def summarise_run(
         "final_train_accuracy": train_acc[-1] if train_acc else None,
         "final_test_accuracy": test_acc[-1] if test_acc else None,
     }
+
+
+RISING = 0.02  # a test-accuracy gain over the last tenth of the logged steps that is "rising"
+
+
+def verdict(
+    steps: Sequence[int],
+    train_acc: Sequence[float | None],
+    test_acc: Sequence[float | None],
+    rule: LabelRule,
+) -> str:
+    """One sentence a run has earned: grokked only if test accuracy reached ``grok_acc`` after
+    the training set was fitted; "still rising" while the last tenth of training still gains
+    more than :data:`RISING`; "inconclusive" if the training set was never fitted."""
+    logged = [(s, a, b) for s, a, b in zip(steps, train_acc, test_acc, strict=True)
+              if a is not None and b is not None]  # fmt: skip
+    if not logged:
+        return "inconclusive: nothing was logged"
+    last, final_train, final_test = logged[-1]
+    if final_train < rule.memorise_acc:
+        return (
+            f"inconclusive: the training set was not fitted (train accuracy {final_train:.3f} "
+            f"< {rule.memorise_acc}); try more --steps or a larger --lr"
+        )
+    mem = first_step_at_least(steps, train_acc, rule.memorise_acc)
+    grok = first_step_at_least(steps, test_acc, rule.grok_acc)
+    if final_test >= rule.grok_acc and grok is not None and mem is not None:
+        if grok > mem:
+            return f"grokked: memorised at step {mem}, test accuracy >= {rule.grok_acc} at {grok}"
+        return f"generalised without a delay: train and test fitted by step {grok}"
+    since = next(i for i, (s, _, _) in enumerate(logged) if s >= last - (last - logged[0][0]) / 10)
+    gain = final_test - logged[since][2]
+    window = last - logged[since][0]
+    if gain > RISING:
+        return (
+            f"still rising: test accuracy {final_test:.3f}, +{gain:.3f} over the last {window} "
+            "steps; try more --steps"
+        )
+    return (
+        f"memorised, not generalised: test accuracy {final_test:.3f} (flat over the last "
+        f"{window} steps)"
+    )

@@ -199,3 +199,10 @@ class NandaTransformer(nn.Module):
     def neuron_weights(self) -> Float[Tensor, "p d_mlp"]:
         """Each MLP neuron's direct input weight from one residue (``W_E @ W_in``)."""
         return self.embedding @ self.model.blocks[0].mlp.W_in
+
+    @torch.no_grad()
+    def neuron_acts(self, tokens: Int[Tensor, "example 3"]) -> Float[Tensor, "example d_mlp"]:
+        """The MLP neurons' activations at the ``=`` position (``blocks.0.mlp.hook_post``)."""
+        name = "blocks.0.mlp.hook_post"
+        _, cache = self.model.run_with_cache(tokens, names_filter=lambda n: n == name)
+        return cache[name][:, -1]

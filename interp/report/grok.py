@@ -80,15 +80,25 @@ def weight_norm_figure(
     return fig
 
 
+def _mean(values: Any) -> float | None:
+    """Nanda's excluded loss is one value per key frequency; older runs logged one number."""
+    if isinstance(values, list):
+        finite = [v for v in values if figures.as_finite(v) is not None]
+        return sum(finite) / len(finite) if finite else None
+    return values
+
+
 def progress_figure(metrics: Sequence[Mapping[str, Any]]) -> go.Figure | None:
     """Nanda's restricted / excluded loss and the top-k Fourier share over training."""
     rows = [r for r in figures.rows_for_split(metrics, "fourier") if r["step"] > 0]
     if not rows:
         return None
     fig = go.Figure()
+    rows = [{**r, "excluded_loss_mean": _mean(r.get("excluded_loss"))} for r in rows]
     for key, name, color in (
         ("restricted_loss", "restricted loss", "#7c3aed"),
-        ("excluded_loss", "excluded loss", "#b45309"),
+        ("excluded_loss_mean", "excluded loss (mean over key frequencies, each alone)", "#b45309"),
+        ("excluded_loss_all_keys", "excluded loss (all key frequencies at once)", "#d97706"),
     ):
         pts = [(r["step"], r[key]) for r in rows if figures.as_finite(r.get(key)) is not None]
         if pts:
@@ -298,10 +308,21 @@ def phase_figure(runs: Sequence[Mapping[str, Any]], size_key: str, width: int) -
     return fig
 
 
+def _size_key(task: Any) -> str:
+    """The training-set axis of a sweep of ``task`` (its registry entry), for the grid."""
+    from interp.errors import ConfigError
+    from interp.grok.tasks import grok_task
+
+    try:
+        return grok_task(str(task)).size_key
+    except ConfigError:  # a task this version does not know
+        return "n_train"
+
+
 @register_results_section("grok-sweep", order=8)
 def grok_sweep_section(run: RunView, results: Mapping[str, Any]) -> Section | None:
     runs = results.get("runs", [])
-    size_key = "train_fraction" if results.get("task") == "modadd" else "n_train"
+    size_key = _size_key(results.get("task"))
     widths = sorted({r["width"] for r in runs})
     figs = [phase_figure(runs, size_key, w) for w in widths]
     table = [

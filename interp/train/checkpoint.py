@@ -29,11 +29,18 @@ from interp.io import atomic_write_bytes, read_json
 from interp.safefs import Tree, is_link
 
 
+def weights_bytes(
+    tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> bytes:
+    """``tensors`` as a safetensors file (for ``Tree.write_bytes``)."""
+    data = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    return st_save(data, metadata=metadata)
+
+
 def save_weights(
     path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
 ) -> None:
-    data = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    atomic_write_bytes(path, st_save(data, metadata=metadata))
+    atomic_write_bytes(path, weights_bytes(tensors, metadata))
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
