@@ -23,7 +23,7 @@ import torch
 from interp.config import ModelConfig, OptimConfig
 from interp.models import HookedTransformer
 from interp.models.positional import cope
-from interp.train.loop import make_optimizer
+from interp.train.optim import build_optimizer
 
 
 def step_time(model: HookedTransformer, opt: torch.optim.Optimizer, tokens: torch.Tensor) -> float:
@@ -80,17 +80,17 @@ def main() -> None:
                 positional=pe,
             )
             model = HookedTransformer(cfg, seed=0).to(args.device).train()
-            models[pe] = (model, make_optimizer(model, OptimConfig()))
+            models[pe] = (model, build_optimizer(model, OptimConfig()))
         g = torch.Generator().manual_seed(0)
         tokens = torch.randint(0, 512, (args.batch, ctx), generator=g).to(args.device)
         runs = ["rope", "cope"] + ["unfused"] * args.unfused + ["per-head"] * args.per_head
         if args.unfused:  # the same weights as "cope", timed without the fused form
             model = HookedTransformer(models["cope"][0].config, seed=0).to(args.device).train()
-            models["unfused"] = (model, make_optimizer(model, OptimConfig()))
+            models["unfused"] = (model, build_optimizer(model, OptimConfig()))
         if args.per_head:
             config = models["cope"][0].config.replace(positional_options={"per_head": True})
             model = HookedTransformer(config, seed=0).to(args.device).train()
-            models["per-head"] = (model, make_optimizer(model, OptimConfig()))
+            models["per-head"] = (model, build_optimizer(model, OptimConfig()))
         times: dict[str, list[float]] = {name: [] for name in runs}
         for name in runs:  # warm-up
             timed(models, name, tokens)

@@ -6,10 +6,12 @@
 Two grids: A with one sequence length for every m (``--n``), where a d's models form one
 group; B with n = 2 m, where lengths differ and groups are split so that padding stays under 2x.
 For each d, every m's model is trained for the same steps on its own task stream, three ways,
-back to back: ``interp.train.batched.train_models`` with the hand-stacked engine (the default),
-the same with the ``torch.func`` vmap engine, and the ordinary loop, model by model.  All three
-produce the same weights (tests/test_batched.py); this script only times them.  Both wall-clock
-and process CPU time are reported: on a shared machine the CPU time is the steadier measure.
+back to back: ``interp.train.batched.train_models`` with the hand-batched forward of
+``interp.models.stacked_forward`` (the default), the same with the ``torch.func`` vmap engine,
+and the ordinary loop, model by model.  All three produce the same weights
+(tests/test_batched.py); this script only times them (the hand-batched forward is kept only
+while it is faster than vmap here).  Both wall-clock and process CPU time are reported: on a
+shared machine the CPU time is the steadier measure.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from interp.config import ModelConfig, OptimConfig
 from interp.models import HookedTransformer
 from interp.train.grad_modes import grad_mode, naive_myopic_backward
-from interp.train.loop import make_optimizer
+from interp.train.optim import build_optimizer
 
 
 def main() -> None:
@@ -54,7 +54,7 @@ def main() -> None:
         positional=args.positional,
     )
     model = HookedTransformer(cfg, seed=0).train()
-    opt = make_optimizer(model, OptimConfig())
+    opt = build_optimizer(model, OptimConfig())
     g = torch.Generator().manual_seed(0)
     tokens = torch.randint(0, args.vocab, (args.batch, args.ctx + 1), generator=g)
     inputs, targets = tokens[:, :-1], tokens[:, 1:]

@@ -8,7 +8,7 @@ import typer
 
 from cli.app import app
 from cli.execute import run_experiment
-from cli.options import Device, Model, Out, Overwrite, Report
+from cli.options import Device, Json, Model, Out, Overwrite, Report
 from cli.parsing import int_list
 from interp.errors import ConfigError
 
@@ -63,6 +63,7 @@ def collapse(
     out: Out = None,
     overwrite: Overwrite = False,
     report: Report = True,
+    json_: Json = False,
 ) -> None:
     """Representational collapse: distance between the last-token states of v and v* (v with
     its last token repeated) by length, per layer and float format, with collapse lengths."""
@@ -91,7 +92,7 @@ def collapse(
         seed=seed,
     )
     config = CollapseRun(model=model, device=device, collapse=cfg)
-    run_experiment("collapse", config, out, overwrite=overwrite, report=report)
+    run_experiment("collapse", config, out, overwrite=overwrite, report=report, as_json=json_)
 
 
 @app.command()
@@ -105,6 +106,7 @@ def squash(
     out: Out = None,
     overwrite: Overwrite = False,
     report: Report = True,
+    json_: Json = False,
 ) -> None:
     """Over-squashing: sensitivity of the last token's state to each input position, per layer."""
     from interp.analysis.sensitivity import SquashConfig
@@ -114,4 +116,4 @@ def squash(
     config = SquashRun(
         model=model, device=device, squash=SquashConfig(prompts=names, length=length)
     )
-    run_experiment("squash", config, out, overwrite=overwrite, report=report)
+    run_experiment("squash", config, out, overwrite=overwrite, report=report, as_json=json_)

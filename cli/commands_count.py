@@ -11,6 +11,8 @@ from rich.table import Table
 
 from cli.app import app, fresh_start
 from cli.commands_train import default_out
+from cli.execute import run_experiment, show_results
+from cli.options import Json
 from cli.progress import console, step_bar
 
 count_app = typer.Typer(
@@ -156,12 +158,10 @@ def construct(
     out: Annotated[
         Path | None, typer.Option(help="Also write a run directory with a report.")
     ] = None,
+    json_: Json = False,
 ) -> None:
     """Evaluate the hand-built histogram model for query count (exact when d >= m)."""
-    from interp.analysis.counting import ConstructConfig, parse_int_list, run_construct
-    from interp.io import atomic_write_json
-    from interp.report import build_report
-    from interp.runs import NEW_OUT_ONLY, RunDir
+    from interp.analysis.counting import ConstructConfig, parse_int_list
 
     cfg = ConstructConfig(
         d_values=parse_int_list(d, "--d"),
@@ -171,44 +171,10 @@ def construct(
         samples=samples,
         seed=seed,
     )
-    from interp.resources import (
-        MAX_SAMPLES,
-        REPORT_BYTES,
-        check_limit,
-        check_work,
-        construct_estimate,
-        preflight,
-    )
-
-    check_limit(samples, "--samples", MAX_SAMPLES, "sequences per (d, m)")
-    if out is not None:
-        RunDir.check_creatable(out, remedy=NEW_OUT_ONLY)
-    memory, work = construct_estimate(cfg.d_values, cfg.m_values, cfg.n, cfg.samples)
-    n_cells = len(cfg.d_values) * len(cfg.m_values)
-    what = f"the construction ({n_cells} cells x {cfg.samples:,} sequences)"
-    work_line = check_work(work, what, "use fewer --samples, fewer cells or a shorter --n")
-    need = preflight(REPORT_BYTES if out is not None else 0, memory, "the construction", out or ".")
-    with step_bar("sequences", note=[work_line, need]) as (on_start, on_step):
-
-        def progress(done: int, total: int) -> None:
-            on_start(0, total) if done == 0 else on_step(done)
-
-        results = run_construct(cfg, progress=progress)
-    table = Table(title="histogram construction (query count)")
-    for col in ("d", "m", "n", "accuracy", "exact"):
-        table.add_column(col)
-    for c in results["cells"]:
-        exact = "[green]yes[/green]" if c["exact"] else "[red]no[/red]"
-        table.add_row(str(c["d"]), str(c["m"]), str(c["n"]), f"{c['accuracy']:.3f}", exact)
-    console.print(table)
-    if out is not None:
-        run = RunDir.create(
-            out,
-            {"kind": "count-construct", "seed": seed, "construct": cfg.to_dict()},
-            remedy=NEW_OUT_ONLY,
-        )
-        atomic_write_json(run.path / "results.json", results)
-        console.print(f"report: {build_report(run.path)}")
+    if out is None:  # nothing written: the results on stdout only
+        show_results("count-construct", cfg, as_json=json_)
+    else:
+        run_experiment("count-construct", cfg, out, as_json=json_)
 
 
 def _print_summary(results: dict) -> None:

@@ -8,7 +8,7 @@ import typer
 
 from cli.app import app
 from cli.execute import run_experiment
-from cli.options import Device, Out, Overwrite, Report
+from cli.options import Device, Json, Out, Overwrite, Report
 from interp.errors import ConfigError
 
 _KINDS = {"future-lens": ("future_lens",), "vocab": ("vocab",), "both": ("future_lens", "vocab")}
@@ -51,6 +51,7 @@ def probe(
     max_memory: Annotated[int, typer.Option(help="Vocabulary probe memory budget in MiB.")] = 4096,
     overwrite: Overwrite = False,
     report: Report = True,
+    json_: Json = False,
 ) -> None:
     """Fit linear probes predicting the token at t+k from each layer's state at t."""
     from probes.run import ProbeConfig, parse_layers
@@ -71,4 +72,4 @@ def probe(
         top_k=top_k,
         max_memory_mb=max_memory,
     )
-    run_experiment("probe", config, out, overwrite=overwrite, report=report)
+    run_experiment("probe", config, out, overwrite=overwrite, report=report, as_json=json_)

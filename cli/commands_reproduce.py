@@ -8,7 +8,7 @@ import typer
 
 from cli.app import app
 from cli.execute import run_experiment
-from cli.options import Out
+from cli.options import Json, Out
 from cli.progress import results_console
 
 
@@ -20,6 +20,7 @@ def reproduce(
         bool, typer.Option(help="A smaller, faster version (for smoke tests).")
     ] = False,
     list_: Annotated[bool, typer.Option("--list", help="List the reproductions.")] = False,
+    json_: Json = False,
 ) -> None:
     """Run a scaled-down reproduction of one paper's finding and print claim by claim."""
     from interp.experiments.reproduce import ReproduceConfig
@@ -31,4 +32,4 @@ def reproduce(
                 f"{known}: {get_reproduction(known).description}", highlight=False
             )
         return
-    run_experiment("reproduce", ReproduceConfig(name=name, quick=quick), out)
+    run_experiment("reproduce", ReproduceConfig(name=name, quick=quick), out, as_json=json_)

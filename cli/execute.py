@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import typer
 from rich.table import Table as RichTable
 
 from cli.progress import CliProgress, results_console
@@ -22,6 +23,32 @@ def show_tables(results: Any) -> None:
         results_console.print(rich)
 
 
+def _print(results: Any, as_json: bool, where: dict[str, str]) -> None:
+    if as_json:
+        from interp.io import dumps_json
+
+        typer.echo(dumps_json({**results.to_dict(), **where}))  # exactly one JSON document
+        return
+    headline = getattr(results, "headline", "")
+    if headline:  # the finding first, then the tables and details
+        results_console.print(headline, highlight=False)
+    show_tables(results)
+    for line in results.lines():
+        results_console.print(line, highlight=False)
+    for key, path in where.items():
+        results_console.print(f"{key.replace('_', ' ')}: {path}", highlight=False)
+
+
+def show_results(kind: str, config: Any, *, as_json: bool = False) -> Any:
+    """Run ``config`` in memory (no run directory) and print its results."""
+    from interp.experiments.execute import run_in_memory
+
+    with CliProgress() as progress:
+        results = run_in_memory(kind, config, progress=progress)
+    _print(results, as_json, {})
+    return results
+
+
 def run_experiment(
     kind: str,
     config: Any,
@@ -30,21 +57,19 @@ def run_experiment(
     resume: bool = False,
     overwrite: bool = False,
     report: bool = True,
+    as_json: bool = False,
 ) -> Outcome:
-    """Execute ``config`` as ``kind``; print its tables, lines and paths."""
+    """Execute ``config`` as ``kind``; print its headline, tables, lines and paths on stdout
+    (with ``as_json``: the results as one JSON document and nothing else)."""
     with CliProgress() as progress:
         outcome = execute(
             kind, config, out, resume=resume, overwrite=overwrite, report=report, progress=progress
         )
-    show_tables(outcome.results)
-    for line in outcome.results.lines():
-        results_console.print(line, highlight=False)
-    if outcome.report is not None:
-        results_console.print(f"report: {outcome.report}", highlight=False)
+    where = {"report": str(outcome.report)} if outcome.report is not None else {}
     if outcome.model_report is not None:
-        results_console.print(f"model report: {outcome.model_report}", highlight=False)
-    results_console.print(f"run: {outcome.run_dir}", highlight=False)
+        where["model_report"] = str(outcome.model_report)
+    _print(outcome.results, as_json, {**where, "run": str(outcome.run_dir)})
     return outcome
 
 
-__all__ = ["run_experiment", "show_tables"]
+__all__ = ["run_experiment", "show_results", "show_tables"]

@@ -11,6 +11,9 @@ Out = Annotated[Path | None, typer.Option(help="Run directory (default runs/<com
 Resume = Annotated[bool, typer.Option(help="Continue the run in --out where it stopped.")]
 Overwrite = Annotated[bool, typer.Option(help="Replace an existing run in --out.")]
 Report = Annotated[bool, typer.Option(help="Write report.html.")]
+Json = Annotated[
+    bool, typer.Option("--json", help="Print the results as JSON on stdout (nothing else there).")
+]
 Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or mps.")]
 Seed = Annotated[int, typer.Option(help="Random seed.")]
 Model = Annotated[
@@ -27,6 +30,7 @@ TaskOption = Annotated[
 
 __all__ = [
     "Device",
+    "Json",
     "Model",
     "Out",
     "Overwrite",

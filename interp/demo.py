@@ -46,7 +46,19 @@ DEMO_DATA = DataConfig(
 )
 
 
+STEPS_ENV = "INTERP_DEMO_STEPS"  # a shorter default model (smoke tests, CI): its own cache entry
+
+
 def demo_job(steps: int | None = None) -> TrainJob:
+    if steps is None and os.environ.get(STEPS_ENV, "").strip():
+        from interp.errors import ConfigError
+
+        try:
+            steps = int(os.environ[STEPS_ENV])
+        except ValueError:
+            raise ConfigError(f"{STEPS_ENV} must be a whole number of steps") from None
+        if steps < 1:
+            raise ConfigError(f"{STEPS_ENV} must be at least 1")
     train = DEMO_TRAIN if steps is None else DEMO_TRAIN.replace(steps=steps)
     return TrainJob(DEMO_MODEL, train, DEMO_DATA)
 

@@ -148,6 +148,16 @@ def _read_pid(fd: int) -> str:
     return text if text.isdigit() else "?"
 
 
+def _holder_pid(fd: int) -> str:
+    """The pid in a lock file another process holds; it writes it an instant after taking the
+    lock, so an empty file is read again for up to 0.1 s."""
+    for _ in range(20):
+        if (pid := _read_pid(fd)) != "?":
+            return pid
+        time.sleep(0.005)
+    return "?"
+
+
 def _same_file(fd: int, path: Path) -> bool:
     try:
         a, b = os.fstat(fd), os.lstat(path)
@@ -211,7 +221,7 @@ def lock_run(
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            pid = _read_pid(fd)
+            pid = _holder_pid(fd)
             if wait:
                 if on_wait is not None and not told:
                     on_wait(pid)
@@ -266,11 +276,7 @@ def in_use_by(path: Path) -> str | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        for _ in range(20):  # the holder writes its pid an instant after taking the lock
-            if (pid := _read_pid(fd)) != "?":
-                return pid
-            time.sleep(0.005)
-        return pid
+        return _holder_pid(fd)
     except OSError:
         return None
     finally:

@@ -8,8 +8,9 @@ import torch
 from interp.config import ModelConfig, OptimConfig, TrainConfig
 from interp.errors import ConfigError, NumericalError
 from interp.models import HookedTransformer
+from interp.models.stacked_forward import stacked_supported
 from interp.tasks import build_task
-from interp.train.batched import group_key, stacked_supported, train_batched, train_models
+from interp.train.batched import group_key, train_batched, train_models
 from interp.train.loop import evaluate, train
 from interp.train.sources import TaskSource
 
@@ -71,6 +72,9 @@ def assert_same(batched_model, solo_model, source) -> None:
         # RMSNorm + attention only + 3 layers; no norm + relu + no biases
         ((2, 4), "copy", {"normalization": "rmsnorm", "d_mlp": 0, "n_layers": 3}, "stacked"),
         ((3, 4), "copy", {"normalization": "none", "act_fn": "relu", "use_bias": False}, "stacked"),
+        # the rest of the stacked engine's allow-list: every activation, an explicit d_head, eps
+        ((2, 3), "copy", {"act_fn": "silu", "d_head": 2, "positional": "absolute"}, "stacked"),
+        ((2, 3), "copy", {"act_fn": "gelu_new", "eps": 1e-3, "d_mlp": 8}, "stacked"),
     ],
 )
 @pytest.mark.filterwarnings("ignore:There is a performance drop")  # CoPE's ops under vmap
@@ -94,6 +98,22 @@ def test_stacked_engine_is_refused_where_it_does_not_apply() -> None:
     solo, solo_source = make(3, positional="rope")
     train(solo, solo_source, CFG)
     assert_same(a, solo, sa)
+
+
+def test_the_stacked_engine_states_every_config_field_it_supports(monkeypatch) -> None:
+    """The allow-list covers every ModelConfig field, so a new field is a decision, not a
+    silent different model; a field it does not know is refused."""
+    import dataclasses
+
+    from interp.models import stacked_forward
+
+    assert set(stacked_forward.SUPPORTED) == {f.name for f in dataclasses.fields(ModelConfig)}
+    (a, sa), (b, sb) = make(3), make(4)
+    assert stacked_supported(a.config)
+    monkeypatch.delitem(stacked_forward.SUPPORTED, "eps")
+    assert not stacked_supported(a.config)
+    with pytest.raises(ConfigError, match="stacked engine does not implement eps"):
+        train_batched([a, b], [sa, sb], CFG, engine="stacked")
 
 
 def test_train_models_groups_by_shape_and_falls_back_for_lone_models() -> None:
@@ -131,3 +151,7 @@ def test_a_non_finite_model_is_named_by_its_label(specs) -> None:
         train_models([p for p, _ in pairs], [s for _, s in pairs], CFG, labels=labels)
     assert labels[bad] in str(info.value)
     assert all(label not in str(info.value) for label in labels[:bad])
+    # structured fields, not message text
+    e = info.value
+    assert (e.quantity, e.step, e.cell, e.model) == ("loss", 0, labels[bad], None)
+    assert str(e) == f"loss of {labels[bad]} is nan at step 0; stopping"

@@ -24,6 +24,7 @@ from behaviour.cases import (
     Tolerance,
     compare,
     machine_signature,
+    normalize,
     run_case,
 )
 
@@ -51,7 +52,8 @@ def test_behaviour_matches_fixture(name: str, tmp_path: Path, model_base: Path) 
     case = CASES_BY_NAME[name]
     ours = run_case(case, tmp_path, model_base)
     exact = exact_mode()
-    problems = compare(FIXTURE["cases"][name], ours, exact=exact, tol=case.tolerance)
+    recorded = normalize(FIXTURE["cases"][name])
+    problems = compare(recorded, normalize(ours), exact=exact, tol=case.tolerance)
     mode = "exact" if exact else f"loose (recorded on {FIXTURE['machine']})"
     assert not problems, (
         f"{name}: {len(problems)} difference(s) from tests/behaviour/fixture.json, {mode}, "

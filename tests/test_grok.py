@@ -12,15 +12,20 @@ from interp.analysis.fourier import (
     planted_embedding,
     project_on_frequency,
 )
-from interp.errors import ConfigError
-from interp.grok.batched import train_batched
+from interp.errors import ConfigError, NumericalError
 from interp.grok.detect import LabelRule, label_run, summarise_run
 from interp.grok.job import GrokConfig, SweepConfig, build_data, build_model
-from interp.grok.loop import FullBatchData, Optim, log_steps, train_full_batch
 from interp.grok.models import FixedFourierMLP, NandaTransformer, PairMLP, ParityMLP
 from interp.grok.progress import restricted_excluded_loss
 from interp.tasks import build_task
 from interp.tasks.modadd import all_pairs, train_mask
+from interp.train.full_batch import (
+    FullBatchData,
+    log_steps,
+    train_full_batch,
+    train_full_batch_many,
+)
+from interp.train.optim import Optim
 
 
 @pytest.mark.parametrize("pairs, p", [("all", 7), ("ordered", 7), ("ordered", 67), ("all", 2)])
@@ -187,8 +192,9 @@ def _one_at_a_time(model, data, steps, optim, dtype):
     return rows, model
 
 
+@pytest.mark.parametrize("engine", ["auto", "vmap"])  # auto: the models' hand-batched forward
 @pytest.mark.parametrize("family", ["pair-mlp", "parity-mlp"])
-def test_batched_sweep_matches_one_at_a_time_training(family) -> None:
+def test_batched_sweep_matches_one_at_a_time_training(family, engine) -> None:
     """Same seeds -> same curves and weights, for models with different weight decays and train
     sets (float64, so the comparison is not blurred by Adam amplifying float32 rounding)."""
     steps, dtype = 30, torch.float64
@@ -208,9 +214,9 @@ def test_batched_sweep_matches_one_at_a_time_training(family) -> None:
         masks = torch.stack([torch.arange(len(y)) < n for _, _, n in specs])
     models = [m.to(dtype) for m in models]
     optim = Optim(lr=1e-2)
-    hist, params = train_batched(
-        family, models, x, y, masks, [wd for _, wd, _ in specs], steps, optim, log_every=10
-    )
+    hist = train_full_batch_many(
+        models, x, y, masks, [wd for _, wd, _ in specs], steps, optim, log_every=10, engine=engine
+    )  # the models are trained in place
     for i, (seed, wd, _) in enumerate(specs):
         fresh = (
             PairMLP(17, 8, 6, seed=seed) if family == "pair-mlp" else ParityMLP(8, 16, seed=seed)
@@ -226,8 +232,23 @@ def test_batched_sweep_matches_one_at_a_time_training(family) -> None:
             assert abs(val[step]["loss"] - hist.test_loss[i][j]) <= 1e-5
             assert train[step]["accuracy"] == pytest.approx(hist.train_acc[i][j], abs=1e-6)
             assert abs(train[step]["weight_norm"] - hist.weight_norm[i][j]) <= 1e-5
+        batched = dict(models[i].named_parameters())
         for name, value in model.named_parameters():
-            assert float((value.detach() - params[name][i]).abs().max()) <= 1e-5, name
+            assert float((value.detach() - batched[name].detach()).abs().max()) <= 1e-5, name
+
+
+def test_a_non_finite_model_of_a_batched_sweep_is_named_by_its_label() -> None:
+    p = 11
+    a, b = all_pairs(p, ordered=True)
+    x, y = torch.stack([a, b], 1), (a + b) % p
+    models = [PairMLP(p, 8, 6, seed=s) for s in range(3)]
+    masks = torch.stack([train_mask(len(y), f, 0) for f in (0.4, 0.6, 0.4)])
+    with torch.no_grad():
+        models[2].W_out.fill_(float("nan"))  # the second member of the 0.4 group
+    labels = ["run a", "run b", "run c"]
+    with pytest.raises(NumericalError) as info:
+        train_full_batch_many(models, x, y, masks, [0.0] * 3, 5, labels=labels)
+    assert (info.value.cell, info.value.step, info.value.quantity) == ("run c", 0, "loss")
 
 
 def test_sweep_config_grid_and_validation() -> None:

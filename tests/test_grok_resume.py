@@ -86,8 +86,8 @@ def test_resume_without_the_optimizer_state_would_differ(tmp_path) -> None:
     """The check above can fail: a run restarted from the checkpoint weights with a fresh AdamW
     ends elsewhere."""
     from interp.grok.job import build_data, build_model
-    from interp.grok.loop import train_full_batch
     from interp.train.checkpoint import load_model_weights
+    from interp.train.full_batch import train_full_batch
 
     cfg = GrokConfig(p=11, steps=130, log_every=10, checkpoint_every=40).resolved()
     ref, cut = tmp_path / "ref", tmp_path / "cut"

@@ -20,8 +20,7 @@ from interp.train.checkpoint import (
     save_checkpoint,
 )
 from interp.train.job import run_training
-from interp.train.loop import make_optimizer
-from interp.train.schedule import lr_at
+from interp.train.optim import build_optimizer, lr_at
 
 
 def _weights(path):
@@ -97,14 +96,14 @@ def test_existing_run_is_not_overwritten_silently(tmp_path) -> None:
 
 def test_checkpoint_round_trip(tmp_path) -> None:
     model = HookedTransformer(tiny_config(), seed=1)
-    opt = make_optimizer(model, tiny_task_job().train.optim)
+    opt = build_optimizer(model, tiny_task_job().train.optim)
     model(torch.randint(0, 20, (2, 5)), return_type="loss").backward()
     opt.step()
     save_checkpoint(tmp_path, 7, model, opt, extra={"note": "x"})
     ckpt = latest_checkpoint(tmp_path)
     assert ckpt is not None and ckpt.step == 7 and ckpt.extra == {"note": "x"}
     model2 = HookedTransformer(tiny_config(), seed=2)
-    opt2 = make_optimizer(model2, tiny_task_job().train.optim)
+    opt2 = build_optimizer(model2, tiny_task_job().train.optim)
     restore_checkpoint(ckpt, model2, opt2)
     for k, v in model.state_dict().items():
         assert torch.equal(v, model2.state_dict()[k])
@@ -175,12 +174,28 @@ def test_metrics_jsonl_tolerates_torn_tail(tmp_path) -> None:
     assert [r["step"] for r in read_jsonl(p)] == [1, 2, 3]
 
 
+def test_the_grokking_models_declare_that_every_parameter_decays() -> None:
+    """PAIR and Nanda et al. decay all parameters (Nanda's transformer overrides what its hooked
+    modules declare); one AdamW group, as before."""
+    from interp.config import OptimConfig
+    from interp.grok.models import FixedFourierMLP, NandaTransformer, PairMLP, ParityMLP
+    from interp.train.optim import decay_split
+
+    for model in (PairMLP(7), FixedFourierMLP(7), ParityMLP(5), NandaTransformer(7, d_model=16)):
+        decayed, kept = decay_split(model)
+        assert kept == [] and [id(p) for p in decayed] == [id(p) for p in model.parameters()]
+        assert len(build_optimizer(model, OptimConfig(weight_decay=0.5)).param_groups) == 1
+
+
 def test_weight_decay_skips_biases_norms_and_position_tables() -> None:
     from interp.config import OptimConfig
 
-    for pe in ("absolute", "cope"):
-        model = HookedTransformer(tiny_config(positional=pe), seed=0)
-        opt = make_optimizer(model, OptimConfig(weight_decay=0.5))
+    variants = [("absolute", {}), ("cope", {}), ("rel", {})]
+    variants += [("cope", {"every": 2, "shared": True}), ("cope", {"sep_gate_key": True})]
+    for pe, options in variants:  # cope+rel: the relative table is a module of its own
+        config = tiny_config(positional=pe, positional_options=options, n_layers=2)
+        model = HookedTransformer(config, seed=0)
+        opt = build_optimizer(model, OptimConfig(weight_decay=0.5))
         decayed = {id(p) for p in opt.param_groups[0]["params"]}
         for name, p in model.named_parameters():
             positional = name.startswith("pos_embed.") or ".position." in name

@@ -40,7 +40,7 @@ from typing import Any
 
 import torch
 
-from interp.config import ModelConfig, OptimConfig, TrainConfig
+from interp.config import ModelConfig, OptimConfig, TrainConfig, _Config
 from interp.errors import ConfigError
 from interp.io import atomic_write_json
 from interp.models.transformer import HookedTransformer
@@ -504,7 +504,10 @@ def build_histogram_model(
 
 
 @dataclass(frozen=True)
-class ConstructConfig:
+class ConstructConfig(_Config):
+    """``interp count construct``: the hand-built histogram model on a (d, m) grid (inert;
+    ``validate`` checks it)."""
+
     d_values: tuple[int, ...] = (8,)
     m_values: tuple[int, ...] = (4, 8, 16)
     n: int | None = None
@@ -512,7 +515,7 @@ class ConstructConfig:
     samples: int = 500
     seed: int = 0
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         _check_grid("qc", self.d_values, self.m_values, self.n)
         if self.samples < 1:
             raise ConfigError("samples must be >= 1")
@@ -522,9 +525,6 @@ class ConstructConfig:
                 "one-hot in float64 from beta ~400 on; larger values only overflow)"
             )
 
-    def to_dict(self) -> dict[str, Any]:
-        return {f: getattr(self, f) for f in self.__dataclass_fields__}
-
 
 def run_construct(
     cfg: ConstructConfig, progress: Callable[[int, int], None] | None = None
@@ -532,6 +532,7 @@ def run_construct(
     """Accuracy of the hand-built histogram model at every (d, m), float64, on random QC data.
 
     ``progress(done, total)`` counts evaluated sequences over all cells (from ``(0, total)``)."""
+    cfg.validate()
     cells = []
     total = len(cfg.d_values) * len(cfg.m_values) * cfg.samples
     done = [0]

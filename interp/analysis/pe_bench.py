@@ -261,15 +261,13 @@ def _train_model(
     try:
         train(model, source, tcfg, on_metrics=rows.append)
     except NumericalError as e:
-        reason = str(e).split("; stopping")[0]  # the loop's message names the step
         if cells_dir is None:
             kept = "no cell was saved"
         else:
             n = len(list(Path(cells_dir).glob("*.json")))
             kept = f"the {n} finished cells are kept in {cells_dir}"
-        raise NumericalError(
-            f"pe-bench: {what or cfg.positional} went non-finite ({reason}); {kept}"
-        ) from None
+        message = f"pe-bench: {what or cfg.positional} went non-finite ({e.reason}); {kept}"
+        raise e.replace(cell=what or cfg.positional, kept=kept, message=message) from None
     return model.eval(), rows
 
 

@@ -35,7 +35,7 @@ from interp.analysis.collapse import PAPER_PROMPT, _encode, _single_token, layer
 from interp.config import _Config
 from interp.errors import ConfigError
 
-__all__ = ["PROMPTS", "SquashConfig", "build_prompt", "run_squash", "sensitivities"]
+__all__ = ["PROMPTS", "SquashConfig", "build_prompt", "plan_squash", "run_squash", "sensitivities"]
 
 PROMPTS = ("copy-first", "copy-last", "counting")
 INPUT_HOOK = "blocks.0.hook_resid_pre"
@@ -124,17 +124,15 @@ def _shares(s: list[float], first: int) -> dict[str, float]:
     }
 
 
-def run_squash(
-    model: Any, cfg: SquashConfig, progress: Callable[[int, int], None] | None = None
-) -> dict[str, Any]:
-    """Sensitivity curves for every prompt of ``cfg`` (see the module docstring)."""
+def plan_squash(model: Any, cfg: SquashConfig) -> dict[str, tuple[list[int], int]]:
+    """Check ``cfg`` against ``model`` (one-line ConfigError) and build every prompt:
+    ``{name: (tokens, index of the first digit)}``; nothing is computed yet."""
     if cfg.length < 2:
         raise ConfigError(f"--length must be at least 2, not {cfg.length}")
     if cfg.chunk < 1:
         raise ConfigError("chunk must be positive")
     if not cfg.prompts:
         raise ConfigError("no prompt given")
-    names = layer_names(model)
     n_ctx = int(model.cfg.n_ctx)
     unknown = [p for p in cfg.prompts if p not in PROMPTS]
     if unknown:
@@ -148,6 +146,18 @@ def run_squash(
                 f"prompt {p!r} with length {cfg.length} is {len(tokens)} tokens, beyond the "
                 f"model context {n_ctx}"
             )
+    return built
+
+
+def run_squash(
+    model: Any,
+    cfg: SquashConfig,
+    progress: Callable[[int, int], None] | None = None,
+    built: dict[str, tuple[list[int], int]] | None = None,
+) -> dict[str, Any]:
+    """Sensitivity curves for every prompt of ``cfg`` (see the module docstring)."""
+    built = built if built is not None else plan_squash(model, cfg)
+    names = layer_names(model)
     was_training = model.training
     model.eval()
     prompts: dict[str, Any] = {}

@@ -70,8 +70,38 @@ class Results:
         return cls(**{n: data[n] for n in names if n in data})
 
     def lines(self) -> list[str]:
-        """What the CLI prints after the run (the verdict first)."""
+        """What the CLI prints after the headline and the tables (details, notes)."""
         return []
+
+    def tables(self) -> list[Any]:
+        """Result tables (``interp.report.tables.Table``) the CLI prints."""
+        return []
+
+    # ------------------------------------------------------------------ notebooks
+    def figures(self) -> list[Any]:
+        """The plotly figures of this result's report section (the same ones the HTML shows)."""
+        from interp.report.sections import results_section
+
+        section = results_section(self.kind, self.to_dict())
+        return list(section.figures) if section is not None else []
+
+    def figure(self, index: int = 0) -> Any:
+        """One of :meth:`figures` (the first by default)."""
+        figs = self.figures()
+        if not figs:
+            raise ConfigError(f"{self.kind} results have no figure")
+        return figs[index]
+
+    def save(self, directory: str | Path, overwrite: bool = False) -> Path:
+        """Write the run directory the CLI would have written for this result (config.json,
+        env.json, results.json, report.html); returns its path."""
+        from interp.experiments.execute import save_results
+
+        return save_results(self, Path(directory), overwrite=overwrite)
+
+    def __str__(self) -> str:
+        head = getattr(self, "headline", "")
+        return "\n".join([head, *self.lines()] if head else self.lines()) or f"{self.kind} results"
 
 
 @dataclass(frozen=True)
@@ -96,9 +126,10 @@ class Prepared(Generic[C]):
 
 @dataclass
 class Context:
-    """What a running experiment may use: its run directory, progress, resume flag."""
+    """What a running experiment may use: its run directory (None for an analysis, which writes
+    nothing while it runs), progress, resume flag."""
 
-    run: RunDir
+    run: RunDir | None
     resume: bool = False
     progress: Progress = SILENT
 
@@ -117,6 +148,9 @@ class Experiment(Generic[C, R]):
     config_cls: ClassVar[type]
     results_cls: ClassVar[type]
     resumable: ClassVar[bool] = False
+    # trainers and sweeps write into their run directory as they go (checkpoints, cells): it
+    # exists before ``run``; an analysis gets none and its directory is written once it is done
+    writes_while_running: ClassVar[bool] = False
     description: ClassVar[str] = ""
 
     @property

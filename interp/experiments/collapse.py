@@ -19,6 +19,7 @@ from interp.experiments.base import (
     Results,
     register_experiment,
 )
+from interp.experiments.headlines import collapse_headline
 from interp.experiments.subject import load_subject
 from interp.progress import SILENT, Progress
 from interp.report.tables import Table
@@ -54,6 +55,7 @@ class CollapseResults(Results):
     summary: dict[str, Any]
     verdicts: list[str]
     notes: list[str]
+    headline: str = ""  # the finding in one sentence (interp.experiments.headlines)
 
     def lines(self) -> list[str]:
         final = self.final_layer
@@ -148,7 +150,7 @@ class Collapse(Experiment[CollapseRun, CollapseResults]):
         results["model"]["spec"] = state["label"]
         results["notes"][:0] = state["notes"]
         results.pop("kind", None)
-        return CollapseResults(**results)
+        return CollapseResults(**results, headline=collapse_headline(results))
 
 
 __all__ = ["Collapse", "CollapseResults", "CollapseRun"]

@@ -27,7 +27,7 @@ from interp.errors import ConfigError
 from interp.experiments.base import Context, Experiment, R
 from interp.experiments.registry import get_experiment
 from interp.progress import SILENT, Progress
-from interp.runs import RunDir
+from interp.runs import RunDir, holds, release_run
 
 CONFIG_SCHEMA = 1
 
@@ -78,6 +78,23 @@ def execute(
 
     ``model`` is a model object to analyse instead of loading ``config.model``."""
     exp = _experiment(which, config)
+    held_before = out is not None and holds(Path(out))
+    outcome = _execute(exp, config, out, resume, overwrite, report, progress, model)
+    if not held_before:  # done: the run is free again (an error keeps it held, so the CLI's
+        release_run(outcome.run_dir)  # interruption line can still name it)
+    return outcome
+
+
+def _execute(
+    exp: Experiment,
+    config: _Config,
+    out: str | Path | None,
+    resume: bool,
+    overwrite: bool,
+    report: bool,
+    progress: Progress,
+    model: Any,
+) -> Outcome:
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite contradict each other")
     if resume and not exp.resumable:
@@ -100,16 +117,15 @@ def execute(
     est = prepared.estimate
     if est is not None:  # an experiment made of others (reproduce) leaves it to its parts
         progress.note(preflight(est.disk, est.memory, est.what, out))
-    stored_config = run_config(exp.kind, prepared.config)
-    if run is None:
-        run = RunDir.create(out, stored_config, overwrite=overwrite, remedy=exp.remedy)
-    elif {k: v for k, v in run.config().items() if k != "created"} != stored_config:
-        run.tree.write_json("config.json", {**run.config(), **stored_config})
-    seed = getattr(prepared.config, "seed", 0)
-    run.write_env(
-        seed if isinstance(seed, int) else 0, str(getattr(prepared.config, "device", "cpu"))
-    )
-    results = exp.run(prepared, Context(run, resume=not fresh, progress=progress))
+    results = None
+    if run is None and not exp.writes_while_running:
+        # an analysis: computed first, its run directory written once it is done (a Ctrl-C or
+        # an error mid-way leaves nothing behind)
+        results = exp.run(prepared, Context(None, resume=False, progress=progress))
+    run = _open_or_create(exp, prepared, run, out, overwrite)
+    if results is None:
+        results = exp.run(prepared, Context(run, resume=not fresh, progress=progress))
+    results._config = prepared.config  # what Results.save writes as config.json
     body = results.to_dict()
     run.tree.write_json("results.json", body)
     outcome = Outcome(run.path, results, resumed=not fresh, model_run=prepared.model_run)
@@ -125,4 +141,79 @@ def execute(
     return outcome
 
 
-__all__ = ["CONFIG_SCHEMA", "Outcome", "default_out", "execute", "run_config"]
+def _open_or_create(
+    exp: Experiment, prepared: Any, run: RunDir | None, out: Path, overwrite: bool
+) -> RunDir:
+    """The run directory with the prepared config in its ``config.json`` and an ``env.json``."""
+    stored_config = run_config(exp.kind, prepared.config)
+    if run is None:
+        run = RunDir.create(out, stored_config, overwrite=overwrite, remedy=exp.remedy)
+    elif {k: v for k, v in run.config().items() if k != "created"} != stored_config:
+        run.tree.write_json("config.json", {**run.config(), **stored_config})
+    seed = getattr(prepared.config, "seed", 0)
+    run.write_env(
+        seed if isinstance(seed, int) else 0, str(getattr(prepared.config, "device", "cpu"))
+    )
+    return run
+
+
+def run_in_memory(
+    which: str | Experiment,
+    config: _Config,
+    *,
+    model: Any = None,
+    progress: Progress = SILENT,
+) -> Any:
+    """Run an experiment without a run directory (notebooks): validate, prepare, run with a
+    scratch directory that is removed afterwards, and return its typed results.  Nothing is
+    written anywhere else (no ``analyses/`` copy into a model's run); ``results.save(dir)``
+    writes the run directory the CLI would."""
+    import shutil
+    import tempfile
+
+    exp = _experiment(which, config)
+    config.validate()
+    prepared = exp.prepare(config, model=model, progress=progress)
+    if not exp.writes_while_running:
+        results = exp.run(prepared, Context(None, resume=False, progress=progress))
+        results._config = prepared.config
+        return results
+    scratch = Path(tempfile.mkdtemp(prefix=f"interp-{exp.kind}-"))
+    try:
+        run = RunDir.create(scratch / "run", run_config(exp.kind, prepared.config))
+        results = exp.run(prepared, Context(run, resume=False, progress=progress))
+    finally:
+        release_run(scratch / "run")
+        shutil.rmtree(scratch, ignore_errors=True)
+    results._config = prepared.config  # what save() writes as config.json
+    return results
+
+
+def save_results(results: Any, directory: Path, overwrite: bool = False) -> Path:
+    """The run directory of ``results`` (see :meth:`Results.save`)."""
+    config = getattr(results, "_config", None)
+    if config is None:
+        raise ConfigError(
+            "these results carry no config (they were read back, not run): nothing to save"
+        )
+    run = RunDir.create(directory, run_config(results.kind, config), overwrite=overwrite,
+                        remedy="pass overwrite=True to replace it")  # fmt: skip
+    seed = getattr(config, "seed", 0)
+    run.write_env(seed if isinstance(seed, int) else 0, str(getattr(config, "device", "cpu")))
+    run.tree.write_json("results.json", results.to_dict())
+    from interp.report import build_report
+
+    build_report(run.path)
+    release_run(run.path)
+    return run.path
+
+
+__all__ = [
+    "CONFIG_SCHEMA",
+    "Outcome",
+    "default_out",
+    "execute",
+    "run_config",
+    "run_in_memory",
+    "save_results",
+]

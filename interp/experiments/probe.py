@@ -18,6 +18,7 @@ from interp.experiments.base import (
     Results,
     register_experiment,
 )
+from interp.experiments.headlines import probe_headline
 from interp.experiments.subject import load_subject
 from interp.progress import SILENT, Progress
 from interp.report.tables import Table
@@ -43,6 +44,7 @@ class ProbeResults(Results):
     timing_s: dict[str, float]
     tokens_per_s: float | None
     notes: list[str]
+    headline: str = ""  # the finding in one sentence (interp.experiments.headlines)
 
     def tables(self) -> list[Table]:
         h = self.horizons
@@ -109,7 +111,7 @@ class Probe(Experiment[ProbeConfig, ProbeResults]):
             on_step=lambda done: bar.advance(done),
         )
         results.pop("kind", None)
-        return ProbeResults(**results)
+        return ProbeResults(**results, headline=probe_headline(results))
 
 
 __all__ = ["Probe", "ProbeResults"]

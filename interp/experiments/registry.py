@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from interp.errors import ConfigError
-from interp.experiments import collapse, probe, reproduce, squash  # noqa: F401  (registration)
+from interp.experiments import collapse, count_construct, probe, reproduce, squash  # noqa: F401  (registration)
 from interp.experiments.base import _REGISTRY, Experiment
 
 

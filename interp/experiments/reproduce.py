@@ -57,6 +57,7 @@ class Reproduce(Experiment[ReproduceConfig, ReproduceResults]):
     kind = "reproduce"
     config_cls = ReproduceConfig
     results_cls = ReproduceResults
+    writes_while_running = True
     description = "a scaled-down reproduction of one finding, claim by claim"
 
     @property

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from interp.analysis.sensitivity import PROMPTS, SquashConfig, run_squash
+from interp.analysis.sensitivity import PROMPTS, SquashConfig, plan_squash, run_squash
 from interp.errors import ConfigError
 from interp.experiments.base import (
     Context,
@@ -20,6 +20,7 @@ from interp.experiments.base import (
     Results,
     register_experiment,
 )
+from interp.experiments.headlines import squash_headline
 from interp.experiments.subject import load_subject
 from interp.progress import SILENT, Progress
 from interp.report.tables import Table
@@ -56,6 +57,7 @@ class SquashResults(Results):
     input_hook: str
     prompts: dict[str, Any]
     model: str | None = None
+    headline: str = ""  # the finding in one sentence (interp.experiments.headlines)
 
     def tables(self) -> list[Table]:
         final = self.final_layer
@@ -89,8 +91,7 @@ class Squash(Experiment[SquashRun, SquashResults]):
         subject = load_subject(config.model, config.device, model, progress, self.kind)
         c, length = subject.model.cfg, config.squash.length
         n_ctx = int(c.n_ctx)
-        if length > n_ctx:
-            raise ConfigError(f"--length {length} is beyond the model context {n_ctx}")
+        built = plan_squash(subject.model, config.squash)  # every prompt fits, before any line
         disk, memory = squash_estimate(
             int(c.n_layers),
             int(c.d_model),
@@ -105,7 +106,7 @@ class Squash(Experiment[SquashRun, SquashResults]):
             Estimate(memory, disk, "the sensitivities"),
             model=subject.model,
             model_run=subject.run_dir,
-            state={"label": subject.label},
+            state={"label": subject.label, "built": built},
         )
 
     def run(self, prepared: Prepared[SquashRun], context: Context) -> SquashResults:
@@ -115,9 +116,12 @@ class Squash(Experiment[SquashRun, SquashResults]):
             prepared.model,
             prepared.config.squash,
             progress=lambda done, _total: context.progress.advance(done),
+            built=prepared.state["built"],
         )
         results.pop("kind", None)
-        return SquashResults(**results, model=prepared.state["label"])
+        return SquashResults(
+            **results, model=prepared.state["label"], headline=squash_headline(results)
+        )
 
 
 __all__ = ["Squash", "SquashResults", "SquashRun"]

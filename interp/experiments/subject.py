@@ -51,6 +51,68 @@ def default_model_run(progress: Progress = SILENT) -> Path:
     return run.path
 
 
+def as_model(obj: Any, device: str = "cpu") -> Any:
+    """A model object interp can analyse: interp's own and ``TransformerBridge`` models as they
+    are; a Hugging Face ``PreTrainedModel`` wrapped (GPT-2 imported into interp's hooked family,
+    any other causal LM booted as a ``TransformerBridge`` around the very same weights)."""
+    from interp.models.transformer import HookedTransformer
+
+    if isinstance(obj, HookedTransformer) or type(obj).__name__ == "TransformerBridge":
+        return obj
+    try:
+        from transformers import PreTrainedModel
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        PreTrainedModel = ()  # type: ignore[assignment]  # noqa: N806
+    if not isinstance(obj, PreTrainedModel):
+        raise InterpError(
+            f"cannot analyse a {type(obj).__name__}: give an interp model, a TransformerBridge, "
+            "a Hugging Face PreTrainedModel, or a model spec (run dir, HF dir, hub name)"
+        )
+    if getattr(obj.config, "model_type", None) == "gpt2":
+        from interp.models.gpt2 import from_hf_gpt2
+
+        model = from_hf_gpt2(obj)
+        model.tokenizer = _hf_tokenizer(obj)
+        return model.to(device).eval()
+    return _bridge_around(obj, device)
+
+
+def _hf_tokenizer(obj: Any) -> Any:
+    """The tokenizer saved beside a Hugging Face model (its ``name_or_path``), if any."""
+    name = getattr(obj, "name_or_path", "") or ""
+    if not name:
+        return None
+    from interp.data import HFTokenizer
+
+    try:
+        return HFTokenizer.from_pretrained(name)
+    except InterpError:
+        return None
+
+
+def _bridge_around(obj: Any, device: str) -> Any:
+    from transformer_lens.model_bridge.transformer_bridge import TransformerBridge
+
+    from interp.models.bridge import quiet_loading
+
+    name = getattr(obj, "name_or_path", "") or ""
+    if not name:
+        raise InterpError(
+            f"cannot wrap this {type(obj).__name__}: it has no name_or_path to read its config "
+            "and tokenizer from; save it with save_pretrained and pass the directory"
+        )
+    try:
+        with quiet_loading():
+            bridge = TransformerBridge.boot_transformers(
+                name, hf_model=obj, device=device, trust_remote_code=False
+            )
+    except InterpError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a third-party loader's failure becomes one line
+        raise InterpError(f"could not wrap {type(obj).__name__} {name!r} as a bridge: {e}") from e
+    return bridge.eval()
+
+
 def load_subject(
     spec: str | None,
     device: str = "cpu",
@@ -62,7 +124,7 @@ def load_subject(
     cached default model.  With ``kind``, a model run whose ``analyses/<kind>`` copy would be
     written through a planted link is refused at once, before any work."""
     if model is not None:
-        return Subject(model, None, f"{type(model).__name__} (in memory)")
+        return Subject(as_model(model, device), None, f"{type(model).__name__} (in memory)")
     from interp.models.loading import load_model
     from interp.runs import RunDir
 
@@ -76,4 +138,4 @@ def load_subject(
     return subject
 
 
-__all__ = ["Subject", "default_model_run", "load_subject", "model_run_dir"]
+__all__ = ["Subject", "as_model", "default_model_run", "load_subject", "model_run_dir"]

@@ -25,14 +25,13 @@ from torch import nn
 from interp.analysis.fourier import frequency_power, key_frequencies, project_on_frequency
 from interp.config import _Config, check_optimizer
 from interp.errors import ConfigError, InterpError
-from interp.grok.batched import train_batched
 from interp.grok.detect import LABELS, LabelRule, summarise_run
-from interp.grok.loop import FullBatchData, Optim, torch_threads, train_full_batch
 from interp.grok.models import FixedFourierMLP, NandaTransformer, PairMLP, ParityMLP
 from interp.grok.progress import restricted_excluded_loss
 from interp.io import atomic_write_json, dumps_json
+from interp.progress import Callbacks
 from interp.runs import ListOf, Num, OneOf, RunDir, ShapeError, read_cell
-from interp.seed import seed_everything
+from interp.seed import seed_everything, torch_threads
 from interp.tasks import build_task
 from interp.train.checkpoint import (
     latest_checkpoint,
@@ -40,6 +39,8 @@ from interp.train.checkpoint import (
     save_checkpoint,
     save_weights,
 )
+from interp.train.full_batch import FullBatchData, train_full_batch, train_full_batch_many
+from interp.train.optim import Optim, build_optimizer
 
 MODELS = ("mlp", "fixed", "transformer")
 TASKS = ("modadd", "sparse-parity")
@@ -288,7 +289,7 @@ def _run_grok(
     seed_everything(cfg.seed)
     data = build_data(cfg)
     model = build_model(cfg).to(cfg.device)
-    optimizer = cfg.optim.build(p for p in model.parameters() if p.requires_grad)
+    optimizer = build_optimizer(model, cfg.optim)
     ckpt = latest_checkpoint(run.path) if resume else None
     start = 0
     if ckpt is not None:
@@ -305,8 +306,6 @@ def _run_grok(
         sink.flush()  # the rows before this step are on disk before the checkpoint is
         save_checkpoint(run.path, step, m, opt, keep=len(ckpt_steps))
 
-    if on_start:
-        on_start(start, cfg.steps)
     try:
         timing = train_full_batch(
             model,
@@ -318,7 +317,7 @@ def _run_grok(
             analyse=analyse,
             on_checkpoint=checkpoint,
             checkpoint_steps=ckpt_steps,
-            on_step=on_step,
+            progress=Callbacks(on_start, on_step),
             device=cfg.device,
             optimizer=optimizer,
             start_step=start,
@@ -422,7 +421,7 @@ class SweepConfig(_Config):
             object.__setattr__(self, name, value)
             _check(len(value) > 0, f"the sweep needs at least one value of {name}")
         for wd in self.weight_decays:
-            check_optimizer(self.lr, wd, 0.9, 0.98)  # the sweep's AdamW (grok.loop.Optim)
+            check_optimizer(self.lr, wd, 0.9, 0.98)  # the sweep's AdamW (train.optim.Optim)
         _check(all(w >= 1 for w in self.widths), "widths must be >= 1")
         _check(self.steps >= 1 and self.log_every >= 1, "steps and log_every must be >= 1")
         _check(self.checkpoint_every >= 1, "checkpoint_every must be >= 1")
@@ -496,9 +495,7 @@ def run_sweep_points(
         masks = torch.stack([(torch.arange(len(y)) < c.n_train) & pool.train for c in configs])
     else:
         masks = torch.stack([d.train for d in datas])
-    family = "pair-mlp" if cfg.task == "modadd" else "parity-mlp"
-    hist, _ = train_batched(
-        family,
+    hist = train_full_batch_many(
         [build_model(c) for c in configs],
         x,
         y,
@@ -507,8 +504,9 @@ def run_sweep_points(
         cfg.steps,
         Optim(lr=cfg.lr),
         log_every=cfg.log_every,
-        on_step=on_step,
+        progress=Callbacks(on_step=on_step),
         device=cfg.device,
+        labels=["run " + ", ".join(f"{k} {v}" for k, v in pt.items()) for pt in points],
         **(_batched_checkpoints(cfg, *checkpoints) if checkpoints else {}),
     )
     out = []
@@ -537,7 +535,7 @@ def run_sweep_points(
 
 
 def _batched_checkpoints(cfg: SweepConfig, run_dir: Path, group: int, resume: bool) -> dict:
-    """``train_batched`` hooks saving / restoring one group's state (safetensors + JSON)."""
+    """``train_full_batch_many`` hooks saving / restoring one group's state (safetensors + JSON)."""
 
     def on_checkpoint(step: int, stack: nn.Module, opt: torch.optim.Optimizer, rows: dict) -> None:
         save_checkpoint(run_dir, step, stack, opt, extra={"group": group, "rows": rows}, keep=1)

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from interp.config import ModelConfig
 from interp.models.transformer import HookedTransformer
+from interp.train.stacked import StackedForward
 
 
 def _normal(shape: tuple[int, ...], std: float, g: torch.Generator) -> nn.Parameter:
@@ -29,6 +30,8 @@ def _normal(shape: tuple[int, ...], std: float, g: torch.Generator) -> nn.Parame
 
 class PairMLP(nn.Module):
     """PAIR's modular-addition MLP with a tied embedding ``E [p d_embed]``."""
+
+    no_decay = ()  # PAIR decays every parameter, the embedding included (interp.train.optim)
 
     def __init__(self, p: int, width: int = 24, d_embed: int = 32, seed: int = 0) -> None:
         super().__init__()
@@ -52,6 +55,35 @@ class PairMLP(nn.Module):
         """Each neuron's input weight as a function of one residue (``E @ W_in``)."""
         return self.embedding @ self.W_in
 
+    def stacked_forward(self) -> StackedForward:
+        """The forward of many stacked PairMLPs at once (:mod:`interp.train.stacked`)."""
+        return StackedPairMLP(self.p)
+
+
+class StackedPairMLP(StackedForward):
+    """:meth:`PairMLP.forward` for stacked ``E [model p d_embed]``, ``W_in``, ``W_out``,
+    re-associated (the same function): ``(E_a + E_b) W_in`` is ``(E W_in)_a + (E W_in)_b`` (two
+    row gathers from the stacked table, no one-hot matmul) and ``h W_out E^T`` is
+    ``h (W_out E^T)``.  ``bench/grok_speed.py``: ~1.7x faster than vmap."""
+
+    def __init__(self, p: int) -> None:
+        self.p = p
+
+    def prepare(self, pairs: Int[Tensor, "model example 2"]) -> Int[Tensor, "2 rows"]:
+        """Flat row indices into the ``[model*p width]`` table (row ``m p + a``)."""
+        offset = (torch.arange(pairs.shape[0], device=pairs.device) * self.p)[:, None]
+        return torch.stack([(pairs[..., col] + offset).reshape(-1) for col in (0, 1)])
+
+    def __call__(
+        self, params: dict[str, Tensor], inputs: Tensor, positions: Tensor | None = None
+    ) -> Float[Tensor, "model example p"]:
+        E, W_in, W_out = params["E"], params["W_in"], params["W_out"]  # [model p d_embed] ...
+        n_models, p, _ = E.shape
+        table = torch.bmm(E, W_in).reshape(n_models * p, -1)  # [model*p width]
+        pre = table.index_select(0, inputs[0]) + table.index_select(0, inputs[1])
+        hidden = torch.relu(pre).view(n_models, -1, table.shape[1])  # [model example width]
+        return torch.bmm(hidden, torch.bmm(W_out, E.transpose(1, 2)))  # [model example p]
+
 
 class FixedFourierMLP(PairMLP):
     """:class:`PairMLP` whose embedding is fixed to ``(cos, sin)(2 pi f x / p)`` (a buffer)."""
@@ -64,6 +96,8 @@ class FixedFourierMLP(PairMLP):
         self.register_buffer("E_fixed", torch.stack([torch.cos(angle), torch.sin(angle)], 1))
         self.W_in = _normal((2, width), 1.0 / math.sqrt(2), g)
         self.W_out = _normal((width, 2), 1.0 / math.sqrt(width), g)
+
+    stacked_forward = None  # the fixed embedding is a buffer: stacked models train through vmap
 
     @property
     def embedding(self) -> Float[Tensor, "p 2"]:
@@ -85,6 +119,8 @@ class FixedFourierMLP(PairMLP):
 class ParityMLP(nn.Module):
     """One hidden ReLU layer over the bits, two output classes."""
 
+    no_decay = ()  # every parameter is decayed, the biases included, as PAIR does
+
     def __init__(self, n_bits: int, width: int = 64, seed: int = 0) -> None:
         super().__init__()
         g = torch.Generator().manual_seed(seed)
@@ -95,6 +131,21 @@ class ParityMLP(nn.Module):
 
     def forward(self, bits: Float[Tensor, "example n_bits"]) -> Float[Tensor, "example 2"]:
         return torch.relu(bits @ self.W_in + self.b_in) @ self.W_out + self.b_out
+
+    def stacked_forward(self) -> StackedForward:
+        """The forward of many stacked ParityMLPs at once (:mod:`interp.train.stacked`)."""
+        return StackedParityMLP()
+
+
+class StackedParityMLP(StackedForward):
+    """:meth:`ParityMLP.forward` for stacked parameters as two ``baddbmm`` (bias, matmul fused).
+    ``bench/grok_speed.py --task sparse-parity``: faster than vmap."""
+
+    def __call__(
+        self, params: dict[str, Tensor], bits: Tensor, positions: Tensor | None = None
+    ) -> Float[Tensor, "model example 2"]:
+        pre = torch.baddbmm(params["b_in"][:, None], bits, params["W_in"])
+        return torch.baddbmm(params["b_out"][:, None], torch.relu(pre), params["W_out"])
 
 
 def nanda_config(p: int, d_model: int = 128, n_heads: int = 4, d_mlp: int = 512) -> ModelConfig:
@@ -122,6 +173,10 @@ class NandaTransformer(nn.Module):
     never reach it, and skipping them makes a training step ~1.7x faster on CPU.
     """
 
+    # Nanda et al. decay every parameter (AdamW over ``model.parameters()``): biases and the
+    # position table too, whatever the hooked modules inside declare (interp.train.optim)
+    decay_all = True
+
     def __init__(self, p: int, d_model: int = 128, d_mlp: int = 512, seed: int = 0) -> None:
         super().__init__()
         self.p = p
@@ -144,9 +199,3 @@ class NandaTransformer(nn.Module):
     def neuron_weights(self) -> Float[Tensor, "p d_mlp"]:
         """Each MLP neuron's direct input weight from one residue (``W_E @ W_in``)."""
         return self.embedding @ self.model.blocks[0].mlp.W_in
-
-
-def weight_norm(model: nn.Module) -> float:
-    """L2 norm of all trainable parameters together."""
-    sq = sum(float(p.detach().double().pow(2).sum()) for p in model.parameters() if p.requires_grad)
-    return math.sqrt(sq)

@@ -55,6 +55,11 @@ from interp.models.positional import AttentionPosition
 
 
 class Attention(nn.Module):
+    # AdamW decays the weight matrices and the per-head biases b_Q, b_K, b_V ([head_index d_head]:
+    # two-dimensional, they were decayed with the matrices from the start, and every trained number
+    # depends on it), not the output bias (interp.train.optim)
+    no_decay = ("b_O",)
+
     def __init__(self, cfg: ModelConfig, position: AttentionPosition) -> None:
         super().__init__()
         n_heads, d_model, d_head = cfg.n_heads, cfg.d_model, cfg.head_dim

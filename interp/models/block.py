@@ -22,6 +22,8 @@ ACTIVATIONS = {"gelu": F.gelu, "gelu_new": gelu_new, "relu": F.relu, "silu": F.s
 
 
 class MLP(nn.Module):
+    no_decay = ("b_in", "b_out")  # biases are not decayed (interp.train.optim)
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.W_in = nn.Parameter(torch.empty(cfg.d_model, cfg.d_mlp))

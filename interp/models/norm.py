@@ -21,6 +21,8 @@ class LayerNorm(nn.Module):
     as TransformerLens users expect.  Both forms agree to float rounding (~1e-7).
     """
 
+    no_decay = ("w", "b")  # norm gain and bias: AdamW leaves them undecayed (interp.train.optim)
+
     def __init__(self, d_model: int, eps: float) -> None:
         super().__init__()
         self.eps = eps
@@ -38,6 +40,8 @@ class LayerNorm(nn.Module):
 
 
 class RMSNorm(nn.Module):
+    no_decay = ("w",)  # the norm gain is not decayed (interp.train.optim)
+
     def __init__(self, d_model: int, eps: float) -> None:
         super().__init__()
         self.eps = eps

@@ -44,6 +44,8 @@ class Embed(nn.Module):
 class VectorEmbed(nn.Module):
     """Linear embedding of real-valued inputs (regression tasks)."""
 
+    no_decay = ("b_E",)  # the bias is not decayed (interp.train.optim)
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.W_E = nn.Parameter(torch.empty(cfg.d_input, cfg.d_model))
@@ -54,6 +56,8 @@ class VectorEmbed(nn.Module):
 
 
 class Unembed(nn.Module):
+    no_decay = ("b_U",)  # the bias is not decayed (interp.train.optim)
+
     def __init__(self, cfg: ModelConfig, tied_to: Embed | None) -> None:
         super().__init__()
         self.tied_to = [tied_to] if tied_to is not None else []  # a list hides it from .modules()
@@ -179,6 +183,14 @@ class HookedTransformer(TransformerLensSurface, HookedRootModule):
             return None
         loss = lm_loss(logits, inputs)
         return loss if return_type == "loss" else (logits, loss)
+
+    def stacked_forward(self) -> Any:
+        """This model's forward written once for many stacked models of its config
+        (:mod:`interp.models.stacked_forward`, used by :class:`interp.train.stacked.Stacked`);
+        ``ConfigError`` for a config outside its allow-list (those train stacked through vmap)."""
+        from interp.models.stacked_forward import StackedTransformer
+
+        return StackedTransformer(self.config)
 
     @property
     def device(self) -> torch.device:

@@ -43,6 +43,27 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+def incomplete(run: RunView) -> str:
+    """A banner for a run that stopped before its end (killed, interrupted), else ""."""
+    kind = run.config.get("kind")
+    if kind == "train":
+        if (run.path / "model.safetensors").is_file():
+            return ""
+        steps = [r.get("step") for r in run.metrics if isinstance(r.get("step"), int)]
+        total = (run.config.get("train") or {}).get("steps")
+        where = f" at step {max(steps)} of {total}" if steps and total else ""
+        return (
+            f"Incomplete run: training stopped{where}; the figures show what was logged. "
+            f"Continue it with: interp train --out {run.path} --resume"
+        )
+    if kind != "reproduce" and not (run.path / "results.json").is_file():
+        return (
+            "Incomplete run: it stopped before its results were written; the report shows only "
+            "what was saved (rerun it, or --resume where the command offers it)."
+        )
+    return ""
+
+
 def build_sections(run: RunView) -> list[Section]:
     """Run every registered builder; a builder that raises becomes a section with a note."""
     sections: list[Section] = []
@@ -94,7 +115,7 @@ def build_report(run_dir: Path, out: Path | None = None, overwrite: bool = False
             "interp writes reports only into its own run folders"
         )
     sections = build_sections(run)
-    html = render_html(f"{run.name} · interp report", sections, run_meta(run))
+    html = render_html(f"{run.name} · interp report", sections, run_meta(run), incomplete(run))
     from interp.io import remove_write_debris
 
     tree = Tree(run.path) if out is None else Tree(out.parent if str(out.parent) else Path("."))

@@ -259,6 +259,7 @@ def collapse_section(run: RunView, results: Mapping[str, Any]) -> Section | None
     if results.get("verdicts"):
         text += "".join(f"\n\n{line}" for line in results["verdicts"])
     return Section(
+        verdict=results.get("headline", ""),
         title="Representational collapse",
         figures=tuple(figs),
         text=text,
@@ -332,6 +333,7 @@ def squash_section(run: RunView, results: Mapping[str, Any]) -> Section | None:
     first_prompt = next(iter(results["prompts"]))
     return Section(
         title="Over-squashing: sensitivity to input positions",
+        verdict=results.get("headline", ""),
         figures=(_squash_figure(results), _squash_layers_figure(results, first_prompt)),
         text=(
             "Sensitivity of the last token's state to each position's input representation "

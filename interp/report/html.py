@@ -42,6 +42,9 @@ class Section:
     ``text`` is plain text (it is HTML-escaped); a blank line starts a new paragraph.
     ``table`` rows become an HTML table whose columns are the union of the rows' keys, in
     order of first appearance.  ``notes`` are short caveats shown under the figures.
+    ``verdict`` is the section's finding in one sentence: shown first in the card and listed
+    on the report's first screen ("Findings"), linked to the card.  ``banner`` is a warning
+    shown above everything (an incomplete run).
     """
 
     title: str
@@ -49,6 +52,7 @@ class Section:
     text: str = ""
     table: tuple[dict[str, Any], ...] = ()
     notes: tuple[str, ...] = ()
+    verdict: str = ""
 
 
 # --------------------------------------------------------------------------- formatting
@@ -167,6 +171,8 @@ def _render_figures(figures: Sequence[go.Figure], sid: str) -> tuple[str, list[s
 def _render_section(section: Section, sid: str) -> str:
     figs_html, fig_errors = _render_figures(section.figures, sid)
     out = [f'<section class="card" id="{sid}"><h2>{escape(section.title)}</h2>']
+    if section.verdict:
+        out.append(f'<p class="verdict">{escape(section.verdict)}</p>')
     if section.text:
         out.append(f'<div class="text">{_paragraphs(section.text)}</div>')
     if figs_html:
@@ -193,6 +199,10 @@ def _render_meta(meta: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- page
 
 _CSS = """
+.banner{background:#fff4e5;border:1px solid #f0b35a;border-radius:8px;padding:10px 14px;margin:12px 0;font-weight:600}
+.findings{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:10px 18px;margin:14px 0}
+.findings h2{font-size:1.05rem;margin:4px 0 6px}.findings li{margin:4px 0}
+.verdict{font-weight:600;margin:4px 0 10px}
 :root{--bg:#f5f6f8;--card:#fff;--fg:#1f2328;--muted:#656d76;--line:#e3e6ea;--accent:#2563eb;
 --note:#fff8e6;--note-line:#f0c36d}
 *{box-sizing:border-box}
@@ -246,10 +256,23 @@ _LOADER = """
 """
 
 
+def _render_findings(sections: Sequence[Section], sids: Sequence[str]) -> str:
+    items = "".join(
+        f'<li><a href="#{sid}">{escape(s.title)}</a>: {escape(s.verdict)}</li>'
+        for sid, s in zip(sids, sections, strict=True)
+        if s.verdict
+    )
+    return f'<section class="findings"><h2>Findings</h2><ul>{items}</ul></section>' if items else ""
+
+
 def render_html(
-    title: str, sections: Sequence[Section], meta: Mapping[str, Any] | None = None
+    title: str,
+    sections: Sequence[Section],
+    meta: Mapping[str, Any] | None = None,
+    banner: str = "",
 ) -> str:
-    """Render a complete, self-contained HTML page (plotly.js inlined once)."""
+    """Render a complete, self-contained HTML page (plotly.js inlined once): the header, a
+    ``banner`` warning if any, the findings (each section's verdict), contents, sections."""
     sids = [f"s{i + 1}-{_slug(s.title)}" for i, s in enumerate(sections)]
     toc = "".join(
         f'<li><a href="#{sid}">{escape(s.title)}</a></li>'
@@ -266,6 +289,8 @@ def render_html(
             f'<div class="wrap"><header><h1>{escape(title)}</h1>',
             _render_meta(meta or {}),
             "</header>",
+            f'<div class="banner" role="alert">{escape(banner)}</div>' if banner else "",
+            _render_findings(sections, sids),
             f'<nav class="toc" aria-label="Contents"><ol>{toc}</ol></nav>' if sections else "",
             f"<main>{body}</main>",
             f"<footer>Generated {generated} by interp · self-contained, works offline</footer>",

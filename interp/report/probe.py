@@ -161,6 +161,7 @@ def probe_section(run: RunView, results: Mapping[str, Any]) -> Section | None:
         notes = (f"model: {results['model']}", *notes)
     return Section(
         title="Future-token probes",
+        verdict=results.get("headline", ""),
         figures=tuple(figs),
         text=text,
         table=tuple(_best_rows(results)),

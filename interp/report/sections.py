@@ -274,18 +274,32 @@ def load_run_view(run_dir: Path) -> RunView:
 
 def _model_summary(model: Mapping[str, Any]) -> str | None:
     parts = []
+    vector = model.get("input_kind") == "vector"
     for key, fmt in (
         ("n_layers", "{} layers"),
         ("d_model", "d_model {}"),
         ("n_heads", "{} heads"),
         ("d_mlp", "d_mlp {}"),
         ("n_ctx", "n_ctx {}"),
-        ("d_vocab", "vocab {}"),
+        ("d_input", "vector input, d_input {}") if vector else ("d_vocab", "vocab {}"),
     ):
         value = model.get(key)
         if value is not None:
             parts.append(fmt.format(value))
+    if vector and model.get("d_vocab") is not None:
+        parts.append(f"{model['d_vocab']} output(s)")
     return " · ".join(parts) or None
+
+
+def _data_summary(data: Mapping[str, Any]) -> str | None:
+    """What the run trained on: the task and its options, or the corpus (never the unused
+    default corpus of a task run)."""
+    if data.get("source") == "task" or (data.get("task") and data.get("source") != "corpus"):
+        from interp.report.html import readable
+
+        options = data.get("task_options") or {}
+        return f"task {data.get('task')}" + (f" ({readable(options)})" if options else "")
+    return data.get("corpus") or data.get("name")
 
 
 def _last(rows: list[dict[str, Any]], key: str) -> tuple[Any, Any]:
@@ -319,7 +333,7 @@ def run_meta(run: RunView) -> dict[str, Any]:
         "model": _model_summary(model),
         "positional": model.get("positional"),
         "normalization": model.get("normalization"),
-        "data": data.get("corpus") or data.get("task") or data.get("name"),
+        "data": _data_summary(data),
         "seed": config.get("seed", run.env.get("seed")),
         "steps": steps,
         "train loss": train_loss,

@@ -30,28 +30,27 @@ from typing import Any
 import torch
 
 from interp.analysis.fourier import frequency_power, key_frequencies
-from interp.grok.batched import train_batched
 from interp.grok.detect import LabelRule, summarise_run
 from interp.grok.job import GrokConfig, build_data, build_model, fourier_row
-from interp.grok.loop import Optim, train_full_batch
 from interp.grok.progress import restricted_excluded_loss
 from interp.io import atomic_write_json
 from interp.reproduce import Claim, ProgressFn, register_reproduction
+from interp.train.full_batch import train_full_batch, train_full_batch_many
+from interp.train.optim import Optim
 
 
 def _pair(
     task: str, settings: dict[str, Any], wds: tuple[float, float], steps: int, lr: float, log: int
-) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
+) -> tuple[list[dict[str, Any]], list[torch.nn.Module]]:
     configs = [
         GrokConfig(task=task, weight_decay=wd, lr=lr, steps=steps, **settings).resolved()
         for wd in wds
     ]
     data = build_data(configs[0])
-    family = "pair-mlp" if task == "modadd" else "parity-mlp"
     masks = torch.stack([data.train, data.train])
-    hist, params = train_batched(
-        family,
-        [build_model(c) for c in configs],
+    models = [build_model(c) for c in configs]
+    hist = train_full_batch_many(
+        models,
         data.x,
         data.y,
         masks,
@@ -81,7 +80,7 @@ def _pair(
                 "weight_norm": hist.weight_norm[i],
             }
         )
-    return out, params
+    return out, models
 
 
 def _fmt(step: int | None) -> str:
@@ -213,9 +212,9 @@ def grokking(out_dir: Path, quick: bool, progress: ProgressFn) -> list[Claim]:
     progress(
         f"modular addition mod 67 (PAIR MLP, 24 neurons), wd 1 and wd 0 together, {steps} steps, lr {lr}"
     )
-    mod, params = _pair("modadd", {"p": 67, "seed": 0}, (1.0, 0.0), steps, lr, log)
+    mod, models = _pair("modadd", {"p": 67, "seed": 0}, (1.0, 0.0), steps, lr, log)
     wd1, wd0 = mod
-    spec = frequency_power(params["E"][0])
+    spec = frequency_power(models[0].E.detach())
     top = sorted(spec.top(5))
     share = spec.top_share(5)
     p_steps, p_lr, p_log = (4_000, 1e-2, 100) if quick else (6_000, 1e-2, 100)

@@ -14,6 +14,7 @@ from typing import Any
 from interp.config import DataConfig, ModelConfig, TrainConfig
 from interp.errors import ConfigError, CorruptFileError, InterpError
 from interp.models.transformer import HookedTransformer
+from interp.progress import Callbacks
 from interp.runs import RunDir
 from interp.safefs import Tree
 from interp.seed import seed_everything
@@ -23,7 +24,8 @@ from interp.train.checkpoint import (
     save_checkpoint,
     save_weights,
 )
-from interp.train.loop import make_optimizer, train
+from interp.train.loop import train
+from interp.train.optim import build_optimizer
 from interp.train.sources import CorpusSource, DataSource, TaskSource
 
 KIND = "train"
@@ -253,7 +255,7 @@ def run_training(
 
     seed_everything(job.train.seed)
     model = HookedTransformer(job.model, seed=job.train.seed)
-    optimizer = make_optimizer(model, job.train.optim)
+    optimizer = build_optimizer(model, job.train.optim)
     start = 0
     ckpt = latest_checkpoint(run.path) if resume else None
     if ckpt is not None:
@@ -265,8 +267,6 @@ def run_training(
     if start >= job.train.steps:
         save_weights(run.weights_path, model.state_dict())
         return run
-    if on_start:
-        on_start(start, job.train.steps)
     train(
         model,
         source,
@@ -275,7 +275,7 @@ def run_training(
         start_step=start,
         on_metrics=run.append_metrics,
         on_checkpoint=lambda step, m, opt: save_checkpoint(run.path, step, m, opt),
-        on_step=on_step,
+        progress=Callbacks(on_start, on_step),
     )
     save_weights(run.weights_path, model.state_dict())
     return run

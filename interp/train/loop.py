@@ -1,48 +1,111 @@
-"""The training loop: AdamW, warmup + cosine, clipping, periodic evaluation.
+"""The training loop, :func:`fit`, and the minibatch recipe built on it, :func:`train`.
 
-No file I/O here: metrics and checkpoints leave through callbacks, so the loop can be driven
-by the CLI, by tests and by sweeps alike.
+:func:`fit` serves every trainer: text and task minibatches (:func:`train`), full-batch training
+(:mod:`interp.train.full_batch`, grokking) and many models trained at once
+(:class:`interp.train.stacked.Stacked`: count sweeps, grok sweeps).  A step is: learning rate
+from the schedule, the batch of that step, the loss (one number, or one per stacked model),
+a NaN/inf check, backward, gradient norms (clipped), an AdamW step, then the hooks.
+
+No file I/O here: metrics, checkpoints and progress leave through hooks and the
+:class:`~interp.progress.Progress` protocol, so the CLI, tests and sweeps drive it alike.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from interp.config import OptimConfig, TrainConfig
+from interp.config import TrainConfig
 from interp.errors import NumericalError
+from interp.progress import SILENT, Progress
 from interp.train.grad_modes import grad_mode
 from interp.train.losses import accuracy_counts, masked_mean, per_position_sums, per_token_loss
-from interp.train.schedule import lr_at
+from interp.train.optim import Schedule, build_optimizer, schedule
 from interp.train.sources import DataSource
+from interp.train.stacked import Stacked
 
 MetricsCallback = Callable[[dict[str, Any]], None]
 CheckpointCallback = Callable[[int, nn.Module, torch.optim.Optimizer], None]
 
+__all__ = ["Step", "evaluate", "fit", "train"]
 
-def make_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only.
 
-    Not decayed: biases, norm gains, and every parameter of a positional encoding (the learned
-    absolute table ``pos_embed.*`` and per-layer parts ``blocks.{l}.attn.position.*``, e.g. CoPE's
-    position embeddings), so position tables are not shrunk towards zero.
+@dataclass(frozen=True)
+class Step:
+    """What a hook sees after each optimizer step: ``done`` steps are finished; the step's
+    learning rate, its training loss(es) (one per model) and gradient norms (``None`` when the
+    loop was not asked to compute them)."""
+
+    done: int
+    lr: float
+    losses: list[float]
+    grad_norms: list[float] | None
+
+
+Hook = Callable[[Step], None]
+
+
+def fit(
+    model: nn.Module,
+    loss_of: Callable[[Any], Tensor],
+    batch_at: Callable[[int], Any],
+    optimizer: torch.optim.Optimizer,
+    lr: Schedule,
+    steps: int,
+    start: int = 0,
+    clip: float | None = None,
+    hooks: Sequence[Hook] = (),
+    progress: Progress = SILENT,
+) -> None:
+    """Train ``model`` from step ``start`` to ``steps``.
+
+    ``loss_of(batch_at(step))`` is a scalar loss, or a ``[model]`` tensor of per-model losses
+    (their sum is backpropagated) for a :class:`Stacked` model.  ``clip``: ``None`` computes no
+    gradient norm; otherwise each model's norm is computed and checked, and clipped to ``clip``
+    when it is positive.  A non-finite loss or norm raises :class:`NumericalError` with the step
+    and, for stacked models, the model's slot (before the optimizer step: weights stay finite).
     """
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        positional = name.startswith("pos_embed.") or ".position." in name
-        (decay if p.ndim >= 2 and not positional else no_decay).append(p)
-    groups = [
-        {"params": decay, "weight_decay": cfg.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8)
+    progress.start(steps, start)
+    for step in range(start, steps):
+        rate = lr(step)
+        for group in optimizer.param_groups:
+            group["lr"] = rate
+        loss = loss_of(batch_at(step))
+        losses = _finite("loss", loss.detach(), step)
+        optimizer.zero_grad(set_to_none=True)
+        (loss if loss.ndim == 0 else loss.sum()).backward()
+        norms = None if clip is None else _finite("gradient norm", grad_norms_(model, clip), step)
+        optimizer.step()
+        info = Step(step + 1, rate, losses, norms)
+        for hook in hooks:
+            hook(info)
+        progress.advance(step + 1)
+
+
+def _finite(quantity: str, values: Tensor, step: int) -> list[float]:
+    """``values`` as floats; the first non-finite one raises (naming its model when stacked)."""
+    out = values.reshape(-1).tolist()
+    for i, v in enumerate(out):
+        if not math.isfinite(v):
+            raise NumericalError(quantity, v, step, model=i if values.ndim else None)
+    return out
+
+
+def grad_norms_(model: nn.Module, max_norm: float) -> Tensor:
+    """Gradient norm over all parameters (``[model]`` for a :class:`Stacked` model, one norm per
+    model), after clipping the gradients to ``max_norm`` when it is positive."""
+    if isinstance(model, Stacked):
+        return model.clip_grad_norms_(max_norm)
+    params = [p for p in model.parameters() if p.grad is not None]
+    if max_norm > 0:
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+    return torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
 
 
 @torch.no_grad()
@@ -83,80 +146,78 @@ def train(
     start_step: int = 0,
     on_metrics: MetricsCallback | None = None,
     on_checkpoint: CheckpointCallback | None = None,
-    on_step: Callable[[int], None] | None = None,
+    progress: Progress = SILENT,
 ) -> torch.optim.Optimizer:
-    """Train ``model`` from ``start_step`` to ``cfg.steps``.  Returns the optimizer.
+    """Minibatch training of one model from ``start_step`` to ``cfg.steps``; returns the optimizer.
 
-    ``cfg.grad_mode`` (vanilla | myopic) holds for the loop only; the model leaves in the mode
-    it came in.
+    Warmup + cosine, gradient clipping, train rows every ``log_every`` steps, validation rows
+    every ``eval_every``, ``on_checkpoint(step, model, optimizer)`` every ``checkpoint_every``
+    (and at the end).  ``cfg.grad_mode`` (vanilla | myopic) holds for the loop only; the model
+    leaves in the mode it came in.
     """
-    with grad_mode(model, cfg.grad_mode):
-        return _train(model, source, cfg, optimizer, start_step, on_metrics, on_checkpoint, on_step)
+    device = cfg.device
+    model.to(device).train()
+    optimizer = optimizer or build_optimizer(model, cfg.optim)
+    shape: list[int] = []  # tokens per step, from the first batch
+
+    def batch_at(step: int) -> Any:
+        batch = source.train_batch(step).to(device)
+        shape[:] = shape or [int(batch.inputs.shape[0] * batch.inputs.shape[1])]
+        return batch
+
+    def loss_of(batch: Any) -> Tensor:
+        return masked_mean(per_token_loss(model(batch.inputs), batch), batch.mask)
+
+    log = _minibatch_log(model, source, cfg, optimizer, shape, on_metrics, on_checkpoint)
+    try:
+        with grad_mode(model, cfg.grad_mode):
+            lr = schedule(cfg.optim, cfg.steps)
+            fit(
+                model,
+                loss_of,
+                batch_at,
+                optimizer,
+                lr,
+                cfg.steps,
+                start_step,
+                clip=cfg.optim.grad_clip,
+                hooks=[log],
+                progress=progress,
+            )
+    except NumericalError as e:
+        if on_checkpoint is None or e.kept:
+            raise
+        raise e.replace(kept="last checkpoint kept") from e
+    return optimizer
 
 
-def _train(
+def _minibatch_log(
     model: nn.Module,
     source: DataSource,
     cfg: TrainConfig,
-    optimizer: torch.optim.Optimizer | None,
-    start_step: int,
+    optimizer: torch.optim.Optimizer,
+    tokens_per_step: list[int],
     on_metrics: MetricsCallback | None,
     on_checkpoint: CheckpointCallback | None,
-    on_step: Callable[[int], None] | None,
-) -> torch.optim.Optimizer:
-    device = cfg.device
-    model.to(device).train()
-    optimizer = optimizer or make_optimizer(model, cfg.optim)
+) -> Hook:
+    """The hook of :func:`train`: train and validation rows, checkpoints of finite weights."""
     emit = on_metrics or (lambda row: None)
     val = source.val_batches()
     t0 = time.perf_counter()
-    tokens_per_step = None
-    for step in range(start_step, cfg.steps):
-        lr = lr_at(step, cfg.steps, cfg.optim)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch = source.train_batch(step).to(device)
-        tokens_per_step = tokens_per_step or int(batch.inputs.shape[0] * batch.inputs.shape[1])
-        loss = masked_mean(per_token_loss(model(batch.inputs), batch), batch.mask)
-        if not math.isfinite(loss_value := float(loss.detach())):
-            raise NumericalError(
-                f"loss is {loss_value} at step {step}; stopping (last checkpoint kept)"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        params = [p for p in model.parameters() if p.grad is not None]
-        if cfg.optim.grad_clip > 0:
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip))
-        else:
-            grad_norm = float(
-                torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
-            )
-        if not math.isfinite(grad_norm):
-            raise NumericalError(
-                f"gradient norm is {grad_norm} at step {step}; stopping (last checkpoint kept)"
-            )
-        optimizer.step()
-        done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            emit(
-                {
-                    "step": done,
-                    "split": "train",
-                    "loss": loss_value,
-                    "lr": lr,
-                    "grad_norm": grad_norm,
-                    "tokens": done * tokens_per_step,
-                    "elapsed": time.perf_counter() - t0,
-                }
-            )
-        if done % cfg.eval_every == 0 or done == cfg.steps:
-            emit({"step": done, "split": "val", **evaluate(model, val, device)})
-        if on_checkpoint and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+
+    def hook(s: Step) -> None:
+        done, last = s.done, s.done == cfg.steps
+        if done % cfg.log_every == 0 or last:
+            emit({
+                "step": done, "split": "train", "loss": s.losses[0], "lr": s.lr,
+                "grad_norm": s.grad_norms[0] if s.grad_norms is not None else None,
+                "tokens": done * tokens_per_step[0], "elapsed": time.perf_counter() - t0,
+            })  # fmt: skip
+        if done % cfg.eval_every == 0 or last:
+            emit({"step": done, "split": "val", **evaluate(model, val, cfg.device)})
+        if on_checkpoint and (done % cfg.checkpoint_every == 0 or last):
             if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
-                raise NumericalError(
-                    f"weights are not finite after step {step}; stopping (last checkpoint kept)"
-                )
+                raise NumericalError("weights", None, done - 1, kept="last checkpoint kept")
             on_checkpoint(done, model, optimizer)
-        if on_step:
-            on_step(done)
-    return optimizer
+
+    return hook

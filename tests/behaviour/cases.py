@@ -398,10 +398,8 @@ def extract(root: Path, case: Case, out: Path, model: Path | None) -> dict[str, 
             files[rel] = [{k: c[k] for k in ("claim", "ours", "passed")} for c in claims]
         elif path.suffix == ".json":
             data = json.loads(path.read_text())
-            if isinstance(data, dict):
-                data.pop("schema", None)
-                if data.get("kind") == "reproduce":
-                    continue  # the reproduce experiment's results.json repeats claims.json
+            if isinstance(data, dict) and data.get("kind") == "reproduce":
+                continue  # the reproduce experiment's results.json repeats claims.json
             files[rel] = _clean(data)
         else:
             raise AssertionError(f"{case.name}: no rule for {rel}; add one to extract()")
@@ -412,6 +410,21 @@ def extract(root: Path, case: Case, out: Path, model: Path | None) -> dict[str, 
     if str(Path(out).parent) in text:
         raise AssertionError(f"{case.name}: a path of this machine is left in the extract")
     return json.loads(text)
+
+
+# Keys of a results file that label it rather than measure anything (the experiments layer adds
+# them): its kind, schema version and headline sentence (made of numbers recorded elsewhere).
+_LABEL_KEYS = ("kind", "schema", "headline")
+
+
+def normalize(files: dict[str, Any]) -> dict[str, Any]:
+    """An extract (ours or the recorded one) without the label keys of its JSON files."""
+    return {
+        rel: {k: v for k, v in data.items() if k not in _LABEL_KEYS}
+        if rel.endswith(".json") and isinstance(data, dict)
+        else data
+        for rel, data in files.items()
+    }
 
 
 def _clean(obj: Any) -> Any:

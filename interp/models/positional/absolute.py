@@ -10,6 +10,8 @@ from interp.models.positional.base import PositionalEncoding, register_positiona
 
 
 class LearnedPositions(nn.Module):
+    no_decay = ("W_pos",)  # a position table is not shrunk towards zero (interp.train.optim)
+
     def __init__(self, n_ctx: int, d_model: int, init_range: float) -> None:
         super().__init__()
         self.W_pos = nn.Parameter(torch.randn(n_ctx, d_model) * init_range)

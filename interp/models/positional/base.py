@@ -48,6 +48,12 @@ class AttentionPosition(nn.Module):
         super().__init__()
         self.hooks: dict[str, nn.Module] = {}
 
+    @property
+    def no_decay(self) -> tuple[str, ...]:
+        """Every parameter of a positional part (CoPE's position embeddings and gate keys, say):
+        AdamW does not shrink position information towards zero (interp.train.optim)."""
+        return tuple(self._parameters)
+
     def rotate_qk(
         self,
         q: Float[Tensor, "batch pos head_index d_head"],

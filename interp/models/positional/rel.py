@@ -50,6 +50,8 @@ class RelOptions:
 class RelativeTable(nn.Module):
     """``r[d]`` for distances ``d`` in ``[0, npos)``, as ``emb`` [d_head npos]."""
 
+    no_decay = ("emb",)  # a position table is not shrunk towards zero (interp.train.optim)
+
     def __init__(self, d_head: int, npos: int, extend: bool) -> None:
         super().__init__()
         self.npos, self.extend = npos, extend
