@@ -17,6 +17,12 @@ before CoPE followed the public code (one table per head) and with RoPE as the c
 baseline (test error %, absolute / RoPE / CoPE; out of distribution = programs twice as long):
 1 variable 0.26 / 0.0 / 0.0 (OOD 60.7 / 38.0 / 4.8); 3 variables 6.8 / 7.0 / 6.6 (OOD
 62.2 / 46.5 / 30.2); 5 variables 7.8 / 7.1 / 7.0 (OOD 63.0 / 34.6 / 29.9).
+
+Flip-Flop with the public code's CoPE (bench/RESULTS.md, "CoPE vs RoPE on Flip-Flop"; the
+full-mode model, one seed, token error % val / ood_dense / ood_sparse): 32 instructions RoPE
+0.0 / 0.1 / 0.0, CoPE 4.3 / 18.2 / 6.4, cope+rel 0.0 / 4.3 / 0.0; 64 instructions (the full
+mode's length) RoPE 0.0 / 0.0 / 16.7, CoPE 13.9 / 3.6 / 15.4.  The Flip-Flop claim fails at
+every CPU size tried; the quick mode fails it too.
 """
 
 from __future__ import annotations
