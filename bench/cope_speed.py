@@ -1,12 +1,15 @@
 """Training-step time of CoPE vs RoPE at contexts 256 and 512, same model otherwise, one run.
 
     python bench/cope_speed.py [--device cpu] [--steps 5] [--batch 8] [--threads N] [--unfused]
+                               [--per-head]
 
 Prints one line per context with the median step time (forward + backward + AdamW step) of
 each encoding, measured alternately in the same process, and the ratio CoPE / RoPE (target
-<= 1.5x).  CoPE's p_max is the context (the default).  ``--unfused`` also times CoPE without
-its fused, query-chunked form (``cope.FUSED = False``: the three separate autograd functions),
-alternating with the other two.
+<= 1.5x).  CoPE is the public code's definition (one table per layer shared by the heads) with
+p_max the context (the defaults).  ``--unfused`` also times CoPE without its fused,
+query-chunked form (``cope.FUSED = False``: the three separate autograd functions);
+``--per-head`` also times interp's earlier variant (one table per head, ``per_head=true``);
+all alternate in the same process.
 """
 
 from __future__ import annotations
@@ -53,6 +56,9 @@ def main() -> None:
     parser.add_argument("--contexts", default="256,512")
     parser.add_argument("--d-model", type=int, default=128)
     parser.add_argument("--unfused", action="store_true", help="also time unfused CoPE")
+    parser.add_argument(
+        "--per-head", action="store_true", help="also time CoPE with one table per head"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -77,10 +83,14 @@ def main() -> None:
             models[pe] = (model, build_optimizer(model, OptimConfig()))
         g = torch.Generator().manual_seed(0)
         tokens = torch.randint(0, 512, (args.batch, ctx), generator=g).to(args.device)
-        runs = ["rope", "cope", "unfused"] if args.unfused else ["rope", "cope"]
+        runs = ["rope", "cope"] + ["unfused"] * args.unfused + ["per-head"] * args.per_head
         if args.unfused:  # the same weights as "cope", timed without the fused form
             model = HookedTransformer(models["cope"][0].config, seed=0).to(args.device).train()
             models["unfused"] = (model, build_optimizer(model, OptimConfig()))
+        if args.per_head:
+            config = models["cope"][0].config.replace(positional_options={"per_head": True})
+            model = HookedTransformer(config, seed=0).to(args.device).train()
+            models["per-head"] = (model, build_optimizer(model, OptimConfig()))
         times: dict[str, list[float]] = {name: [] for name in runs}
         for name in runs:  # warm-up
             timed(models, name, tokens)
@@ -96,6 +106,9 @@ def main() -> None:
         if args.unfused:
             unfused = med["unfused"]
             line += f"; unfused cope {1000 * unfused:.1f} ms/step, {unfused / rope:.2f}x"
+        if args.per_head:
+            per_head = med["per-head"]
+            line += f"; per-head cope {1000 * per_head:.1f} ms/step, {per_head / rope:.2f}x"
         print(line)
 
 

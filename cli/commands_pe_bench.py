@@ -74,7 +74,10 @@ def pe_bench(
         list[str] | None,
         typer.Option(
             "--cope-option",
-            help="CoPE option key=value (p_max, npos, layers, every, sep_gate_key).",
+            help=(
+                "CoPE option key=value (p_max, npos, layers, every, rel, rel_npos, rel_extend, "
+                "sep_gate_key, gate_key_bias, val_gates, nodiv, shared, per_head)."
+            ),
         ),
     ] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0,1,2",
@@ -181,6 +184,9 @@ def pe_bench(
         for row in format_table(task_results):
             table.add_row(*row)
         console.print(table)
+        for row in task_results["table"]:
+            if row.get("variant", row["pe"]) != row["pe"]:
+                console.print(f"{row['pe']}: {row['variant']}")
     if "text" in results:
         text_results = results["text"]
         table = Table(

@@ -55,6 +55,19 @@ def assert_same(batched_model, solo_model, source) -> None:
         ((4, 4), "mfc", {}, "vmap"),
         ((3, 6), "qc", {"positional": "absolute"}, "stacked"),  # a position table, padded rows
         ((3, 6), "qc", {"positional": "absolute"}, "vmap"),
+        # tables read by several layers (CoPE's shared table, the relative table of cope+rel
+        # and rel) through hidden references: functional_call swaps them for every reader
+        (
+            (3, 5),
+            "qc",
+            {
+                "positional": "cope",
+                "positional_options": {"every": 2, "shared": True},
+                "n_layers": 4,
+            },
+            "vmap",
+        ),
+        ((3, 5), "qc", {"positional": "rel"}, "vmap"),
         # copy scores several positions per sequence (a causal mask on the scored queries);
         # RMSNorm + attention only + 3 layers; no norm + relu + no biases
         ((2, 4), "copy", {"normalization": "rmsnorm", "d_mlp": 0, "n_layers": 3}, "stacked"),
@@ -64,6 +77,7 @@ def assert_same(batched_model, solo_model, source) -> None:
         ((2, 3), "copy", {"act_fn": "gelu_new", "eps": 1e-3, "d_mlp": 8}, "stacked"),
     ],
 )
+@pytest.mark.filterwarnings("ignore:There is a performance drop")  # CoPE's ops under vmap
 def test_batched_equals_training_each_model_alone(ms, task, model, engine) -> None:
     pairs = [make(m, task=task, **model) for m in ms]
     records = train_batched([p for p, _ in pairs], [s for _, s in pairs], CFG, engine=engine)

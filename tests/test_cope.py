@@ -13,6 +13,9 @@ from interp.errors import ConfigError
 from interp.models import HookedTransformer
 from interp.models.positional.cope import CopeAttention
 
+# interp's CoPE before it followed the public code: one table per head, gate keys without bias
+OLD_VARIANT = {"per_head": True, "gate_key_bias": False}
+
 
 def reference_score_bias(
     q: torch.Tensor,
@@ -48,7 +51,9 @@ def test_efficient_cope_matches_reference_forward_and_gradients(
 ) -> None:
     torch.manual_seed(0)
     batch, n_pos, n_heads, d_head, d_model = 2, 7, 2, 4, 6
-    part = CopeAttention(n_heads, d_head, p_max, sep_gate_key, d_model)
+    # interp's earlier variant, pinned (per-head tables, bias-free gate keys); the public code's
+    # definition, now the default, is checked against its reference in test_cope_fidelity.py
+    part = CopeAttention(n_heads, d_head, p_max, sep_gate_key, d_model, **OLD_VARIANT)
     with torch.no_grad():
         part.pos_emb.normal_()
         if sep_gate_key:
@@ -96,7 +101,7 @@ def test_fused_chunked_bias_equals_the_separate_functions(
     monkeypatch.setattr(cope, "CHUNK_ELEMENTS", 3 * 2 * 2 * 11)  # 3 query rows per chunk
     torch.manual_seed(0)
     batch, n_pos, n_heads, d_head, d_model = 2, 11, 2, 4, 6
-    part = CopeAttention(n_heads, d_head, p_max, sep_gate_key, d_model).to(dtype)
+    part = CopeAttention(n_heads, d_head, p_max, sep_gate_key, d_model, **OLD_VARIANT).to(dtype)
     with torch.no_grad():
         part.pos_emb.normal_()
         if sep_gate_key:
@@ -129,7 +134,7 @@ def test_fused_chunked_bias_equals_the_separate_functions(
 def test_separate_gate_keys_change_positions_not_attention_logits() -> None:
     """The gates read x W_G; the content logits stay q . k (the public code's --cope-sep-key)."""
     torch.manual_seed(1)
-    part = CopeAttention(2, 4, 8, True, 6)
+    part = CopeAttention(2, 4, 8, True, 6, **OLD_VARIANT)
     x, q, k = torch.randn(1, 5, 6), torch.randn(1, 5, 2, 4), torch.randn(1, 5, 2, 4)
     scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / 2
     # zero tables: no positional term, the logits are exactly the attention's
@@ -211,9 +216,10 @@ def test_cope_trains_and_extrapolates_past_n_ctx() -> None:
 
 
 def test_cope_layers_option_and_round_trip() -> None:
-    cfg = tiny_config(positional="cope", positional_options={"layers": [1], "npos": 9})
+    options = {"layers": [1], "npos": 9, "per_head": True}  # the earlier per-head tables
+    cfg = tiny_config(positional="cope", positional_options=options)
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
-    model = tiny_model(positional="cope", positional_options={"layers": [1], "npos": 9})
+    model = tiny_model(positional="cope", positional_options=options)
     names = set(model.hook_dict)
     assert "blocks.1.attn.hook_cope_gates" in names
     assert "blocks.0.attn.hook_cope_gates" not in names

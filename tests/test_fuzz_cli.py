@@ -677,7 +677,16 @@ SPECS: dict[tuple[str, ...], Spec] = {
             "--task-option": Opt(choice("length=4", "vocab=x", "nope=1"), HOSTILE_OPTION),
             "--pe": text(choice("none", "rope", "absolute"), always=True),
             "--cope-option": Opt(
-                choice("p_max=4", "npos=x"),
+                choice(
+                    "p_max=4",
+                    "npos=x",
+                    "every=2",
+                    "val_gates=true",
+                    "sep_gate_key=true",
+                    "shared=true",
+                    "per_head=yes",
+                    "rel_npos=0",
+                ),  # fmt: skip
                 st.one_of(
                     GARBAGE,
                     st.sampled_from([o.replace("length", "p_max") for o in HOSTILE_OPTIONS]),

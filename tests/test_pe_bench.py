@@ -99,6 +99,32 @@ def test_cli_end_to_end_with_report(tmp_path) -> None:
     assert "Positional encodings compared" in html and "CoPE position-only attention" in html
 
 
+def test_results_and_cli_name_the_cope_variant(tmp_path) -> None:
+    """The table rows, config and CLI say which CoPE was trained: ``cope`` (the public code's
+    definition) or the options that make it a variant (interp's own marked as such)."""
+    cfg = PEBenchConfig(
+        task="flipflop", task_options={"length": 4}, encodings=("rel", "cope"), seeds=(0,),
+        positional_options={"cope": {"every": 2}}, **{**TINY, "n_layers": 2},
+    )  # fmt: skip
+    results = run_pe_bench(cfg)
+    assert results["config"]["variants"] == {"rel": "rel", "cope": "cope+rel (CoPE every 2 layers)"}
+    assert [r["variant"] for r in results["task"]["table"]] == [
+        "rel",
+        "cope+rel (CoPE every 2 layers)",
+    ]
+    assert {m["layer"] for m in results["task"]["cope_maps"]} == {1}  # CoPE on layer 1 only
+    out = tmp_path / "bench"
+    result = invoke(
+        "pe-bench", "--task", "flipflop", "-o", "length=4", "--pe", "cope", "--seeds", "0",
+        "--cope-option", "per_head=true", "--steps", "2", "--batch-size", "4", "--layers", "1",
+        "--d-model", "16", "--heads", "2", "--d-mlp", "16", "--eval-sequences", "4", "--out", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "cope: cope (interp variant: one table per head)" in result.output
+    html = (out / "report.html").read_text()
+    assert "CoPE here: cope (interp variant: one table per head)" in html
+
+
 TEXT_TINY = dict(
     task=None,
     text=True,

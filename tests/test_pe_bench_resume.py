@@ -206,3 +206,21 @@ def test_overwrite_of_a_finished_bench_replaces_it(tmp_path):
     assert _cells(run) == ["task-rope-seed1.json"]
     assert _results(run)["config"]["seeds"] == [1]
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_resume_of_a_run_made_before_cope_followed_the_public_code_is_refused(tmp_path, reference):
+    """A run whose config.json has no "variants" was started by an interp whose CoPE had one
+    table per head: its finished CoPE cells cannot be mixed with the public code's definition."""
+    run = tmp_path / "run"
+    (run / "cells").mkdir(parents=True)
+    config = json.loads((reference / "config.json").read_text())
+    assert config.pop("variants") == {"rope": "rope", "cope": "cope"}
+    (run / "config.json").write_text(json.dumps(config))
+    result = invoke(*BENCH, "--out", run, "--resume")
+    assert_one_line_error(
+        result, r"--resume: this interp defines 'cope' as 'cope'.*earlier definition"
+    )
+    config["variants"] = {"rope": "rope", "cope": "cope (interp variant: one table per head)"}
+    (run / "config.json").write_text(json.dumps(config))
+    result = invoke(*BENCH, "--out", run, "--resume")
+    assert_one_line_error(result, r"started with 'cope \(interp variant: one table per head\)'")

@@ -190,8 +190,11 @@ def test_the_grokking_models_declare_that_every_parameter_decays() -> None:
 def test_weight_decay_skips_biases_norms_and_position_tables() -> None:
     from interp.config import OptimConfig
 
-    for pe in ("absolute", "cope"):
-        model = HookedTransformer(tiny_config(positional=pe), seed=0)
+    variants = [("absolute", {}), ("cope", {}), ("rel", {})]
+    variants += [("cope", {"every": 2, "shared": True}), ("cope", {"sep_gate_key": True})]
+    for pe, options in variants:  # cope+rel: the relative table is a module of its own
+        config = tiny_config(positional=pe, positional_options=options, n_layers=2)
+        model = HookedTransformer(config, seed=0)
         opt = build_optimizer(model, OptimConfig(weight_decay=0.5))
         decayed = {id(p) for p in opt.param_groups[0]["params"]}
         for name, p in model.named_parameters():

@@ -32,7 +32,7 @@ import torch
 from interp.config import ModelConfig, OptimConfig, TrainConfig
 from interp.errors import ConfigError
 from interp.io import atomic_write_json, dumps_json
-from interp.models.positional import positional_names
+from interp.models.positional import build_positional, positional_names
 from interp.runs import ListOf, MapOf, Num, ShapeError, read_cell
 
 KIND = "pe-bench"
@@ -128,12 +128,21 @@ class PEBenchConfig:
             optim=OptimConfig(lr=self.lr, warmup_steps=min(50, steps // 10)),
         )
 
+    def variants(self) -> dict[str, str]:
+        """How results and reports name each encoding: its label (CoPE: ``cope`` as the public
+        code defines it, or the options that differ, interp's own variants marked as such)."""
+        names = dict.fromkeys((*self.encodings, *(self.text_encodings if self.text else ())))
+        return {pe: build_positional(self.model_config(pe)).label() for pe in names}
+
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}
         out["task_options"] = dict(self.task_options)
         out["positional_options"] = {k: dict(v) for k, v in self.positional_options.items()}
         for k in ("encodings", "seeds", "text_encodings", "text_eval_ctx"):
             out[k] = list(out[k])
+        # what each encoding is: a run resumed by an interp that defines one differently is
+        # refused (its saved cells would mix two definitions)
+        out["variants"] = self.variants()
         return out
 
 
@@ -200,7 +209,8 @@ def evaluate_errors(model: Any, batches: list[Any], device: str = "cpu") -> dict
 
 @torch.no_grad()
 def position_only_maps(model: Any, tokens: torch.Tensor, max_len: int = 64) -> list[dict[str, Any]]:
-    """For each CoPE layer and head: softmax over visible keys of ``q_i . e[p_ij] / sqrt(d)``."""
+    """For each CoPE layer and head: softmax over visible keys of ``q_i . e[p_ij] / sqrt(d)``
+    (``q_i . e[p_ij]`` with ``nodiv``), the positional term alone."""
     from interp.models.positional.cope import CopeAttention, causal_mask
 
     tokens = tokens[:, :max_len]
@@ -218,7 +228,7 @@ def position_only_maps(model: Any, tokens: torch.Tensor, max_len: int = 64) -> l
             cache[f"blocks.{layer}.attn.hook_q"],
             cache[f"blocks.{layer}.attn.hook_cope_pos"],
         )
-        logits = part.position_logits(q, positions) * part.scale
+        logits = part.position_only_logits(q, positions)
         visible = causal_mask(q.shape[1], q.shape[1], q.device)
         pattern = logits.masked_fill(~visible, float("-inf")).softmax(-1)
         for head in range(pattern.shape[1]):
@@ -387,8 +397,9 @@ def run_task_bench(
             runs.append(cell)
     splits = list(sets)
     table = []
+    variants = cfg.variants()
     for pe in cfg.encodings:
-        row: dict[str, Any] = {"pe": pe}
+        row: dict[str, Any] = {"pe": pe, "variant": variants[pe]}
         for split in splits:
             mine = [r["errors"][split] for r in runs if r["pe"] == pe]
             row[split] = interval([100 * e["token_error"] for e in mine], 0, 100)
@@ -586,6 +597,7 @@ def run_text_bench(
         "train_blocks": len(train),
         "eval_blocks": {kind: {str(c): len(b) for c, b in v.items()} for kind, v in val.items()},
         "tokenizer": "byte",
+        "variants": {pe: label for pe, label in cfg.variants().items() if pe in cfg.text_encodings},
         "train_ctx": cfg.text_ctx,
         "eval_ctx": contexts,
         "seed": seed,
@@ -622,12 +634,32 @@ def check_resume(stored: Mapping[str, Any], asked: Mapping[str, Any]) -> None:
     if stored.get("kind") != KIND:
         raise InterpError(f"--resume: that is a {stored.get('kind')!r} run, not {KIND!r}")
     asked = json.loads(dumps_json(asked))
-    for key in sorted((set(stored) | set(asked)) - {"created"}):
+    for key in sorted((set(stored) | set(asked)) - {"created", "variants"}):
         if stored.get(key) != asked.get(key):
             raise InterpError(
                 f"--resume: {key} is {asked.get(key)!r} but the run was started with "
                 f"{stored.get(key)!r}; use the same options (or a new --out)"
             )
+    # the same options, and the same definitions of the encodings: a run started by an interp
+    # before CoPE followed the public code (per-head tables) has no "variants"; of what it
+    # trained, only CoPE is defined differently now
+    before, now = stored.get("variants"), asked.get("variants") or {}
+    if not isinstance(before, dict):
+        before = {pe: label for pe, label in now.items() if pe != "cope"}
+    changed = [pe for pe in now if before.get(pe) != now[pe]]
+    if changed:
+        pe = changed[0]
+        was = before.get(pe)
+        raise InterpError(
+            f"--resume: this interp defines {pe!r} as {now[pe]!r}, the run was started with "
+            + (
+                f"{was!r}"
+                if was
+                else "an earlier definition (before CoPE followed the public "
+                "code: one table per head)"
+            )
+            + "; its finished models would mix two definitions: use a new --out"
+        )
 
 
 def format_text_table(text_results: Mapping[str, Any]) -> list[list[str]]:

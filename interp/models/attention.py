@@ -29,13 +29,14 @@ patches hook_k / hook_v patches the live ones only (myopic mode is for training,
 Positional parts see the past keys: ``rotate_qk`` is called on (q, k_past) (hooks fire with the
 forward values) and once more on the live keys for the diagonal (its hooks fire twice in myopic
 training steps, with identical values).  The attention then calls
-``position.score_bias_myopic(x, q, k_past, k_live, scores)`` with the myopic scores; its default
+``position.score_bias_myopic(x, q, k_past, k_live, scores, v_past, v)`` with the myopic scores
+(values too, for CoPE's value gates); its default
 (``AttentionPosition``) is ``score_bias(q, k_past, scores)``: exact for a bias that ignores k
 (ALiBi) or reads only the ``scores`` argument.  A bias that computes several keys per entry
 (CoPE's cumulative gates ``sigma(q_t · g_j)``, j = s..t, from its own gate keys) overrides it and
 keeps the gate at j = t live, e.g. with the diagonal correction
 ``torch.where(eye, (q * g_live).sum(-1)[..., None], q @ g_pastᵀ)``.  Outside myopic mode the
-attention calls ``position.score_bias_with_input(x, q, k, scores)`` (default ``score_bias``).
+attention calls ``position.score_bias_with_input(x, q, k, scores, v)`` (default ``score_bias``).
 Under ``torch.no_grad()`` (evaluation) the vanilla path runs: the values are the same.
 """
 
@@ -137,10 +138,10 @@ class Attention(nn.Module):
             diag = past.diagonal(dim1=-2, dim2=-1).detach() + (live_diag - live_diag.detach())
             eye = torch.eye(n_pos, dtype=torch.bool, device=x.device)
             scores = torch.where(eye, diag.unsqueeze(-1), past)
-            scores = self.position.score_bias_myopic(x, q, k_past, k_live, scores)
+            scores = self.position.score_bias_myopic(x, q, k_past, k_live, scores, v_past, v)
         else:
             q, k = self.position.rotate_qk(q, k)
-            scores = self.position.score_bias_with_input(x, q, k, self.scores_of(q, k))
+            scores = self.position.score_bias_with_input(x, q, k, self.scores_of(q, k), v)
         causal = torch.ones(n_pos, n_pos, dtype=torch.bool, device=x.device).tril()
         scores = self.hook_attn_scores(scores.masked_fill(~causal, float("-inf")))
         pattern = self.hook_pattern(scores.softmax(dim=-1))

@@ -35,7 +35,7 @@ def load_run_model(run_dir: Path, device: str = "cpu") -> Any:
     from interp.models.transformer import HookedTransformer
     from interp.resources import model_config_preflight
     from interp.runs import RunDir
-    from interp.train.checkpoint import latest_checkpoint, load_model_weights
+    from interp.train.checkpoint import latest_checkpoint, load_model_weights, load_weights
     from interp.train.job import load_job
 
     run = RunDir.open(run_dir, writable=False)
@@ -52,14 +52,24 @@ def load_run_model(run_dir: Path, device: str = "cpu") -> Any:
             raise CorruptFileError(f"run config {run.config_path}: {e}") from e
     model = HookedTransformer(job.model, seed=None)
     if run.weights_path.is_file():
-        load_model_weights(model, run.weights_path)
+        weights = run.weights_path
     else:
         ckpt = latest_checkpoint(run.path)
         if ckpt is None:
             raise LoadError(
                 f"run {run_dir} has no weights yet (no model.safetensors, no checkpoint)"
             )
-        load_model_weights(model, ckpt.path / "model.safetensors")
+        weights = ckpt.path / "model.safetensors"
+    state = load_weights(weights)
+    earlier = model.earlier_variant(state)
+    if earlier:
+        # weights of an earlier definition of the encoding (CoPE before it followed the public
+        # code: per-head tables, ...): built as that variant, which model.config (and every
+        # label read from it) names; config.json is left as it is
+        options = {**job.model.positional_options, **earlier}
+        del model  # never three copies at once
+        model = HookedTransformer(job.model.replace(positional_options=options), seed=None)
+    load_model_weights(model, weights, state)
     if (run.path / "tokenizer").is_dir():
         from interp.data import load_tokenizer
 

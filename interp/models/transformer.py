@@ -124,6 +124,24 @@ class HookedTransformer(TransformerLensSurface, HookedRootModule):
                 p.fill_(1.0)
             else:
                 p.zero_()
+        for module in self.modules():  # tables initialised their own way (RAM's rel: N(0, 1/d))
+            init_from = getattr(module, "init_from", None)
+            if callable(init_from):
+                init_from(g)
+
+    def earlier_variant(self, state: dict[str, Tensor]) -> dict[str, Any]:
+        """The ``positional_options`` under which ``state`` (weights of an earlier definition
+        of this model's positional encoding, e.g. CoPE's per-head tables) loads; ``{}`` when
+        it needs none or is something else."""
+        expected = {name: tuple(t.shape) for name, t in self.state_dict().items()}
+        return build_positional(self.config).earlier_variant(state, expected)[0]
+
+    def explain_weights(self, state: dict[str, Tensor]) -> str | None:
+        """Why ``state`` does not fit this model, when its positional encoding knows (weights of
+        an earlier definition of it, e.g. CoPE's per-head tables); see
+        :func:`interp.train.checkpoint.load_model_weights`."""
+        expected = {name: tuple(t.shape) for name, t in self.state_dict().items()}
+        return build_positional(self.config).explain_weights(state, expected)
 
     # ------------------------------------------------------------------ forward
     def embed_input(self, inputs: Tensor) -> Float[Tensor, "batch pos d_model"]:

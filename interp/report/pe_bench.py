@@ -23,6 +23,7 @@ PE_COLORS = {
     "sinusoidal": "#f59e0b",
     "rope": "#2563eb",
     "alibi": "#7c3aed",
+    "rel": "#0891b2",
     "cope": "#059669",
 }
 
@@ -36,7 +37,7 @@ def _cell(iv: dict[str, Any]) -> str:
 def error_table(task: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for row in task["table"]:
-        out: dict[str, Any] = {"encoding": row["pe"]}
+        out: dict[str, Any] = {"encoding": row.get("variant", row["pe"])}
         for split in task["splits"]:
             out[f"{split} error %"] = _cell(row[split])
         for split in task["splits"]:
@@ -142,7 +143,8 @@ def perplexity_rows(text: dict[str, Any]) -> list[dict[str, Any]]:
     for row in text["rows"]:
         tails = _by_kind(row, "perplexity_tail")
         for kind, values in _by_kind(row).items():
-            out: dict[str, Any] = {"comparison": f"text: {kind}", "encoding": row["pe"]}
+            label = text.get("variants", {}).get(row["pe"], row["pe"])
+            out: dict[str, Any] = {"comparison": f"text: {kind}", "encoding": label}
             for ctx, value in values.items():
                 out[f"ppl @ {ctx}"] = "n/a" if value is None else round(value, 3)
                 tail = tails.get(kind, {}).get(ctx)
@@ -171,6 +173,12 @@ def pe_bench_section(run: RunView, results: Mapping[str, Any]) -> Section | None
                 f"{len(cfg.get('seeds', []))} seed(s), {cfg.get('steps')} steps, splits "
                 f"{', '.join(task['splits'])}."
             )
+            if "cope" in cfg.get("variants", {}):
+                text_parts.append(
+                    f"CoPE here: {cfg['variants']['cope']} (the definition of the public code, "
+                    "facebookresearch/RAM projects/cope, unless marked as an interp variant; "
+                    "cope+rel: with its learned relative positions on every layer)."
+                )
         text = results.get("text")
         if text:
             tables.extend(perplexity_rows(text))

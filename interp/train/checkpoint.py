@@ -57,10 +57,20 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
         raise CorruptFileError(f"{path} is not a valid safetensors file ({e})") from e
 
 
-def load_model_weights(model: nn.Module, path: Path) -> None:
-    """Load weights into ``model``, naming the first missing, unexpected or mis-shaped tensor."""
-    state = load_weights(path)
+def load_model_weights(
+    model: nn.Module, path: Path, state: dict[str, torch.Tensor] | None = None
+) -> None:
+    """Load weights into ``model``, naming the first missing, unexpected or mis-shaped tensor
+    (``state``: the file's tensors when the caller has read them already)."""
+    state = load_weights(path) if state is None else state
     own = model.state_dict()
+    explain = getattr(model, "explain_weights", None)
+    if callable(explain) and (
+        set(own) != set(state) or any(t.shape != own[n].shape for n, t in state.items())
+    ):
+        reason = explain(state)
+        if reason:
+            raise LoadError(f"{path}: {reason}")
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:

@@ -1,6 +1,14 @@
 """Positional encodings, one file each, registered by name."""
 
-from interp.models.positional import absolute, alibi, cope, none, rope, sinusoidal  # noqa: F401  (registration)
+from interp.models.positional import (  # noqa: F401  (registration)
+    absolute,
+    alibi,
+    cope,
+    none,
+    rel,
+    rope,
+    sinusoidal,
+)
 from interp.models.positional.base import (
     AttentionPosition,
     PositionalEncoding,

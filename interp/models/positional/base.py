@@ -16,8 +16,9 @@ Dimensions: batch, pos (= query_pos), key_pos, head_index, d_head, d_model.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from jaxtyping import Float
 from torch import Tensor, nn
@@ -82,8 +83,10 @@ class AttentionPosition(nn.Module):
         q: Float[Tensor, "batch query_pos head_index d_head"],
         k: Float[Tensor, "batch key_pos head_index d_head"],
         scores: Float[Tensor, "batch head_index query_pos key_pos"],
+        v: Float[Tensor, "batch key_pos head_index d_head"] | None = None,
     ) -> Float[Tensor, "batch head_index query_pos key_pos"]:
-        """``score_bias`` given the attention layer's (normalised) input ``x`` as well."""
+        """``score_bias`` given the attention layer's (normalised) input ``x`` and its values
+        ``v`` as well (CoPE's value gates read them)."""
         return self.score_bias(q, k, scores)
 
     def score_bias_myopic(
@@ -93,11 +96,14 @@ class AttentionPosition(nn.Module):
         k_past: Float[Tensor, "batch key_pos head_index d_head"],
         k_live: Float[Tensor, "batch key_pos head_index d_head"],
         scores: Float[Tensor, "batch head_index query_pos key_pos"],
+        v_past: Float[Tensor, "batch key_pos head_index d_head"] | None = None,
+        v_live: Float[Tensor, "batch key_pos head_index d_head"] | None = None,
     ) -> Float[Tensor, "batch head_index query_pos key_pos"]:
         """Myopic training (``interp.models.attention``): ``scores`` are the myopic logits (live
-        diagonal), ``k_past`` the keys of the detached input, ``k_live`` the live keys.  The
-        default is exact for a bias that ignores ``k`` or reads only ``scores``; a part that
-        recomputes several keys per entry must keep the diagonal entry live itself."""
+        diagonal), ``k_past`` / ``v_past`` the keys and values of the detached input, ``k_live``
+        / ``v_live`` the live ones.  The default is exact for a bias that ignores ``k`` or reads
+        only ``scores``; a part that recomputes several keys per entry must keep the diagonal
+        entry live itself."""
         return self.score_bias(q, k_past, scores)
 
 
@@ -121,6 +127,28 @@ class PositionalEncoding:
 
     def attention(self, layer: int) -> AttentionPosition:
         return AttentionPosition()
+
+    def label(self) -> str:
+        """The encoding as results and reports name it: its name, plus the options that make
+        it a variant (CoPE: those that differ from the public code's defaults)."""
+        return self.name
+
+    def earlier_variant(
+        self, given: Mapping[str, Tensor], expected: Mapping[str, tuple[int, ...]]
+    ) -> tuple[dict[str, Any], list[str]]:
+        """When saved weights ``given`` are those of an earlier definition of this encoding
+        (CoPE's per-head tables): the ``positional_options`` that build them as that variant,
+        and why; ``({}, [])`` otherwise.  A run's model is loaded with them
+        (:func:`interp.models.loading.load_run_model`), labelled as the variant it is."""
+        return {}, []
+
+    def explain_weights(
+        self, given: Mapping[str, Tensor], expected: Mapping[str, tuple[int, ...]]
+    ) -> str | None:
+        """Why saved weights ``given`` do not fit this config's ``expected`` shapes, when this
+        encoding knows (weights of an earlier definition of it, and the options that load them
+        as that variant); None otherwise (the caller names the first mismatch)."""
+        return None
 
     def sizes(self, batch_size: int, n_ctx: int) -> tuple[int, int]:
         """``(parameters, activation bytes)`` the encoding adds beyond what
