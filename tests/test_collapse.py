@@ -386,3 +386,31 @@ def test_collapse_prints_an_estimated_duration_and_weights_its_bar(model):
     assert any(n.startswith("estimated duration ~") and "fp32 plain" in n for n in notes)
     assert seen[0] == 100 and seen[-1] == 100  # percent of the estimated work
     assert result["timing"]["estimated_seconds"] > 0
+
+
+@pytest.mark.parametrize(
+    ("identical", "expected"),
+    [
+        ([False, False, False, False, True], (None, 5)),  # one length at the end: not a collapse
+        ([False, False, False, True, True], (None, 4)),  # two: still too short a run
+        ([False, False, True, True, True], (3, 3)),  # three: collapsed from the first of them
+        ([True, False, True, True, True], (3, 1)),  # an early blip is not the collapse
+        ([True, True, True, True, False], (None, 1)),  # apart again at the longest length
+        ([True] * 5, (1, 1)),
+        ([False] * 5, (None, None)),
+    ],
+)
+def test_collapse_rule_needs_a_run_of_lengths(identical, expected) -> None:
+    """#16 item 4: COLLAPSED needs the distance at resolution at every length from n to the
+    longest tried, and over at least MIN_RUN (3) of them."""
+    from interp.analysis.collapse import MIN_RUN
+
+    assert MIN_RUN == 3
+    assert collapse_lengths([1, 2, 3, 4, 5], identical, MIN_RUN) == expected
+
+
+def test_collapse_rule_with_fewer_lengths_than_the_run() -> None:
+    from interp.analysis.collapse import MIN_RUN
+
+    assert collapse_lengths([8, 16], [True, True], MIN_RUN) == (None, 8)
+    assert collapse_lengths([], [], MIN_RUN) == (None, None)

@@ -454,18 +454,28 @@ def pair_metrics(a: Tensor, b: Tensor, fmt: FloatFormat) -> dict[str, list[float
     }
 
 
+# the collapse rule: the distance stays at resolution at every length tried from n to the
+# longest, and over at least this many of them (one length at resolution at the end is noise)
+MIN_RUN = 3
+COLLAPSE_RULE = (
+    f"at resolution at every length tried from n to the longest, and at least {MIN_RUN} of them"
+)
+
+
 def collapse_lengths(
-    lengths: Sequence[int], identical: Sequence[bool]
+    lengths: Sequence[int], identical: Sequence[bool], min_run: int = 1
 ) -> tuple[int | None, int | None]:
     """(collapse length, first identical n): the smallest n from which every later n tried is
-    identical (``None`` if the longest is not), and the first identical n (``None`` if none)."""
+    identical, provided that run holds at least ``min_run`` lengths (``None`` otherwise, and
+    when the longest is not), and the first identical n (``None`` if none)."""
     collapse: int | None = None
+    run = 0
     for n, same in zip(reversed(lengths), reversed(identical), strict=True):
         if not same:
             break
-        collapse = n
+        collapse, run = n, run + 1
     first = next((n for n, same in zip(lengths, identical, strict=True) if same), None)
-    return collapse, first
+    return (collapse if run >= min_run else None), first
 
 
 def measure_pairs(
@@ -505,9 +515,9 @@ def measure_pairs(
         resolved = [
             d is not None and d <= r for d, r in zip(m["linf"], m["resolution"], strict=True)
         ]
-        collapse[name], first[name] = collapse_lengths(list(lengths), resolved)
+        collapse[name], first[name] = collapse_lengths(list(lengths), resolved, MIN_RUN)
         identical = [f == 1.0 for f in m["identical_fraction"]]
-        bitwise[name], _ = collapse_lengths(list(lengths), identical)
+        bitwise[name], _ = collapse_lengths(list(lengths), identical, MIN_RUN)
     one_pass = method != "per-length"
     if not one_pass:
         how = f"per-length passes: {passes} forward passes (one per sequence)"
@@ -531,6 +541,7 @@ def measure_pairs(
         "collapse_length": collapse,
         "first_collapsed": first,
         "identical_length": bitwise,
+        "collapse_rule": COLLAPSE_RULE,
     }
 
 

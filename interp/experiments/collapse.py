@@ -42,7 +42,9 @@ class CollapseRun(ExperimentConfig):
 @dataclass
 class CollapseResults(Results):
     kind: ClassVar[str] = "collapse"
-    schema: ClassVar[int] = 2  # 2: separator lengths not multiples of k; "timing"
+    schema: ClassVar[int] = (
+        3  # 2: separator lengths not multiples of k; "timing"; 3: the collapse rule needs a run of 3 lengths (collapse_rule)
+    )
 
     config: dict[str, Any]
     model: dict[str, Any]

@@ -213,6 +213,13 @@ def _table(results: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
     return tuple(rows)
 
 
+def _min_run(results: Mapping[str, Any]) -> int:
+    """The run of lengths the results' collapse rule asked for (1 before the rule had one)."""
+    from interp.analysis.collapse import MIN_RUN
+
+    return MIN_RUN if any(r.get("collapse_rule") for r in results["runs"]) else 1
+
+
 @register_results_section("collapse", order=60)
 def collapse_section(run: RunView, results: Mapping[str, Any]) -> Section | None:
     final = results["final_layer"]
@@ -253,8 +260,10 @@ def collapse_section(run: RunView, results: Mapping[str, Any]) -> Section | None
         "the model's kernels in the format).\n\n"
         "Collapse length: the smallest n from which (up to the longest n tried) the ∞-norm "
         "distance is at most the format's resolution at the state's scale (eps × max |coordinate|, "
-        "dotted lines) - the paper's criterion. 'bit-identical from n' is the stricter "
-        "criterion: every coordinate has the same bits in the format.\n\n" + verdict
+        f"dotted lines) - the paper's criterion - over a run of at least {_min_run(results)} "
+        "lengths tried (a single length at resolution at the end is not called a collapse). "
+        "'bit-identical from n' is the stricter criterion: every coordinate has the same bits in "
+        "the format.\n\n" + verdict
     )
     if results.get("verdicts"):
         text += "".join(f"\n\n{line}" for line in results["verdicts"])
