@@ -375,7 +375,7 @@ def run_task_bench(
     """Every (encoding, seed) cell; with ``cells_dir``, cells saved there are not trained again
     and each newly finished one is saved there (atomically) before the next starts."""
     from interp.tasks import build_task
-    from interp.train.checkpoint import save_weights
+    from interp.weights import save_weights
 
     task = build_task(cfg.task or "", cfg.task_options)
     overrides = task.model_overrides()

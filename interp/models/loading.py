@@ -35,8 +35,7 @@ def load_run_model(run_dir: Path, device: str = "cpu") -> Any:
     from interp.models.transformer import HookedTransformer
     from interp.resources import model_config_preflight
     from interp.runs import RunDir
-    from interp.train.checkpoint import latest_checkpoint, load_model_weights, load_weights
-    from interp.train.job import load_job
+    from interp.weights import latest_checkpoint, load_job, load_model_weights, load_weights
 
     run = RunDir.open(run_dir, writable=False)
     job = load_job(run)

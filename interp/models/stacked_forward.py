@@ -23,6 +23,7 @@ of a model's entries, so the layout changes nothing but float rounding):
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +32,35 @@ from torch import Tensor
 from interp.config import NORMALIZATIONS, ModelConfig
 from interp.errors import ConfigError
 from interp.models.block import ACTIVATIONS
-from interp.train.stacked import StackedForward
+
+
+class StackedForward:
+    """A model's forward written once for stacked parameters ``{name: [model ...]}``.
+
+    The default layout is the module's own: its parameter names and shapes with a leading model
+    axis.  A forward may keep parameters in another layout (fused projections, say):
+    ``to_stacked`` / ``from_stacked`` convert, ``sources(name)`` names the module parameters a
+    stacked one is made of.  ``prepare`` turns ``[model ...]`` inputs into what the forward reads
+    (done once for fixed inputs).  ``positions``: only these indices of the outputs' second-last
+    axis are wanted (a forward may skip computing the others)."""
+
+    def to_stacked(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        return params
+
+    def from_stacked(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        return params
+
+    def sources(self, name: str) -> tuple[str, ...]:
+        return (name,)
+
+    def prepare(self, inputs: Tensor) -> Any:
+        return inputs
+
+    def __call__(
+        self, params: dict[str, Tensor], inputs: Any, positions: Tensor | None = None
+    ) -> Tensor:
+        raise NotImplementedError
+
 
 ANY = None
 #: Every ModelConfig field and the values this forward implements (``ANY``: whatever the value).

@@ -10,19 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from interp.config import DataConfig, TrainJob
-from interp.errors import ConfigError, CorruptFileError, InterpError
+from interp.errors import InterpError
 from interp.progress import Callbacks
 from interp.runs import RunDir
 from interp.safefs import Tree
 from interp.train.sources import CorpusSource, DataSource, TaskSource
-
-
-def load_job(run: RunDir) -> TrainJob:
-    """The job of a training run; an invalid field is one line naming its ``config.json``."""
-    try:
-        return TrainJob.from_dict(run.config())
-    except ConfigError as e:
-        raise CorruptFileError(f"run config {run.config_path}: {e}") from e
+from interp.weights import load_job  # noqa: F401  (below models and train)
 
 
 def with_absolute_corpus(job: TrainJob) -> TrainJob:

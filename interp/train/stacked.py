@@ -32,39 +32,12 @@ from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
 from interp.errors import ConfigError
+from interp.models.stacked_forward import StackedForward
 from interp.train.optim import decay_split
 
 ENGINES = ("auto", "stacked", "vmap")
 
 __all__ = ["ENGINES", "Stacked", "StackedForward", "VmapForward"]
-
-
-class StackedForward:
-    """A model's forward written once for stacked parameters ``{name: [model ...]}``.
-
-    The default layout is the module's own: its parameter names and shapes with a leading model
-    axis.  A forward may keep parameters in another layout (fused projections, say):
-    ``to_stacked`` / ``from_stacked`` convert, ``sources(name)`` names the module parameters a
-    stacked one is made of.  ``prepare`` turns ``[model ...]`` inputs into what the forward reads
-    (done once for fixed inputs).  ``positions``: only these indices of the outputs' second-last
-    axis are wanted (a forward may skip computing the others)."""
-
-    def to_stacked(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
-        return params
-
-    def from_stacked(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
-        return params
-
-    def sources(self, name: str) -> tuple[str, ...]:
-        return (name,)
-
-    def prepare(self, inputs: Tensor) -> Any:
-        return inputs
-
-    def __call__(
-        self, params: dict[str, Tensor], inputs: Any, positions: Tensor | None = None
-    ) -> Tensor:
-        raise NotImplementedError
 
 
 class VmapForward(StackedForward):
