@@ -7,7 +7,6 @@ Unknown keys in ``from_dict`` are an error, so a typo never passes silently.
 from __future__ import annotations
 
 import dataclasses
-import math
 import types
 import typing
 from collections.abc import Mapping
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar
 
 from interp.errors import ConfigError
+from interp.options import _is_int, _is_real
 
 T = TypeVar("T", bound="_Config")
 
@@ -100,83 +100,9 @@ def _hints(cls: type) -> dict[str, Any]:
         return {}
 
 
-def _short_repr(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _expected(annotation: Any, value: Any) -> str | None:
-    """None when ``value`` fits ``annotation`` (a field type of an options dataclass), else
-    what was expected ("an integer", "true or false", ...).  Unknown annotations accept all."""
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin is typing.Union or origin is types.UnionType:
-        wants = [_expected(a, value) for a in args]
-        return None if any(w is None for w in wants) else " or ".join(w for w in wants if w)
-    if annotation is type(None):
-        return None if value is None else "null"
-    if annotation is bool:
-        return None if isinstance(value, bool) else "true or false"
-    if annotation is int:
-        return None if _is_int(value) else "an integer"
-    if annotation is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        return None if ok and math.isfinite(value) else "a finite number"
-    if annotation is str:
-        return None if isinstance(value, str) else "a string"
-    if origin is Literal:
-        return (
-            None
-            if value in args and isinstance(value, str)
-            else ("one of " + ", ".join(repr(a) for a in args))
-        )
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            return "a list"
-        item = args[0] if args else Any
-        wants = [_expected(item, v) for v in value]
-        bad = next((w for w in wants if w is not None), None)
-        return None if bad is None else f"a list of {bad.removeprefix('an ').removeprefix('a ')}s"
-    return None
-
-
-def parse_options(options_cls: type, given: Mapping[str, Any], what: str) -> Any:
-    """Build a frozen options dataclass from a mapping; unknown keys and bad values -> ConfigError.
-
-    Every value is checked against its field's type first (JSON gives ``true`` and ``8.5`` as
-    easily as ``8``): a bool is not an integer, a non-integer is not an integer, NaN is not a
-    number; the error names the option.  ``what`` names the owner in messages, e.g.
-    ``"task 'copy'"`` or ``"positional encoding 'rope'"``.
-    """
-    fields = {f.name for f in dataclasses.fields(options_cls)}
-    unknown = sorted(set(given) - fields)
-    if unknown:
-        allowed = ", ".join(sorted(fields)) or "none"
-        raise ConfigError(f"{what} has no option(s) {', '.join(unknown)} (allowed: {allowed})")
-    try:
-        hints = typing.get_type_hints(options_cls)
-    except (NameError, TypeError):  # an annotation that cannot be resolved: no type check
-        hints = {}
-    for name, value in given.items():
-        expected = _expected(hints.get(name, Any), value)
-        if expected is not None:
-            raise ConfigError(f"{what}: option {name} must be {expected}, got {_short_repr(value)}")
-    try:
-        return options_cls(**dict(given))
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{what}: {e}") from e
-
-
 def _check(cond: bool, message: str) -> None:
     if not cond:
         raise ConfigError(message)
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _is_real(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
 # AdamW moves every weight by about lr per step: above 10 no model here trains (it overflows or
@@ -237,7 +163,10 @@ class ModelConfig(_Config):
     # Written to config.json only when False (runs made before it existed keep their config).
     unembed_bias: bool = True
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
+        """The fields' values; the positional encoding's name and options are checked by its
+        registry where the model is built (``interp.models.check_model_config``: the
+        :class:`~interp.models.HookedTransformer` constructor, and ``execute``)."""
         for name in ("n_layers", "d_model", "n_heads", "n_ctx", "d_vocab", "d_input"):
             value = getattr(self, name)
             _check(
@@ -274,9 +203,6 @@ class ModelConfig(_Config):
         _check(isinstance(self.positional_options, Mapping), "positional_options must be a mapping")
         _check(self.eps > 0 and self.init_range > 0, "eps and init_range must be positive")
         _check(isinstance(self.unembed_bias, bool), "unembed_bias must be true or false")
-        from interp.models.positional import build_positional  # validation only (registry lookup)
-
-        build_positional(self)  # unknown name or bad options -> ConfigError
 
     @property
     def head_dim(self) -> int:
@@ -301,7 +227,7 @@ class OptimConfig(_Config):
     beta2: float = 0.99
     grad_clip: float = 1.0  # 0 = off
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         check_optimizer(self.lr, self.weight_decay, self.beta1, self.beta2)
         _check(
             _is_real(self.min_lr_ratio) and 0 <= self.min_lr_ratio <= 1,
@@ -328,7 +254,13 @@ class TrainConfig(_Config):
     grad_mode: str = "vanilla"
     optim: OptimConfig = field(default_factory=OptimConfig)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # normalisation only: optim read from a mapping
+        if isinstance(self.optim, Mapping):
+            object.__setattr__(self, "optim", OptimConfig.from_dict(self.optim))
+
+    def validate(self) -> None:
+        _check(isinstance(self.optim, OptimConfig), "optim must be a mapping of AdamW options")
+        self.optim.validate()  # first: the optimizer's config is built before the loop's
         for name in (
             "steps",
             "batch_size",
@@ -349,9 +281,6 @@ class TrainConfig(_Config):
             self.grad_mode in GRAD_MODES,
             f"unknown gradient mode {self.grad_mode!r}; choose {' or '.join(GRAD_MODES)}",
         )
-        if isinstance(self.optim, Mapping):
-            object.__setattr__(self, "optim", OptimConfig.from_dict(self.optim))
-        _check(isinstance(self.optim, OptimConfig), "optim must be a mapping of AdamW options")
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
@@ -372,7 +301,7 @@ class DataConfig(_Config):
     task: str | None = None
     task_options: Mapping[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         _check(self.source in ("corpus", "task"), f"unknown data source {self.source!r}")
         _check(isinstance(self.corpus, str), f"corpus must be a string, got {self.corpus!r}")
         _check(
@@ -420,6 +349,10 @@ class TrainJob(_Config):
     resume_resolved: ClassVar[frozenset[str]] = frozenset(
         {"model.d_vocab", "model.n_ctx", "model.input_kind", "model.d_input"}
     )
+
+    def validate(self) -> None:
+        for part in (self.data, self.model, self.train):  # the order the CLI builds them in
+            part.validate()
 
     @property
     def seed(self) -> int:

@@ -147,6 +147,8 @@ def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
 def load_job(run: RunDir) -> TrainJob:
     """The job of a training run; an invalid field is one line naming its ``config.json``."""
     try:
-        return TrainJob.from_dict(run.config())
+        job = TrainJob.from_dict(run.config())
+        job.validate()
+        return job
     except ConfigError as e:
         raise CorruptFileError(f"run config {run.config_path}: {e}") from e

@@ -156,7 +156,7 @@ def test_grad_mode_switch_and_errors() -> None:
         set_grad_mode(torch.nn.Linear(2, 2), "myopic")
     assert TrainConfig(grad_mode="myopic").grad_mode == "myopic"
     with pytest.raises(ConfigError, match="vanilla or myopic"):
-        TrainConfig(grad_mode="lazy")
+        TrainConfig(grad_mode="lazy").validate()  # configs are inert: checked when used (#14)
 
 
 def test_myopic_training_same_start_different_path(tmp_path) -> None:

@@ -43,7 +43,7 @@ import torch
 from interp.cells import CellStore, GroupMarker
 from interp.config import ModelConfig, OptimConfig, TrainConfig, _Config, _is_int
 from interp.errors import ConfigError
-from interp.models.transformer import HookedTransformer
+from interp.models.transformer import HookedTransformer, check_model_config
 from interp.runs import ListOf, Num, RunDir, ShapeError
 from interp.tasks import build_task
 from interp.tasks.counting import COUNT_TASKS, _CountTask
@@ -282,8 +282,8 @@ class SweepConfig(_Config):
             raise ConfigError("steps, batch size and eval samples must be >= 1")
         if not 0 < self.threshold < 1:
             raise ConfigError(f"threshold must be in (0, 1), got {self.threshold}")
-        self.model_config(self.d_values[0], self.m_values[0])  # validates the rest
-        self.train_config()  # lr, weight decay, warmup: refused now, not after the folder exists
+        check_model_config(self.model_config(self.d_values[0], self.m_values[0]))  # the rest
+        self.train_config().validate()  # lr, weight decay, warmup: now, before the folder exists
         _task(self.task, self.m_values[0], self.n, self.sampling, self.query)
 
     def task_for(self, m: int) -> _CountTask:

@@ -32,6 +32,7 @@ import torch
 from interp.config import ModelConfig, OptimConfig, TrainConfig
 from interp.errors import ConfigError
 from interp.io import atomic_write_json, dumps_json
+from interp.models import check_model_config
 from interp.models.positional import build_positional, positional_names
 from interp.runs import ListOf, MapOf, Num, ShapeError, read_cell
 
@@ -100,9 +101,9 @@ class PEBenchConfig:
 
             build_task(self.task, self.task_options)  # unknown task or bad options: one line
         for pe in set(self.encodings) | set(self.text_encodings):
-            self.model_config(pe)  # bad positional options (p_max < 1, ...): one line
-        self.train_config(self.seeds[0], self.steps)  # the learning rate: one line, before output
-        self.train_config(self.seeds[0], self.text_steps)
+            check_model_config(self.model_config(pe))  # bad positional options: one line
+        self.train_config(self.seeds[0], self.steps).validate()  # the learning rate: one line
+        self.train_config(self.seeds[0], self.text_steps).validate()
 
     def model_config(self, pe: str, **overrides: Any) -> ModelConfig:
         return ModelConfig(

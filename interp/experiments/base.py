@@ -164,6 +164,12 @@ class Experiment(Generic[C, R]):
         """How an "already exists" refusal ends for this experiment."""
         return RESUMABLE if self.resumable else REPLACEABLE
 
+    def validate(self, config: C) -> None:
+        """Refuse a config no run can use, before anything is read or written: the config's
+        own ``validate()``; an experiment whose config holds a model's adds the model layer's
+        checks (the positional encoding's registry)."""
+        config.validate()  # type: ignore[attr-defined]
+
     def estimate(self, config: C, report: bool = True) -> Estimate | None:
         """What the run needs when the config alone says it (a trainer): checked before
         ``prepare`` reads any data.  None: the estimate comes with ``prepare`` (an analysis

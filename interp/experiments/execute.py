@@ -106,7 +106,7 @@ def _execute(
         raise ConfigError(f"{exp.kind} runs cannot be resumed; pass --overwrite or a new --out")
     if resume and out is None:
         raise ConfigError("--resume needs --out RUN_DIR")
-    config.validate()
+    exp.validate(config)
     out = Path(out) if out is not None else default_out(exp.kind)
     fresh = not resume or RunDir.nothing_to_resume(out)  # not there yet, or blank: start fresh
     run: RunDir | None = None
@@ -199,7 +199,9 @@ def _stored_config(exp: Experiment, run: RunDir) -> Any:
     from interp.errors import CorruptFileError
 
     try:
-        return exp.config_cls.from_dict(run.config())
+        stored = exp.config_cls.from_dict(run.config())
+        exp.validate(stored)
+        return stored
     except ConfigError as e:
         raise CorruptFileError(f"run config {run.config_path}: {e}") from e
 
@@ -235,7 +237,7 @@ def run_in_memory(
     import tempfile
 
     exp = _experiment(which, config)
-    config.validate()
+    exp.validate(config)
     prepared = exp.prepare(config, model=model, progress=progress)
     if not exp.writes_while_running:
         results = exp.run(prepared, Context(None, resume=False, progress=progress))

@@ -25,6 +25,7 @@ from interp.experiments.base import (
     Results,
     register_experiment,
 )
+from interp.models import check_model_config
 from interp.progress import SILENT, Progress
 from interp.runs import RunDir
 
@@ -46,6 +47,10 @@ class PrecacheConfig(ExperimentConfig):
         from interp.resources import MAX_MODELS, MAX_SAMPLES, MAX_STEPS, check_limit
         from interp.tasks import build_task
 
+        for part in (self.data, self.model):  # the twins' job first, as the CLI builds it
+            part.validate()
+        check_model_config(self.model)
+        self.train.validate()
         self.myopia.validate()
         data, seeds = self.data, len(self.myopia.seeds)
         if data.source == "task":

@@ -22,6 +22,7 @@ from interp.experiments.base import (
     Results,
     register_experiment,
 )
+from interp.models import check_model_config
 from interp.progress import SILENT, Progress
 from interp.runs import RunDir
 from interp.train.job import (
@@ -72,6 +73,12 @@ class Train(Experiment[TrainJob, TrainResults]):
     resumable = True
     writes_while_running = True
     description = "train a hooked transformer on text or a synthetic task"
+
+    def validate(self, config: TrainJob) -> None:
+        for part in (config.data, config.model):  # the model's encoding before the loop's fields
+            part.validate()
+        check_model_config(config.model)
+        config.train.validate()
 
     def estimate(self, config: TrainJob, report: bool = True) -> Estimate:
         from interp.resources import train_job_estimate

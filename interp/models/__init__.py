@@ -1,5 +1,5 @@
 """The hooked transformer family and its loader."""
 
-from interp.models.transformer import HookedTransformer, lm_loss
+from interp.models.transformer import HookedTransformer, check_model_config, lm_loss
 
-__all__ = ["HookedTransformer", "lm_loss"]
+__all__ = ["HookedTransformer", "check_model_config", "lm_loss"]

@@ -49,7 +49,7 @@ def gpt2_config(hf_cfg: Any) -> ModelConfig:
     if not getattr(hf_cfg, "scale_attn_weights", True):
         raise LoadError("GPT-2 option scale_attn_weights=False is not supported by the importer")
     n_embd = hf_cfg.n_embd
-    return ModelConfig(
+    cfg = ModelConfig(
         n_layers=hf_cfg.n_layer,
         d_model=n_embd,
         n_heads=hf_cfg.n_head,
@@ -64,6 +64,8 @@ def gpt2_config(hf_cfg: Any) -> ModelConfig:
         eps=hf_cfg.layer_norm_epsilon,
         init_range=getattr(hf_cfg, "initializer_range", 0.02),
     )
+    cfg.validate()  # what no model can be built from, refused before any weight is read
+    return cfg
 
 
 def _own(t: Tensor) -> Tensor:

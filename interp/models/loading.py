@@ -32,13 +32,17 @@ def load_run_model(run_dir: Path, device: str = "cpu") -> Any:
 
     The run's ``config.json`` is checked before anything is built: an invalid field, or sizes
     that cannot fit in memory (a lying config), is one line naming the file."""
-    from interp.models.transformer import HookedTransformer
+    from interp.models.transformer import HookedTransformer, check_model_config
     from interp.resources import model_config_preflight
     from interp.runs import RunDir
     from interp.weights import latest_checkpoint, load_job, load_model_weights, load_weights
 
     run = RunDir.open(run_dir, writable=False)
     job = load_job(run)
+    try:
+        check_model_config(job.model)  # its encoding's name and options: the registry's
+    except ConfigError as e:
+        raise CorruptFileError(f"run config {run.config_path}: {e}") from e
     # the model, and its weights read back from the safetensors file: two copies at once
     model_config_preflight(job.model.to_dict(), run.config_path, copies=2)
     task = None

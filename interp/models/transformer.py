@@ -76,6 +76,14 @@ class Unembed(nn.Module):
         return x @ self.weight + self.b_U
 
 
+def check_model_config(cfg: ModelConfig) -> None:
+    """Refuse a model config no model can be built from: its fields
+    (:meth:`ModelConfig.validate`), then its positional encoding's name and options (the
+    registry's).  What the constructor checks, without building the model."""
+    cfg.validate()
+    build_positional(cfg)
+
+
 class HookedTransformer(TransformerLensSurface, HookedRootModule):
     """A decoder-only transformer of the interp family, configured by :class:`ModelConfig`.
 
@@ -87,6 +95,7 @@ class HookedTransformer(TransformerLensSurface, HookedRootModule):
 
     def __init__(self, cfg: ModelConfig, seed: int | None = 0) -> None:
         super().__init__()
+        cfg.validate()  # configs are inert: checked where a model is built
         self.config = cfg
         self._tl_cfg = tl_config(cfg)
         self.tokenizer: Any = None

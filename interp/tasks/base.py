@@ -15,8 +15,8 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from interp.config import parse_options
 from interp.errors import ConfigError
+from interp.options import parse_options
 
 LossKind = Literal["ce", "huber", "mse"]
 

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from interp.config import parse_options
 from interp.errors import ConfigError
+from interp.options import parse_options
 
 if TYPE_CHECKING:
     from interp.config import ModelConfig
