@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from interp.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
-from interp.errors import InterpError
+from interp.errors import ConfigError, InterpError
 from interp.runs import NEW_OUT_ONLY, RunDir, holds, lock_run, release_run
 from interp.train.job import TrainJob, run_training
 
@@ -51,8 +51,6 @@ STEPS_ENV = "INTERP_DEMO_STEPS"  # a shorter default model (smoke tests, CI): it
 
 def demo_job(steps: int | None = None) -> TrainJob:
     if steps is None and os.environ.get(STEPS_ENV, "").strip():
-        from interp.errors import ConfigError
-
         try:
             steps = int(os.environ[STEPS_ENV])
         except ValueError:

@@ -62,7 +62,7 @@ from interp.analysis.precision import (
     precision_context,
     resolve_mode,
 )
-from interp.config import _Config
+from interp.config import ModelConfig, _Config
 from interp.errors import ConfigError
 from interp.progress import SILENT, Progress, Work
 
@@ -592,7 +592,6 @@ def verdicts(runs: Sequence[dict[str, Any]], names: Sequence[str]) -> list[str]:
 
 
 def _model_info(model: Any) -> dict[str, Any]:
-    from interp.config import ModelConfig
 
     cfg = model.cfg
     own = getattr(model, "config", None)  # interp's ModelConfig (a bridge's .config is HF's)

@@ -44,9 +44,11 @@ from interp.cells import CellStore, GroupMarker
 from interp.config import ModelConfig, OptimConfig, TrainConfig, _Config, _is_int
 from interp.errors import ConfigError
 from interp.models.transformer import HookedTransformer, check_model_config
+from interp.resources import MAX_LIST_VALUES, range_size
 from interp.runs import ListOf, Num, RunDir, ShapeError
 from interp.tasks import build_task
 from interp.tasks.counting import COUNT_TASKS, _CountTask
+from interp.train.sources import TaskSource
 
 __all__ = [
     "ConstructConfig",
@@ -69,7 +71,6 @@ MAX_BETA = 1e6  # the construction's attention sharpness
 
 
 def _check_list_size(what: str, n: int) -> None:
-    from interp.resources import MAX_LIST_VALUES
 
     if n > MAX_LIST_VALUES:
         raise ConfigError(f"{what}: {n} values, more than the limit of {MAX_LIST_VALUES:,}")
@@ -77,7 +78,6 @@ def _check_list_size(what: str, n: int) -> None:
 
 def parse_int_list(text: str, what: str) -> tuple[int, ...]:
     """``"8,16,32"``, ``"4..64"`` (every integer) or ``"4..64:4"`` (step), or a mix by commas."""
-    from interp.resources import range_size
 
     values: list[int] = []
     for part in str(text).replace(" ", "").split(","):
@@ -387,7 +387,6 @@ def run_sweep(
     (a run directory) and writes ``results.json``.
     """
     from interp.train.batched import train_models
-    from interp.train.sources import TaskSource
 
     cfg.validate()
     store = cell_store(sweep_dir, cfg)

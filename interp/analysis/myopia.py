@@ -41,8 +41,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from interp import load_model
 from interp.config import _Config
 from interp.errors import ConfigError, InterpError
+from interp.models.loading import load_run_model
 
 KIND = "precache"
 MODES = ("vanilla", "myopic")
@@ -267,7 +269,6 @@ def twin_token_probe(run_dir: Path, horizons: int, tokens: int, seed: int) -> di
     Layers 0 (embeddings) .. n_layers (final residual stream); the data are the validation
     documents of the twin's own training run, so both twins of a seed see the same blocks.
     """
-    from interp import load_model
     from probes.run import ProbeConfig, prepare, run_probes
 
     spec = str(run_dir)
@@ -376,7 +377,6 @@ def run_precache(
     A twin whose run directory already exists is resumed (a finished one costs nothing).
     Returns the results dict (the caller writes it).
     """
-    from interp.models.loading import load_run_model
     from interp.train.job import resolve, run_training
     from interp.train.loop import evaluate
 

@@ -30,11 +30,18 @@ from typing import Any
 import torch
 
 from interp.config import ModelConfig, OptimConfig, TrainConfig
-from interp.errors import ConfigError
+from interp.errors import ConfigError, InterpError, NumericalError
 from interp.io import atomic_write_json, dumps_json
 from interp.models import check_model_config
 from interp.models.positional import build_positional, positional_names
+from interp.models.positional.cope import CopeAttention, causal_mask
+from interp.models.transformer import HookedTransformer
 from interp.runs import ListOf, MapOf, Num, ShapeError, read_cell
+from interp.seed import seed_everything
+from interp.tasks import build_task
+from interp.tasks.base import lm_batch
+from interp.train.loop import train
+from interp.train.sources import CorpusSource, TaskSource
 
 KIND = "pe-bench"
 EVAL_SEED = 20_240_528
@@ -97,8 +104,6 @@ class PEBenchConfig:
         if any(c < 1 for c in self.text_eval_ctx):
             raise ConfigError(f"text_eval_ctx must be >= 1, got {list(self.text_eval_ctx)}")
         if self.task is not None:
-            from interp.tasks import build_task
-
             build_task(self.task, self.task_options)  # unknown task or bad options: one line
         for pe in set(self.encodings) | set(self.text_encodings):
             check_model_config(self.model_config(pe))  # bad positional options: one line
@@ -212,7 +217,6 @@ def evaluate_errors(model: Any, batches: list[Any], device: str = "cpu") -> dict
 def position_only_maps(model: Any, tokens: torch.Tensor, max_len: int = 64) -> list[dict[str, Any]]:
     """For each CoPE layer and head: softmax over visible keys of ``q_i . e[p_ij] / sqrt(d)``
     (``q_i . e[p_ij]`` with ``nodiv``), the positional term alone."""
-    from interp.models.positional.cope import CopeAttention, causal_mask
 
     tokens = tokens[:, :max_len]
     layers = [
@@ -251,10 +255,6 @@ def _train_model(
     cfg: ModelConfig, tcfg: TrainConfig, source: Any, what: str = "", cells_dir: Path | None = None
 ) -> tuple[Any, list[dict[str, Any]]]:
     """Train one model from its seed alone (nothing else carries over between cells)."""
-    from interp.errors import NumericalError
-    from interp.models.transformer import HookedTransformer
-    from interp.seed import seed_everything
-    from interp.train.loop import train
 
     seed_everything(tcfg.seed)
     model = HookedTransformer(cfg, seed=tcfg.seed)
@@ -343,8 +343,6 @@ def check_saved_cells(cfg: PEBenchConfig, cells_dir: Path | None) -> None:
     if cells_dir is None or not Path(cells_dir).is_dir():
         return
     if cfg.task is not None:
-        from interp.tasks import build_task
-
         splits = list(getattr(build_task(cfg.task, cfg.task_options), "eval_splits", ("val",)))
         for pe in cfg.encodings:
             for seed in cfg.seeds:
@@ -375,7 +373,6 @@ def run_task_bench(
 ) -> dict[str, Any]:
     """Every (encoding, seed) cell; with ``cells_dir``, cells saved there are not trained again
     and each newly finished one is saved there (atomically) before the next starts."""
-    from interp.tasks import build_task
     from interp.weights import save_weights
 
     task = build_task(cfg.task or "", cfg.task_options)
@@ -433,7 +430,6 @@ def _task_cell(
 ) -> dict[str, Any]:
     """Train and evaluate one (encoding, seed) model; fully determined by ``seed``.  CoPE's
     position-only maps come from the first seed's model."""
-    from interp.train.sources import TaskSource
 
     mcfg = cfg.model_config(pe, **overrides)
     tcfg = cfg.train_config(seed, cfg.steps)
@@ -530,7 +526,6 @@ def text_perplexity(
 ) -> float | None:
     """exp(mean next-token loss) over ``blocks``; with ``tail_from`` only the predictions made at
     positions >= ``tail_from`` (those a shorter training context never saw).  None: no blocks."""
-    from interp.tasks.base import lm_batch
     from interp.train.losses import per_token_loss
 
     total, count = 0.0, 0
@@ -553,7 +548,6 @@ def run_text_bench(
     the training context never reached.  Absolute positions end at the training context: None.
     """
     from interp.data import ByteTokenizer
-    from interp.train.sources import CorpusSource
 
     tok = ByteTokenizer()
     seed = cfg.seeds[0]
@@ -630,7 +624,6 @@ def run_pe_bench(
 
 def check_resume(stored: Mapping[str, Any], asked: Mapping[str, Any]) -> None:
     """Refuse to resume a run started with other options, naming the first differing one."""
-    from interp.errors import InterpError
 
     if stored.get("kind") != KIND:
         raise InterpError(f"--resume: that is a {stored.get('kind')!r} run, not {KIND!r}")

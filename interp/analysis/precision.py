@@ -58,6 +58,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from interp.doctor import _time_matmul
 from interp.errors import ConfigError
 
 __all__ = [
@@ -156,7 +157,6 @@ NATIVE_SPEED_ENV = "INTERP_NATIVE_LOWP"  # "fast" / "slow": skip the measurement
 def native_slowdown(dtype: torch.dtype, device: str = "cpu") -> float | None:
     """Time of a native ``dtype`` matmul over a float32 one on ``device`` (best of short rounds
     over ~0.1 s each, as ``interp doctor`` measures it; None if ``dtype`` has no matmul here)."""
-    from interp.doctor import _time_matmul
 
     try:
         fp32 = _time_matmul(torch.float32, device, 256, 0.05)

@@ -20,6 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
+from interp.cells import CellStore
 from interp.config import _Config, _plain
 from interp.errors import ConfigError, CorruptFileError
 from interp.progress import SILENT, Progress
@@ -141,7 +142,6 @@ class Context:
 
     @cached_property
     def cells(self) -> Any:
-        from interp.cells import CellStore
 
         return CellStore(self.run)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from interp.analysis.collapse import CollapseConfig, run_collapse, validate
+from interp.analysis.precision import parse_formats
 from interp.experiments.base import (
     Context,
     Estimate,
@@ -23,6 +24,7 @@ from interp.experiments.headlines import collapse_headline
 from interp.experiments.subject import load_subject
 from interp.progress import SILENT, Progress
 from interp.report.tables import Table
+from interp.resources import collapse_estimate, expected_peak
 
 DEFAULT_MODEL_NOTE = (
     "default model: BOS + n ones (the paper's prompt would leave only 113 of the 128 "
@@ -110,8 +112,6 @@ class Collapse(Experiment[CollapseRun, CollapseResults]):
     def prepare(
         self, config: CollapseRun, model: Any = None, progress: Progress = SILENT
     ) -> Prepared[CollapseRun]:
-        from interp.analysis.precision import parse_formats
-        from interp.resources import collapse_estimate, expected_peak
 
         cfg = config.collapse
         formats = parse_formats(list(cfg.formats))  # one parse: canonical names stored

@@ -22,6 +22,8 @@ from interp.experiments.base import (
 )
 from interp.progress import SILENT, Progress
 from interp.report.tables import Table
+from interp.resources import MAX_SAMPLES, REPORT_BYTES, check_limit, check_work, construct_estimate
+from interp.runs import NEW_OUT_ONLY
 
 
 @dataclass
@@ -80,20 +82,12 @@ class CountConstruct(Experiment[ConstructConfig, ConstructResults]):
 
     @property
     def remedy(self) -> str:
-        from interp.runs import NEW_OUT_ONLY
 
         return NEW_OUT_ONLY
 
     def prepare(
         self, config: ConstructConfig, model: Any = None, progress: Progress = SILENT
     ) -> Prepared[ConstructConfig]:
-        from interp.resources import (
-            MAX_SAMPLES,
-            REPORT_BYTES,
-            check_limit,
-            check_work,
-            construct_estimate,
-        )
 
         check_limit(config.samples, "--samples", MAX_SAMPLES, "sequences per (d, m)")
         memory, work = construct_estimate(

@@ -24,6 +24,7 @@ from interp.experiments.base import (
 )
 from interp.progress import SILENT, Progress
 from interp.report.tables import Table
+from interp.resources import MAX_MODELS, MAX_SAMPLES, MAX_STEPS, check_limit, count_sweep_estimate
 from interp.runs import RunDir
 
 
@@ -38,7 +39,6 @@ class CountSweepConfig(ExperimentConfig):
         return self.sweep.seed
 
     def validate(self) -> None:
-        from interp.resources import MAX_MODELS, MAX_SAMPLES, MAX_STEPS, check_limit
 
         s = self.sweep
         s.validate()
@@ -118,7 +118,6 @@ class CountSweep(Experiment[CountSweepConfig, CountSweepResults]):
     description = "a model per (d, m) for counting; m_thr against d"
 
     def estimate(self, config: CountSweepConfig, report: bool = True) -> Estimate:
-        from interp.resources import count_sweep_estimate
 
         s = config.sweep
         disk, memory = count_sweep_estimate(s.d_values, s.m_values, s.n, s.n_factor, s.n_layers,

@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any, Generic
 
 from interp.config import _Config
-from interp.errors import ConfigError
+from interp.errors import ConfigError, CorruptFileError
 from interp.experiments.base import Context, Experiment, R
 from interp.experiments.registry import get_experiment
 from interp.progress import SILENT, Progress
+from interp.resources import preflight
 from interp.runs import RunDir, holds, release_run
 
 CONFIG_SCHEMA = 1
@@ -118,7 +119,6 @@ def _execute(
         if stored_kind != exp.kind:
             raise ConfigError(f"--resume: {out} is a {stored_kind!r} run, not {exp.kind!r}")
         config = exp.check_resume(_stored_config(exp, run), config)
-    from interp.resources import preflight
 
     # lines said once the work starts (its progress starts: a refused start, say a run another
     # process holds or a corrupt checkpoint, prints its one line only)
@@ -196,7 +196,6 @@ def nothing_to_resume_line(out: Path) -> str:
 
 def _stored_config(exp: Experiment, run: RunDir) -> Any:
     """The config a run was started with; an invalid one is one line naming its file."""
-    from interp.errors import CorruptFileError
 
     try:
         stored = exp.config_cls.from_dict(run.config())

@@ -35,6 +35,7 @@ from interp.grok.config import GrokConfig
 from interp.grok.detect import LabelRule, summarise_run, verdict
 from interp.grok.measures import fourier_results, fourier_row
 from interp.progress import SILENT, Callbacks, Progress
+from interp.resources import MAX_STEPS, check_limit
 from interp.runs import RunDir
 from interp.seed import seed_everything, torch_threads
 from interp.train.checkpoint import (
@@ -239,7 +240,6 @@ class Grok(Experiment[GrokRun, GrokResults]):
         return super().check_resume(stored, asked.resolved())
 
     def estimate(self, config: GrokRun, report: bool = True) -> Estimate:
-        from interp.resources import MAX_STEPS, check_limit
 
         cfg = config.grok.resolved()
         assert cfg.steps is not None

@@ -34,6 +34,7 @@ from interp.experiments.grok import build_model
 from interp.grok.config import GrokSweepConfig
 from interp.grok.detect import LABELS, summarise_run
 from interp.progress import SILENT, Callbacks, Progress, Scaled
+from interp.resources import MAX_STEPS, check_limit
 from interp.runs import ListOf, Num, OneOf, RunDir
 from interp.seed import torch_threads
 from interp.train.checkpoint import latest_checkpoint, restore_checkpoint, save_checkpoint
@@ -245,7 +246,6 @@ class GrokSweep(Experiment[GrokSweepRun, GrokSweepResults]):
     description = "a grid of grokking MLPs trained many at a time, each run labelled"
 
     def estimate(self, config: GrokSweepRun, report: bool = True) -> Estimate:
-        from interp.resources import MAX_STEPS, check_limit
 
         cfg = config.sweep
         check_limit(cfg.steps, "--steps", MAX_STEPS, "steps per run")

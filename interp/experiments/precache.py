@@ -27,7 +27,9 @@ from interp.experiments.base import (
 )
 from interp.models import check_model_config
 from interp.progress import SILENT, Progress
+from interp.resources import MAX_MODELS, MAX_SAMPLES, MAX_STEPS, check_limit, train_job_estimate
 from interp.runs import RunDir
+from interp.tasks import build_task
 
 
 @dataclass(frozen=True)
@@ -44,8 +46,6 @@ class PrecacheConfig(ExperimentConfig):
         return TrainJob(self.model, self.train, self.data)
 
     def validate(self) -> None:
-        from interp.resources import MAX_MODELS, MAX_SAMPLES, MAX_STEPS, check_limit
-        from interp.tasks import build_task
 
         for part in (self.data, self.model):  # the twins' job first, as the CLI builds it
             part.validate()
@@ -107,7 +107,6 @@ class Precache(Experiment[PrecacheConfig, PrecacheResults]):
     description = "vanilla and myopic twins: pre-caching or breadcrumbs"
 
     def estimate(self, config: PrecacheConfig, report: bool = True) -> Estimate:
-        from interp.resources import train_job_estimate
 
         disk, memory = train_job_estimate(config.job)  # twins train one after another
         twins = 2 * len(config.myopia.seeds)

@@ -22,6 +22,7 @@ from interp.experiments.headlines import probe_headline
 from interp.experiments.subject import load_subject
 from interp.progress import SILENT, Progress
 from interp.report.tables import Table
+from interp.resources import MAX_SAMPLES, check_limit, expected_peak
 from probes.run import ProbeConfig, prepare, run_probes
 
 
@@ -81,7 +82,6 @@ class Probe(Experiment[ProbeConfig, ProbeResults]):
     def prepare(
         self, config: ProbeConfig, model: Any = None, progress: Progress = SILENT
     ) -> Prepared[ProbeConfig]:
-        from interp.resources import MAX_SAMPLES, check_limit, expected_peak
         from probes.collect import human_bytes
         from probes.run import estimate_memory
 

@@ -22,6 +22,8 @@ from interp.experiments.base import (
 )
 from interp.progress import SILENT, Progress
 from interp.report.tables import Table
+from interp.reproduce import get_reproduction
+from interp.runs import NEW_OUT_ONLY
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,6 @@ class ReproduceConfig(ExperimentConfig):
     quick: bool = False  # a smaller, faster version (smoke tests)
 
     def validate(self) -> None:
-        from interp.reproduce import get_reproduction
 
         if not self.name:
             raise ConfigError("name a reproduction (see interp reproduce --list)")
@@ -62,7 +63,6 @@ class Reproduce(Experiment[ReproduceConfig, ReproduceResults]):
 
     @property
     def remedy(self) -> str:
-        from interp.runs import NEW_OUT_ONLY
 
         return NEW_OUT_ONLY
 
@@ -72,7 +72,6 @@ class Reproduce(Experiment[ReproduceConfig, ReproduceResults]):
         return Prepared(config, None)  # each part checks its own resources
 
     def run(self, prepared: Prepared[ReproduceConfig], context: Context) -> ReproduceResults:
-        from interp.reproduce import get_reproduction
 
         config = prepared.config
         repro = get_reproduction(config.name)

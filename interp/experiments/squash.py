@@ -9,7 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from interp.analysis.sensitivity import PROMPTS, SquashConfig, plan_squash, run_squash
+from interp.analysis.sensitivity import (
+    PROMPTS,
+    SquashConfig,
+    plan_squash,
+    resolve_estimator,
+    run_squash,
+)
 from interp.errors import ConfigError
 from interp.experiments.base import (
     Context,
@@ -24,6 +30,7 @@ from interp.experiments.headlines import squash_headline
 from interp.experiments.subject import load_subject
 from interp.progress import SILENT, Progress
 from interp.report.tables import Table
+from interp.resources import expected_peak, squash_estimate
 
 
 @dataclass(frozen=True)
@@ -87,8 +94,6 @@ class Squash(Experiment[SquashRun, SquashResults]):
     def prepare(
         self, config: SquashRun, model: Any = None, progress: Progress = SILENT
     ) -> Prepared[SquashRun]:
-        from interp.analysis.sensitivity import resolve_estimator
-        from interp.resources import expected_peak, squash_estimate
 
         subject = load_subject(config.model, config.device, model, progress, self.kind)
         c = subject.model.cfg

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from interp.errors import InterpError
-from interp.progress import SILENT, Progress
+from interp.models.loading import load_model
+from interp.progress import SILENT, Callbacks, Progress
 
 
 @dataclass
@@ -40,7 +41,6 @@ def model_run_dir(spec: str | Path) -> Path | None:
 def default_model_run(progress: Progress = SILENT) -> Path:
     """The cached default model's run directory (trained on first use)."""
     from interp.demo import ensure_demo_model
-    from interp.progress import Callbacks
 
     progress.note("default model: the cached demo model (trained once on first use)")
     bar = Callbacks(
@@ -125,7 +125,6 @@ def load_subject(
     written through a planted link is refused at once, before any work."""
     if model is not None:
         return Subject(as_model(model, device), None, f"{type(model).__name__} (in memory)")
-    from interp.models.loading import load_model
     from interp.runs import RunDir
 
     if spec is None:

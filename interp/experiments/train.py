@@ -13,7 +13,7 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from interp.errors import InterpError
+from interp.errors import ConfigError, InterpError
 from interp.experiments.base import (
     Context,
     Estimate,
@@ -23,8 +23,17 @@ from interp.experiments.base import (
     register_experiment,
 )
 from interp.models import check_model_config
+from interp.models.transformer import HookedTransformer
 from interp.progress import SILENT, Progress
+from interp.resources import model_config_preflight, train_job_estimate
 from interp.runs import RunDir
+from interp.seed import seed_everything
+from interp.train.checkpoint import (
+    latest_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
+    save_weights,
+)
 from interp.train.job import (
     TrainJob,
     corpus_check,
@@ -33,6 +42,8 @@ from interp.train.job import (
     save_tokenizer,
     with_absolute_corpus,
 )
+from interp.train.loop import train
+from interp.train.optim import build_optimizer
 
 
 @dataclass
@@ -81,7 +92,6 @@ class Train(Experiment[TrainJob, TrainResults]):
         config.train.validate()
 
     def estimate(self, config: TrainJob, report: bool = True) -> Estimate:
-        from interp.resources import train_job_estimate
 
         disk, memory = train_job_estimate(config, report=report)
         return Estimate(memory, disk, "training")
@@ -98,8 +108,6 @@ class Train(Experiment[TrainJob, TrainResults]):
         allow_data_change: bool = False,
     ) -> Prepared[TrainJob]:
         if allow_data_change and run is None:
-            from interp.errors import ConfigError
-
             raise ConfigError("--allow-data-change only applies with --resume")
         job = with_absolute_corpus(config)
         if run is None:
@@ -115,22 +123,11 @@ class Train(Experiment[TrainJob, TrainResults]):
             plan.corpora.append(corpus)
 
         job, plan.source, plan.reader = resolve(job, run.path, on_corpus)
-        from interp.resources import model_config_preflight
 
         model_config_preflight(job.model.to_dict(), run.config_path)
         return Prepared(job, None, state=plan)
 
     def run(self, prepared: Prepared[TrainJob], context: Context) -> TrainResults:
-        from interp.models.transformer import HookedTransformer
-        from interp.seed import seed_everything
-        from interp.train.checkpoint import (
-            latest_checkpoint,
-            restore_checkpoint,
-            save_checkpoint,
-            save_weights,
-        )
-        from interp.train.loop import train
-        from interp.train.optim import build_optimizer
 
         job, plan, run = prepared.config, prepared.state, context.run
         assert run is not None  # writes_while_running: its directory exists

@@ -17,6 +17,7 @@ from torch import nn
 
 from interp.errors import ConfigError
 from interp.grok.models import FixedFourierMLP, NandaTransformer, PairMLP, ParityMLP
+from interp.resources import F32, REPORT_BYTES, grok_sweep_estimate, train_estimate
 from interp.tasks import build_task
 from interp.train.full_batch import FullBatchData
 
@@ -126,7 +127,6 @@ class ModAdd(GrokTask):
         return PairMLP(cfg.p, cfg.width, cfg.d_embed, seed=cfg.seed)
 
     def estimate(self, cfg: GrokConfig, checkpoints: int, n_logs: int) -> tuple[int, int]:
-        from interp.resources import F32, REPORT_BYTES, grok_sweep_estimate, train_estimate
 
         data = self.task_object(cfg).dataset_bytes()
         logs = n_logs * (1024 + 48 * cfg.p)  # a row holds two Fourier spectra of ~p numbers

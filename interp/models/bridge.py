@@ -91,7 +91,9 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import torch
 
-from interp.errors import CorruptFileError, LoadError
+from interp.errors import CorruptFileError, InterpError, LoadError
+from interp.io import read_json
+from interp.resources import model_config_preflight
 
 if TYPE_CHECKING:
     from transformer_lens.model_bridge.transformer_bridge import TransformerBridge
@@ -119,7 +121,6 @@ _REPO_ID = re.compile(r"^(?:[\w\-.]{1,96}/)?[\w\-.]{1,96}$")
 def is_hf_directory(path: str | os.PathLike[str]) -> bool:
     """True if ``path`` is a directory whose ``config.json`` names a ``model_type``
     or ``architectures`` (a Hugging Face model directory)."""
-    from interp.errors import InterpError
 
     config = Path(path).expanduser() / "config.json"
     try:
@@ -280,7 +281,6 @@ def cached_config(repo_id: str) -> Path | None:
 def read_model_config(config: Path) -> dict[str, Any]:
     """A model's ``config.json`` as a mapping: every malformed content (not a regular file, bad
     or deeply nested JSON, huge integers, not an object) is one line naming the file."""
-    from interp.io import read_json
 
     data = read_json(config, "model config")
     if not isinstance(data, dict):
@@ -293,7 +293,6 @@ def read_model_config(config: Path) -> dict[str, Any]:
 @contextlib.contextmanager
 def _naming(spec: str) -> Iterator[None]:
     """Prefix a refusal raised in the block with ``could not load SPEC:`` (same class)."""
-    from interp.errors import InterpError
 
     try:
         yield
@@ -415,8 +414,6 @@ def boot_bridge(
                 )
             force_offline = True
     if config_file is not None:  # sized before anything is built (a lying config.json)
-        from interp.resources import model_config_preflight
-
         with _naming(spec_str):
             model_config_preflight(read_model_config(config_file), config_file)
 

@@ -58,7 +58,10 @@ from torch import Tensor
 
 from interp.config import ModelConfig
 from interp.errors import InterpError
+from interp.models.loading import load_run_model
+from interp.runs import RunDir
 from interp.safefs import MARKER, Tree, has_marker, is_link
+from interp.tasks.base import TaskTokenizer
 
 __all__ = [
     "ExportError",
@@ -405,8 +408,6 @@ def _backend(model: Any) -> tuple[Any, dict[str, str]] | None:
 
     codec = model._codec()
     if codec is None:  # no text of its own: token i is written "i"
-        from interp.tasks.base import TaskTokenizer
-
         d_vocab = model.config.d_vocab
         codec = TaskTokenizer([str(i) for i in range(d_vocab)], d_vocab, "token ids")
     kind = getattr(codec, "kind", None)
@@ -567,8 +568,6 @@ def export_hf(
     run; its old files are removed first.  Files go through :class:`interp.safefs.Tree`;
     ``config.json`` is written last, so an interrupted export is never a loadable directory.
     """
-    from interp.models.loading import load_run_model
-    from interp.runs import RunDir
 
     run_path, out_path = Path(run), Path(out)
     if not (run_path / "config.json").is_file():

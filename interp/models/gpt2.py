@@ -26,6 +26,7 @@ from torch import Tensor
 
 from interp.config import ModelConfig
 from interp.errors import CorruptFileError, LoadError
+from interp.io import read_json
 from interp.models.transformer import HookedTransformer
 
 _ACTS = {
@@ -165,7 +166,6 @@ def from_hf_gpt2(hf_model: Any) -> HookedTransformer:
 def safetensors_files(directory: Path) -> list[Path] | None:
     """The checkpoint's safetensors files (one, or the shards its index names), None if it has
     none.  An index naming a file outside the directory, or a missing shard, is refused."""
-    from interp.io import read_json
 
     single = directory / "model.safetensors"
     if single.is_file():

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from interp.errors import ConfigError, CorruptFileError, InterpError, LoadError
+from interp.resources import model_config_preflight
 
 _HF_ERRORS = (OSError, ValueError, KeyError, EnvironmentError)
 
@@ -33,7 +34,6 @@ def load_run_model(run_dir: Path, device: str = "cpu") -> Any:
     The run's ``config.json`` is checked before anything is built: an invalid field, or sizes
     that cannot fit in memory (a lying config), is one line naming the file."""
     from interp.models.transformer import HookedTransformer, check_model_config
-    from interp.resources import model_config_preflight
     from interp.runs import RunDir
     from interp.weights import latest_checkpoint, load_job, load_model_weights, load_weights
 
@@ -134,7 +134,6 @@ def _load_hf(spec: str, device: str) -> Any:
     from transformers import AutoConfig
 
     from interp.models.bridge import hub_offline, quiet_loading, read_model_config
-    from interp.resources import model_config_preflight
 
     local = Path(spec).is_dir()
     offline = _offline()

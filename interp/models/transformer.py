@@ -27,6 +27,7 @@ from interp.config import ModelConfig
 from interp.models.block import TransformerBlock
 from interp.models.norm import NORMS
 from interp.models.positional import build_positional
+from interp.models.stacked_forward import StackedTransformer
 from interp.models.tl_surface import TransformerLensSurface, tl_config
 
 ReturnType = Literal["logits", "loss", "both", "resid"] | None
@@ -197,7 +198,6 @@ class HookedTransformer(TransformerLensSurface, HookedRootModule):
         """This model's forward written once for many stacked models of its config
         (:mod:`interp.models.stacked_forward`, used by :class:`interp.train.stacked.Stacked`);
         ``ConfigError`` for a config outside its allow-list (those train stacked through vmap)."""
-        from interp.models.stacked_forward import StackedTransformer
 
         return StackedTransformer(self.config)
 

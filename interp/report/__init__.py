@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from interp.errors import InterpError
+from interp.io import remove_write_debris
 from interp.report.html import Section, render_html, write_report
 from interp.report.plugins import load_plugins
 from interp.report.sections import (
@@ -23,6 +24,7 @@ from interp.report.sections import (
     section_builders,
     unregister_section,
 )
+from interp.safefs import Tree, is_link
 
 __all__ = [
     "RunView",
@@ -94,7 +96,6 @@ def build_report(run_dir: Path, out: Path | None = None, overwrite: bool = False
     Reports are written only into interp's own run folders (a ``config.json`` with a ``kind``),
     through the run's safe tree; an explicit ``out`` must be an ``.html`` file and is never an
     existing file unless ``overwrite``."""
-    from interp.safefs import Tree, is_link
 
     run_dir = Path(run_dir)
     if out is not None:
@@ -116,7 +117,6 @@ def build_report(run_dir: Path, out: Path | None = None, overwrite: bool = False
         )
     sections = build_sections(run)
     html = render_html(f"{run.name} · interp report", sections, run_meta(run), incomplete(run))
-    from interp.io import remove_write_debris
 
     tree = Tree(run.path) if out is None else Tree(out.parent if str(out.parent) else Path("."))
     name = "report.html" if out is None else out.name

@@ -12,6 +12,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from interp.analysis.collapse import MIN_RUN
 from interp.report import figures
 from interp.report.html import Section
 from interp.report.sections import RunView, register_results_section
@@ -215,7 +216,6 @@ def _table(results: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
 
 def _min_run(results: Mapping[str, Any]) -> int:
     """The run of lengths the results' collapse rule asked for (1 before the rule had one)."""
-    from interp.analysis.collapse import MIN_RUN
 
     return MIN_RUN if any(r.get("collapse_rule") for r in results["runs"]) else 1
 

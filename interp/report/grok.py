@@ -7,6 +7,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from interp.errors import ConfigError
 from interp.report import figures
 from interp.report.html import Section, readable
 from interp.report.sections import RunView, register_results_section
@@ -310,7 +311,6 @@ def phase_figure(runs: Sequence[Mapping[str, Any]], size_key: str, width: int) -
 
 def _size_key(task: Any) -> str:
     """The training-set axis of a sweep of ``task`` (its registry entry), for the grid."""
-    from interp.errors import ConfigError
     from interp.grok.tasks import grok_task
 
     try:

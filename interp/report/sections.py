@@ -28,7 +28,8 @@ from typing import Any
 from interp.errors import CorruptFileError, LoadError
 from interp.io import read_json, read_jsonl
 from interp.report import figures
-from interp.report.html import Section
+from interp.report.html import Section, readable
+from interp.report.plugins import load_plugins
 
 __all__ = [
     "Found",
@@ -212,7 +213,6 @@ def results_section(
     kind: str, results: Mapping[str, Any], run: RunView | None = None
 ) -> Section | None:
     """The report section of ``kind`` for ``results`` (what ``Results.figures`` shows)."""
-    from interp.report.plugins import load_plugins
 
     load_plugins()
     builder = _RESULTS_BUILDERS.get(kind)
@@ -295,8 +295,6 @@ def _data_summary(data: Mapping[str, Any]) -> str | None:
     """What the run trained on: the task and its options, or the corpus (never the unused
     default corpus of a task run)."""
     if data.get("source") == "task" or (data.get("task") and data.get("source") != "corpus"):
-        from interp.report.html import readable
-
         options = data.get("task_options") or {}
         return f"task {data.get('task')}" + (f" ({readable(options)})" if options else "")
     return data.get("corpus") or data.get("name")

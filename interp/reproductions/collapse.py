@@ -23,6 +23,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from interp import load_model
+from interp.config import ModelConfig
 from interp.reproduce import Claim, ProgressFn, register_reproduction
 
 PROMPT = (2, 3, 4, 5, 6, 7)
@@ -30,7 +32,6 @@ SEPARATOR, EVERY = 10, 3
 
 
 def synthetic_model(seed: int, n_ctx: int = 256) -> Any:
-    from interp.config import ModelConfig
     from interp.models import HookedTransformer
 
     cfg = ModelConfig(
@@ -41,7 +42,6 @@ def synthetic_model(seed: int, n_ctx: int = 256) -> Any:
 
 
 def squash_model(seed: int) -> Any:
-    from interp.config import ModelConfig
     from interp.models import HookedTransformer
 
     cfg = ModelConfig(
@@ -121,7 +121,6 @@ def _demo_claims(progress: ProgressFn) -> list[Claim]:
     name = "demo model (RoPE, 4 layers, context 128): BOS + n ones, final layer"
     if not (path / "model.safetensors").is_file():
         return [Claim(name, "≈ 50 ones in bf16 (Gemma-7B)", "not cached: run `interp demo`", None)]
-    from interp import load_model
     from interp.analysis.collapse import CollapseConfig, run_collapse
 
     progress("demo model: collapse sweep in float32 and bfloat16")

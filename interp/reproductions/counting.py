@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from interp.analysis.counting import ConstructConfig, SweepConfig, run_construct
+from interp.experiments.count_sweep import CountSweepConfig
 from interp.reproduce import Claim, ProgressFn, register_reproduction
 from interp.safefs import Tree
 
@@ -100,7 +101,6 @@ def reproduce_counting(out_dir: Path, quick: bool, progress: ProgressFn) -> list
         f"(d {list(scfg.d_values)}, m {list(scfg.m_values)}, {scfg.steps} steps) ..."
     )
     from interp.experiments import execute
-    from interp.experiments.count_sweep import CountSweepConfig
 
     outcome = execute("count-sweep", CountSweepConfig(scfg), Path(out_dir) / "sweep")
     results = outcome.results.to_dict()

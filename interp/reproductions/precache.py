@@ -23,6 +23,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from interp.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
+from interp.progress import Callbacks
 from interp.reproduce import Claim, ProgressFn, register_reproduction
 
 
@@ -32,7 +34,6 @@ def _compare(out: Path, job: Any, seeds: int, progress: ProgressFn) -> dict[str,
     from interp.analysis.myopia import MyopiaConfig
     from interp.experiments import execute
     from interp.experiments.precache import PrecacheConfig
-    from interp.progress import Callbacks
 
     if (out / "results.json").is_file():
         from interp.io import read_json
@@ -48,7 +49,6 @@ def _compare(out: Path, job: Any, seeds: int, progress: ProgressFn) -> dict[str,
 
 
 def _jobs(quick: bool) -> tuple[Any, Any, int]:
-    from interp.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
     from interp.train.job import TrainJob
 
     if quick:

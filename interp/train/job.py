@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from interp.config import DataConfig, TrainJob
+from interp.data.corpus import canonical_spec
 from interp.errors import InterpError
 from interp.progress import Callbacks
 from interp.runs import RunDir
@@ -23,7 +24,6 @@ def with_absolute_corpus(job: TrainJob) -> TrainJob:
     RUN`` and ``--resume`` read the same corpus from any working directory)."""
     if job.data.source != "corpus":
         return job
-    from interp.data.corpus import canonical_spec
 
     return TrainJob(job.model, job.train, job.data.replace(corpus=canonical_spec(job.data.corpus)))
 
