@@ -25,8 +25,6 @@ from interp.experiments.base import (
     Results,
     register_experiment,
 )
-from interp.progress import SILENT, Progress
-from interp.runs import RunDir
 
 
 @dataclass(frozen=True)
@@ -107,15 +105,6 @@ class Precache(Experiment[PrecacheConfig, PrecacheResults]):
         disk, memory = train_job_estimate(config.job)  # twins train one after another
         twins = 2 * len(config.myopia.seeds)
         return Estimate(memory, twins * disk, f"training {twins} twins")
-
-    def prepare(
-        self,
-        config: PrecacheConfig,
-        model: Any = None,
-        progress: Progress = SILENT,
-        run: RunDir | None = None,
-    ) -> Prepared[PrecacheConfig]:
-        return Prepared(config, None)
 
     def run(self, prepared: Prepared[PrecacheConfig], context: Context) -> PrecacheResults:
         config, bar = prepared.config, context.progress
