@@ -26,9 +26,7 @@ from interp.experiments.base import (
     register_experiment,
 )
 from interp.models import check_model_config
-from interp.progress import SILENT, Progress
 from interp.resources import MAX_MODELS, MAX_SAMPLES, MAX_STEPS, check_limit, train_job_estimate
-from interp.runs import RunDir
 from interp.tasks import build_task
 
 
@@ -68,7 +66,7 @@ class PrecacheConfig(ExperimentConfig):
 @dataclass
 class PrecacheResults(Results):
     kind: ClassVar[str] = "precache"
-    schema: ClassVar[int] = 1
+    schema: ClassVar[int] = 2  # 2: a vanilla twin that did not learn makes it inconclusive
 
     source: str
     per_seed: list[dict[str, Any]]
@@ -111,15 +109,6 @@ class Precache(Experiment[PrecacheConfig, PrecacheResults]):
         disk, memory = train_job_estimate(config.job)  # twins train one after another
         twins = 2 * len(config.myopia.seeds)
         return Estimate(memory, twins * disk, f"training {twins} twins")
-
-    def prepare(
-        self,
-        config: PrecacheConfig,
-        model: Any = None,
-        progress: Progress = SILENT,
-        run: RunDir | None = None,
-    ) -> Prepared[PrecacheConfig]:
-        return Prepared(config, None)
 
     def run(self, prepared: Prepared[PrecacheConfig], context: Context) -> PrecacheResults:
         config, bar = prepared.config, context.progress
