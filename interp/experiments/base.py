@@ -170,11 +170,15 @@ class Experiment(Generic[C, R]):
         needs its model loaded first)."""
         return None
 
-    def prepare(self, config: C, model: Any = None, progress: Progress = SILENT) -> Prepared[C]:
+    def prepare(
+        self, config: C, model: Any = None, progress: Progress = SILENT, **kw: Any
+    ) -> Prepared[C]:
         """Load and validate; write nothing.  A ``resumable`` experiment's ``prepare`` also
         takes ``run``: the run directory it continues (None for a fresh start), and any
-        per-invocation ``options`` of :func:`execute` as keywords."""
-        raise NotImplementedError
+        per-invocation ``options`` of :func:`execute` as keywords.  The default, for a trainer
+        whose config is all it needs (its estimate comes from :meth:`estimate`): nothing to
+        load."""
+        return Prepared(config, None)
 
     def run(self, prepared: Prepared[C], context: Context) -> R:
         raise NotImplementedError

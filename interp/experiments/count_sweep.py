@@ -22,9 +22,7 @@ from interp.experiments.base import (
     Results,
     register_experiment,
 )
-from interp.progress import SILENT, Progress
 from interp.report.tables import Table
-from interp.runs import RunDir
 
 
 @dataclass(frozen=True)
@@ -124,15 +122,6 @@ class CountSweep(Experiment[CountSweepConfig, CountSweepResults]):
         disk, memory = count_sweep_estimate(s.d_values, s.m_values, s.n, s.n_factor, s.n_layers,
                                             s.n_heads, s.mlp_ratio, s.batch_size, s.batched)  # fmt: skip
         return Estimate(memory, disk, f"the sweep of {len(s.d_values) * len(s.m_values)} models")
-
-    def prepare(
-        self,
-        config: CountSweepConfig,
-        model: Any = None,
-        progress: Progress = SILENT,
-        run: RunDir | None = None,
-    ) -> Prepared[CountSweepConfig]:
-        return Prepared(config, None)
 
     def run(self, prepared: Prepared[CountSweepConfig], context: Context) -> CountSweepResults:
         bar, started = context.progress, [False]

@@ -25,8 +25,6 @@ from interp.experiments.base import (
     Results,
     register_experiment,
 )
-from interp.progress import SILENT, Progress
-from interp.runs import RunDir
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,7 @@ class PrecacheConfig(ExperimentConfig):
 @dataclass
 class PrecacheResults(Results):
     kind: ClassVar[str] = "precache"
-    schema: ClassVar[int] = 1
+    schema: ClassVar[int] = 2  # 2: a vanilla twin that did not learn makes it inconclusive
 
     source: str
     per_seed: list[dict[str, Any]]
@@ -107,15 +105,6 @@ class Precache(Experiment[PrecacheConfig, PrecacheResults]):
         disk, memory = train_job_estimate(config.job)  # twins train one after another
         twins = 2 * len(config.myopia.seeds)
         return Estimate(memory, twins * disk, f"training {twins} twins")
-
-    def prepare(
-        self,
-        config: PrecacheConfig,
-        model: Any = None,
-        progress: Progress = SILENT,
-        run: RunDir | None = None,
-    ) -> Prepared[PrecacheConfig]:
-        return Prepared(config, None)
 
     def run(self, prepared: Prepared[PrecacheConfig], context: Context) -> PrecacheResults:
         config, bar = prepared.config, context.progress

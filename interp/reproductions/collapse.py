@@ -145,7 +145,7 @@ def _demo_claims(progress: ProgressFn) -> list[Claim]:
     "collapse", "representational collapse and over-squashing (Barbero et al. 2024) at CPU scale"
 )
 def reproduce_collapse(out: Path, quick: bool, progress: ProgressFn) -> list[Claim]:
-    from interp.io import atomic_write_json
+    from interp.safefs import Tree
     from interp.seed import torch_threads
 
     seeds = [0] if quick else [0, 1, 2, 3, 4]
@@ -155,10 +155,11 @@ def reproduce_collapse(out: Path, quick: bool, progress: ProgressFn) -> list[Cla
             progress(f"synthetic model, seed {seed}: collapse sweeps and sensitivities")
             rows.append(measure_seed(seed))
     first = rows[0]["results"]
-    atomic_write_json(Path(out) / "analyses" / "collapse" / "results.json", first["collapse"])
-    atomic_write_json(Path(out) / "analyses" / "squash" / "results.json", first["squash"])
+    tree = Tree(Path(out))  # the safe-write layer: nothing through a planted link
+    tree.write_json("analyses/collapse/results.json", first["collapse"])
+    tree.write_json("analyses/squash/results.json", first["squash"])
     table = [{k: v for k, v in r.items() if k != "results"} for r in rows]
-    atomic_write_json(Path(out) / "measurements.json", table)
+    tree.write_json("measurements.json", table)
 
     def each(fmt: str) -> str:
         return (

@@ -39,8 +39,8 @@ from interp.grok.progress import (
     neuron_key_frequencies,
     restricted_excluded_loss,
 )
-from interp.io import atomic_write_json
 from interp.reproduce import Claim, ProgressFn, register_reproduction
+from interp.safefs import Tree
 from interp.train.full_batch import train_full_batch, train_full_batch_many
 from interp.train.optim import Optim
 
@@ -244,8 +244,8 @@ def grokking(out_dir: Path, quick: bool, progress: ProgressFn) -> list[Claim]:
             f"{NANDA_CPU['steps']} steps (the paper: mod 113, 30%, lr 1e-3, ~10k steps)"
         )
         transformer = nanda_transformer()
-    atomic_write_json(
-        Path(out_dir) / "grokking.json",
+    Tree(Path(out_dir)).write_json(
+        "grokking.json",
         {
             "quick": quick,
             "modadd": mod,
