@@ -37,3 +37,18 @@ def test_json_is_the_only_thing_on_stdout(tmp_path) -> None:
                        "report": str(out / "report.html"),
                        "model_report": str(model / "report.html")}  # fmt: skip
         assert "needs ~" in result.stderr
+
+
+def test_resume_says_where_it_resumes_and_the_plain_progress_shows_the_loss(tmp_path) -> None:
+    """#19: ``--resume`` says "resuming from step N" and the bar starts there; the training
+    progress (plain lines without a terminal) shows the loss."""
+    run = tmp_path / "run"
+    assert invoke(*TRAIN, "--out", run).exit_code == 0  # 2 steps
+    longer = list(TRAIN)
+    longer[longer.index("--steps") + 1] = "4"
+    result = invoke(*longer, "--out", run, "--resume")
+    assert result.exit_code == 0, result.output
+    assert "resuming from step 2 of 4" in result.stderr
+    last = [line for line in result.stderr.splitlines() if "4/4" in line]
+    assert last and "loss " in last[-1], result.stderr
+    assert "resuming" not in result.stdout  # a note, not a result

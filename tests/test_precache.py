@@ -268,3 +268,14 @@ def test_token_probe_summary_averages_seeds() -> None:
     assert "k=2: vanilla 0.100, myopic 0.100" in token_probe_sentence(tp)  # layer 0, not final
     v = verdict(gap_summary([3.0, 3.0], [3.1, 3.1]), None, 0.10, tp)
     assert v["label"] == "breadcrumbs" and any("future-lens" in e for e in v["evidence"])
+
+
+def test_a_vanilla_twin_that_did_not_learn_is_inconclusive() -> None:
+    """#19: neither twin left the trivial baseline (issue: vanilla 1.2575, myopic 1.2575,
+    predict-zero 1.2602): no breadcrumbs verdict, an inconclusive one naming what to try."""
+    flat = gap_summary([1.2575], [1.2575]) | {"zero_baseline": 1.2602}
+    v = verdict(flat, None)
+    assert v["label"] == "inconclusive"
+    assert "did not learn" in v["evidence"][-1] and "--steps" in v["evidence"][-1]
+    learned = gap_summary([0.5], [0.52]) | {"zero_baseline": 1.26}
+    assert verdict(learned, None)["label"] == "breadcrumbs"  # learned, small gap: a finding

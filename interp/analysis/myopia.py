@@ -45,6 +45,8 @@ from interp.config import _Config
 from interp.errors import ConfigError, InterpError
 
 KIND = "precache"
+# a verdict needs the vanilla twin below the trivial baseline (predict zero) by this share
+LEARN_MARGIN = 0.05
 MODES = ("vanilla", "myopic")
 
 # two-sided 97.5% quantiles of Student's t, df = 1..30 (no scipy dependency)
@@ -184,7 +186,15 @@ def verdict(
         )
     if token_probe and token_probe.get("status") == "done":
         evidence.append(token_probe_sentence(token_probe))
-    if not big:
+    zero = summary.get("zero_baseline")
+    if zero is not None and not summary["vanilla"] <= (1 - LEARN_MARGIN) * zero:
+        label = "inconclusive"
+        evidence.append(
+            f"the vanilla twin did not learn: validation loss {summary['vanilla']:.4f} vs "
+            f"{zero:.4f} for predicting zero (a finding needs it {100 * LEARN_MARGIN:.0f}% "
+            "below); try more --steps or a larger --lr"
+        )
+    elif not big:
         label = "breadcrumbs"
         evidence.append(
             f"the gap is below {100 * rel_threshold:.0f}% of the vanilla loss: what the model "

@@ -63,7 +63,7 @@ class PrecacheConfig(ExperimentConfig):
 @dataclass
 class PrecacheResults(Results):
     kind: ClassVar[str] = "precache"
-    schema: ClassVar[int] = 1
+    schema: ClassVar[int] = 2  # 2: a vanilla twin that did not learn makes it inconclusive
 
     source: str
     per_seed: list[dict[str, Any]]

@@ -143,6 +143,8 @@ class Train(Experiment[TrainJob, TrainResults]):
         if plan.stored is not None and main:
             _record_resume(run, job, plan, start)
             run.truncate_metrics_after(start)
+            if start:
+                context.progress.note(f"resuming from step {start} of {job.train.steps}")
         if start < job.train.steps:
             train(
                 model,

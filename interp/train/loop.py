@@ -87,7 +87,7 @@ def fit(
         info = Step(step + 1, rate, losses, norms)
         for hook in hooks:
             hook(info)
-        progress.advance(step + 1)
+        progress.advance(step + 1, loss=sum(losses) / len(losses))  # shown beside the bar
 
 
 def _finite(quantity: str, values: Tensor, step: int) -> list[float]:
