@@ -1,62 +1,25 @@
-"""``interp pe-bench``: one model per positional encoding, same data and seeds; error tables."""
+"""``interp pe-bench``: one model per positional encoding, same data and seeds; error tables.
+Options -> :class:`~interp.analysis.pe_bench.PEBenchConfig` -> :func:`cli.execute.run_experiment`
+(the experiment ``pe-bench``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from cli.app import app, fresh_start
-from cli.commands_train import default_out, parse_options
+from cli.app import app
+from cli.commands_train import parse_options
+from cli.execute import run_experiment
+from cli.options import Device, Json, Out, Overwrite, Report
 from cli.parsing import int_list
-from cli.progress import console
-from interp.errors import ConfigError
+from interp.models.positional import positional_names
+
+ENCODINGS = ", ".join(positional_names())  # the help lists the registered encodings
 
 
-def _preflight(cfg, out: Path) -> str:
-    """Work counts within the limits and memory/disk that fit (one line), before any output."""
-    from interp.resources import (
-        MAX_MODELS,
-        MAX_SAMPLES,
-        MAX_STEPS,
-        check_limit,
-        model_sizes,
-        pe_bench_estimate,
-        preflight,
-    )
-    from interp.tasks import build_task
-
-    check_limit(cfg.steps, "--steps", MAX_STEPS, "steps per model")
-    check_limit(cfg.text_steps, "--text-steps", MAX_STEPS, "steps per model")
-    check_limit(cfg.eval_sequences, "--eval-sequences", MAX_SAMPLES, "sequences per split")
-    # (encodings, model configs, evaluation splits, data bytes) per part of the benchmark; every
-    # encoding's own config (CoPE's npos embeddings are its own), the largest one counts
-    shapes = []
-    if cfg.task is not None:
-        task = build_task(cfg.task, cfg.task_options)
-        mcfgs = [cfg.model_config(pe, **task.model_overrides()) for pe in cfg.encodings]
-        splits = len(getattr(task, "eval_splits", ("val",)))
-        shapes.append((len(cfg.encodings), mcfgs, splits, task.data_bytes(cfg.batch_size, 3)))
-    if cfg.text:
-        longest = max((cfg.text_ctx, *cfg.text_eval_ctx))
-        mcfgs = [cfg.model_config(pe, n_ctx=longest, d_vocab=258) for pe in cfg.text_encodings]
-        text_bytes = 16 * cfg.text_max_chars  # the corpus as text and byte ids
-        shapes.append((len(cfg.text_encodings), mcfgs, len(cfg.text_eval_ctx), text_bytes))
-    n_models = sum(n for n, _, _, _ in shapes) * len(cfg.seeds)
-    check_limit(n_models, "the benchmark of", MAX_MODELS, "models")
-    disk = memory = 0
-    for _, mcfgs, splits, data_bytes in shapes:
-        for m in mcfgs:
-            sizes = model_sizes(m, cfg.batch_size)
-            extra = {k: sizes[k] for k in ("tied", "d_attn", "d_input", "extra_params",
-                                           "extra_activations")}  # fmt: skip
-            part = pe_bench_estimate(m.n_layers, m.d_model, m.d_mlp, m.n_heads, m.d_vocab,
-                                     m.n_ctx, cfg.batch_size, cfg.eval_sequences, n_models, splits,
-                                     data_bytes=data_bytes, **extra)  # fmt: skip
-            disk, memory = max(disk, part[0]), max(memory, part[1])
-    return preflight(disk, memory, f"the benchmark of {n_models} models", out)
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
 
 
 @app.command("pe-bench")
@@ -68,7 +31,7 @@ def pe_bench(
         list[str] | None, typer.Option("--task-option", "-o", help="Task option key=value.")
     ] = None,
     pe: Annotated[
-        str, typer.Option(help="Comma-separated encodings.")
+        str, typer.Option(help=f"Comma-separated encodings ({ENCODINGS}).")
     ] = "none,absolute,rope,alibi,cope",
     cope_option: Annotated[
         list[str] | None,
@@ -104,38 +67,22 @@ def pe_bench(
     text_max_chars: Annotated[
         int, typer.Option(help="Characters of the built-in corpus (half prose, half code).")
     ] = 400_000,
-    device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
-    out: Annotated[
-        Path | None, typer.Option(help="Run directory (default runs/pe-bench-<time>).")
-    ] = None,
+    device: Device = "cpu",
+    out: Out = None,
     resume: Annotated[
         bool, typer.Option(help="Continue the run in --out, skipping finished models.")
     ] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing run in --out.")] = False,
+    overwrite: Overwrite = False,
+    report: Report = True,
+    json_: Json = False,
 ) -> None:
     """Train one model per positional encoding on a task; error in and out of distribution."""
-    from interp.analysis.pe_bench import (
-        KIND,
-        PEBenchConfig,
-        check_resume,
-        check_saved_cells,
-        format_table,
-        format_text_table,
-        run_pe_bench,
-    )
-    from interp.io import atomic_write_json
-    from interp.report import build_report
-    from interp.runs import RunDir
+    from interp.analysis.pe_bench import PEBenchConfig
 
-    if resume and overwrite:
-        raise ConfigError("--resume and --overwrite contradict each other")
-    if resume and out is None:
-        raise ConfigError("--resume needs --out RUN_DIR")
-    task_name = None if task in (None, "", "none") else task
     cfg = PEBenchConfig(
-        task=task_name,
+        task=None if task in (None, "", "none") else task,
         task_options=parse_options(task_option),
-        encodings=tuple(x.strip() for x in pe.split(",") if x.strip()),
+        encodings=_names(pe),
         positional_options={"cope": parse_options(cope_option)} if cope_option else {},
         seeds=int_list(seeds, "--seeds"),
         steps=steps,
@@ -147,60 +94,12 @@ def pe_bench(
         d_mlp=d_mlp,
         eval_sequences=eval_sequences,
         text=text,
-        text_encodings=tuple(x.strip() for x in text_pe.split(",") if x.strip()),
+        text_encodings=_names(text_pe),
         text_ctx=text_ctx,
         text_eval_ctx=int_list(text_eval_ctx, "--text-eval-ctx"),
         text_steps=text_steps,
         text_max_chars=text_max_chars,
         device=device,
-    )  # validated here: nothing is written for a bad request
-    out = out or default_out("pe-bench")
-    need_line = _preflight(cfg, out)
-    config = {"kind": KIND, "seed": cfg.seeds[0], **cfg.to_dict()}
-    resume, fresh = fresh_start(out, resume)
-    if resume:
-        run = RunDir.open(out)
-        check_resume(run.config(), config)
-    else:
-        RunDir.check_creatable(out, overwrite)
-        run = RunDir.create(out, config, overwrite)
-    check_saved_cells(cfg, run.path / "cells")  # a hostile cell: one line, before any output
-    console.print(need_line)
-    if fresh:
-        console.print(fresh)
-    results = run_pe_bench(
-        cfg,
-        lambda msg: console.print(f"[dim]{msg}[/dim]"),
-        weights_dir=run.path / "models",
-        cells_dir=run.path / "cells",
-    )
-    atomic_write_json(run.path / "results.json", results)
-    if "task" in results:
-        task_results = results["task"]
-        table = Table(title=f"{cfg.task}: token error % (mean [95% interval] over seeds)")
-        table.add_column("encoding")
-        for split in task_results["splits"]:
-            table.add_column(split, justify="right")
-        for row in format_table(task_results):
-            table.add_row(*row)
-        console.print(table)
-        for row in task_results["table"]:
-            if row.get("variant", row["pe"]) != row["pe"]:
-                console.print(f"{row['pe']}: {row['variant']}")
-    if "text" in results:
-        text_results = results["text"]
-        table = Table(
-            title=(
-                f"text perplexity per byte (trained at context {text_results['train_ctx']}; "
-                "in parentheses: positions past it only)"
-            )
-        )
-        table.add_column("encoding")
-        table.add_column("text")
-        for ctx in text_results["eval_ctx"]:
-            table.add_column(f"ctx {ctx}", justify="right")
-        for row in format_text_table(text_results):
-            table.add_row(*row)
-        console.print(table)
-    console.print(f"results: {run.path / 'results.json'}")
-    console.print(f"report: {build_report(run.path)}")
+    )  # validated by execute, before anything is written
+    run_experiment("pe-bench", cfg, out, resume=resume, overwrite=overwrite, report=report,
+                   as_json=json_)  # fmt: skip

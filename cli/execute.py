@@ -67,6 +67,10 @@ def run_experiment(
             kind, config, out, resume=resume, overwrite=overwrite, report=report,
             progress=progress, options=options,
         )  # fmt: skip
+    from interp import distributed
+
+    if not distributed.is_main():  # a data-parallel rank other than 0: rank 0 says it all
+        return outcome
     where = {"report": str(outcome.report)} if outcome.report is not None else {}
     if outcome.model_report is not None:
         where["model_report"] = str(outcome.model_report)

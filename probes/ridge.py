@@ -51,6 +51,20 @@ class StreamingRidge:
         self.xtx = torch.zeros(d_in, d_in, **f64)
         self.xty = torch.zeros(d_in, d_out, **f64)
         self.yy = torch.zeros(d_out, **f64)  # per-column Σy², for held-out squared error
+        self._shift_set = False
+
+    def set_shift(self, x: Float[Tensor, "rows d_in"], y: Float[Tensor, "rows d_out"]) -> None:
+        """Shift by the means of these rows rather than of the first batch streamed in (data
+        parallel ranks all take the first batch of the whole stream, as one process would)."""
+        if self.products != torch.float64:
+            self.shift_x = x.reshape(-1, self.d_in).to(torch.float64).mean(0)
+            self.shift_y = y.reshape(-1, self.d_out).to(torch.float64).mean(0)
+            self._shift_set = True
+
+    def sums(self) -> list[Tensor]:
+        """The statistics that add over disjoint sets of rows (data-parallel ranks sum them);
+        ``n`` is kept as a Python int alongside."""
+        return [self.sx, self.sy, self.xtx, self.xty, self.yy]
 
     @torch.no_grad()
     def update(
@@ -71,7 +85,7 @@ class StreamingRidge:
             self.xty += x.T @ y
             self.yy += (y * y).sum(0)
             return self
-        if self.n == 0:
+        if self.n == 0 and not self._shift_set:
             self.shift_x = x.to(torch.float64).mean(0)
             self.shift_y = y.to(torch.float64).mean(0)
         p = self.products

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from interp import distributed as dist
 from interp.config import _Config
 from interp.errors import ConfigError, InterpError
 from interp.progress import SILENT, Progress, Work
@@ -318,9 +319,21 @@ def collect_statistics(
         products=products,
     )
     keep_vocab = "vocab" in cfg.kinds
+    parallel = dist.is_distributed()
+    if parallel and keep_vocab:
+        raise ConfigError(
+            "the vocabulary probe keeps its fitting rows in one process: run --probe vocab "
+            "(or both) without torchrun; the future lens runs data-parallel"
+        )
     phases = [("train", prep.split.fit)] + ([("val", prep.split.val)] if lens else [])
     for which, idx in phases:
         stats = state.train if which == "train" else state.val
+        if parallel:  # this rank's batches (batch i to rank i % world); ranks sum their stats
+            if lens and products != torch.float64 and idx.numel():
+                _shift_like_one_process(model, prep, prep.blocks[idx[: cfg.batch_size]], stats)
+            chunks = idx.split(cfg.batch_size)
+            mine = [chunks[i] for i in dist.shard(int(idx.numel()), cfg.batch_size)]
+            idx = torch.cat(mine) if mine else idx[:0]
         batches = iter_activations(model, prep.blocks[idx], prep.layers, cfg.batch_size)
         while True:
             t0 = time.perf_counter()
@@ -345,7 +358,7 @@ def collect_statistics(
                 for layer in prep.layers:
                     x = probe_inputs(batch.states[layer], h)
                     state.vocab_x.setdefault(layer, []).append(x.reshape(-1, d).cpu())
-            if which == "train":
+            if which == "train" and not parallel:
                 state.ngrams.update(batch.tokens)
                 if keep_vocab:
                     state.vocab_y.append(
@@ -357,7 +370,35 @@ def collect_statistics(
                     )
             if on_batch is not None:
                 on_batch("fit" if which == "train" else "val", t1 - t0, time.perf_counter() - t1b)
+    if parallel:
+        _all_reduce_stats(state)
+        fit_blocks = prep.blocks[prep.split.fit]  # the n-gram counts need tokens only
+        for start in range(0, int(fit_blocks.shape[0]), cfg.batch_size):
+            state.ngrams.update(fit_blocks[start : start + cfg.batch_size])
     return state
+
+
+def _shift_like_one_process(
+    model: Any, prep: Prepared, first: Tensor, stats: dict[int, StreamingRidge]
+) -> None:
+    """Every rank shifts its float32 products by the means of the phase's first batch, the
+    shift one process takes (so each batch's products are the single process's)."""
+    h = prep.config.horizon
+    batch = next(iter_activations(model, first, prep.layers, prep.config.batch_size))
+    y = stacked_targets(batch.target, h)
+    for layer in prep.layers:
+        stats[layer].set_shift(probe_inputs(batch.states[layer], h), y)
+
+
+def _all_reduce_stats(state: FitState) -> None:
+    """Sum the float64 sufficient statistics (and row counts) of every rank, in place."""
+    ridges = [*state.train.values(), *state.val.values()]
+    counts = torch.tensor([r.n for r in ridges], dtype=torch.float64)
+    device = ridges[0].xtx.device if ridges else torch.device("cpu")
+    counts = counts.to(device)
+    dist.all_reduce_sum([t for r in ridges for t in r.sums()] + [counts])
+    for r, n in zip(ridges, counts.tolist(), strict=True):
+        r.n = int(n)
 
 
 def solve_probes(state: FitState, horizons: int) -> dict[int, RidgeFit]:

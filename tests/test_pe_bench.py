@@ -10,9 +10,10 @@ import pytest
 import torch
 from cli_helpers import invoke
 
-from interp.analysis.pe_bench import PEBenchConfig, format_table, interval, run_pe_bench
+from interp.analysis.pe_bench import PEBenchConfig, format_table, interval
 from interp.config import ModelConfig
 from interp.errors import ConfigError
+from interp.experiments.pe_bench import run_pe_bench
 
 TINY = dict(steps=4, batch_size=8, n_layers=1, d_model=16, n_heads=2, d_mlp=32, eval_sequences=8)
 
@@ -60,8 +61,9 @@ def test_run_pe_bench_same_data_for_every_encoding() -> None:
     ],
 )
 def test_bad_config_is_one_line(kwargs: dict, message: str) -> None:
+    cfg = PEBenchConfig(**kwargs)  # inert: checked when used
     with pytest.raises(ConfigError, match=re.escape(message)) as e:
-        PEBenchConfig(**kwargs)
+        cfg.validate()
     assert "\n" not in str(e.value)
 
 
@@ -208,3 +210,82 @@ def test_cli_text_only_with_report(tmp_path) -> None:
     assert "text perplexity" in result.output and "prose" in result.output
     html = (out / "report.html").read_text()
     assert "text: code" in html and "ppl @ 32, past training ctx" in html
+
+
+# --------------------------------------------------------------------------- the experiment
+def _row(pe: str, values: list[float]) -> dict:
+    return {"pe": pe, "variant": pe, "val": interval(values, 0, 100)}
+
+
+def test_headline_claims_a_winner_only_when_the_intervals_separate() -> None:
+    from interp.experiments.pe_bench import split_verdict
+
+    apart = [_row("rope", [10.0, 11.0, 12.0]), _row("cope", [1.0, 1.5, 2.0])]
+    assert split_verdict(apart, "val").startswith("val: cope lowest, its 95% interval below")
+    overlap = [_row("rope", [2.0, 6.0, 10.0]), _row("cope", [1.0, 5.0, 9.0])]
+    text = split_verdict(overlap, "val")
+    assert "no encoding separated" in text and "lowest" not in text
+    some = [_row("abs", [50.0, 51.0, 52.0]), _row("rope", [2.0, 6.0, 10.0]),
+            _row("cope", [1.0, 5.0, 9.0])]  # fmt: skip
+    text = split_verdict(some, "val")
+    assert text.startswith("val: cope below abs (95% intervals apart), not separated")
+    one_seed = [_row("rope", [3.0]), _row("cope", [1.0])]
+    text = split_verdict(one_seed, "val")
+    assert "one seed, so no interval and no winner" in text and "lowest mean cope" in text
+    tie = [_row("rope", [0.0]), _row("cope", [0.0])]
+    assert "lowest mean rope and cope" in split_verdict(tie, "val")
+
+
+def test_config_reads_back_from_its_config_json(tmp_path) -> None:
+    from interp.experiments import execute
+    from interp.io import read_json
+
+    cfg = PEBenchConfig(task="flipflop", task_options={"length": 4}, encodings=("rope",),
+                        seeds=(3,), **TINY)  # fmt: skip
+    outcome = execute("pe-bench", cfg, tmp_path / "run", report=False)
+    stored = read_json(tmp_path / "run" / "config.json", "config")
+    assert stored["kind"] == "pe-bench" and stored["seed"] == 3
+    assert stored["variants"] == {"rope": "rope"}
+    back = PEBenchConfig.from_dict(stored)
+    assert back == cfg.resolved() and back.seeds == (3,)
+    assert back.to_dict() == cfg.resolved().to_dict()
+    results = read_json(tmp_path / "run" / "results.json", "results")
+    assert list(results) == ["kind", "schema", "config", "task", "headline"]
+    assert results["headline"] == outcome.results.headline
+    assert results["headline"].startswith("pe-bench flipflop, token error %: val: rope ")
+    assert "seed" not in results["config"]
+
+
+def test_cli_json_prints_the_results(tmp_path) -> None:
+    out = tmp_path / "bench"
+    result = invoke(
+        "pe-bench", "--task", "flipflop", "-o", "length=4", "--pe", "rope", "--seeds", "0",
+        "--steps", "2", "--batch-size", "4", "--layers", "1", "--d-model", "16", "--heads", "2",
+        "--d-mlp", "16", "--eval-sequences", "4", "--no-report", "--json", "--out", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed["kind"] == "pe-bench" and printed["run"] == str(out)
+    assert printed["task"] == json.loads((out / "results.json").read_text())["task"]
+    assert not (out / "report.html").exists()
+
+
+def test_a_run_of_the_earlier_layout_resumes(tmp_path) -> None:
+    """A run started before pe-bench was on the experiments layer (config.json without a
+    schema, results written by the command) resumes from its cells to the same results."""
+    out = tmp_path / "bench"
+    args = ["pe-bench", "--task", "flipflop", "-o", "length=4", "--pe", "rope,cope", "--seeds",
+            "0", "--steps", "2", "--batch-size", "4", "--layers", "1", "--d-model", "16",
+            "--heads", "2", "--d-mlp", "16", "--eval-sequences", "4", "--no-report", "--out", out]  # fmt: skip
+    assert invoke(*args).exit_code == 0
+    done = json.loads((out / "results.json").read_text())
+    config = json.loads((out / "config.json").read_text())
+    old = {"kind": config.pop("kind"), "seed": config.pop("seed")}
+    config.pop("schema")
+    (out / "config.json").write_text(json.dumps({**old, **config}))
+    (out / "results.json").unlink()
+    (out / "cells" / "task-cope-seed0.json").unlink()
+    result = invoke(*args, "--resume")
+    assert result.exit_code == 0, result.output
+    assert "rope (seed 0) already done" in result.output
+    assert json.loads((out / "results.json").read_text()) == done

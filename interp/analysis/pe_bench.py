@@ -14,8 +14,9 @@ code mixed) at ``text_ctx``; held-out perplexity on prose and on code separately
 ``text_ctx`` and at longer evaluation contexts (whole blocks, and only the positions past the
 training context).  Absolute positions cannot go past the training context (``None``).
 
-``run_pe_bench`` is pure apart from the optional ``weights_dir`` it writes final weights to and
-the optional ``cells_dir`` it saves each finished model's results in (and resumes from).
+The experiment around it (run directory, one cell per finished model in the run's cell store,
+resume, typed results, headline) is :mod:`interp.experiments.pe_bench`; ``interp.experiments.pe_bench.run_pe_bench`` runs
+it in memory and returns the results as ``results.json`` holds them.
 """
 
 from __future__ import annotations
@@ -24,24 +25,17 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
-from interp.config import ModelConfig, OptimConfig, TrainConfig
-from interp.errors import ConfigError, InterpError, NumericalError
-from interp.io import atomic_write_json, dumps_json
+from interp.cells import FOLDER, CellStore
+from interp.config import ModelConfig, OptimConfig, TrainConfig, _Config
+from interp.errors import ConfigError
+from interp.io import dumps_json
 from interp.models import check_model_config
 from interp.models.positional import build_positional, positional_names
-from interp.models.positional.cope import CopeAttention, causal_mask
-from interp.models.transformer import HookedTransformer
-from interp.runs import ListOf, MapOf, Num, ShapeError, read_cell
-from interp.seed import seed_everything
-from interp.tasks import build_task
-from interp.tasks.base import lm_batch
-from interp.train.loop import train
-from interp.train.sources import CorpusSource, TaskSource
+from interp.runs import ListOf, MapOf, Num, RunDir
 
 KIND = "pe-bench"
 EVAL_SEED = 20_240_528
@@ -51,7 +45,13 @@ _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 
 
 
 @dataclass(frozen=True)
-class PEBenchConfig:
+class PEBenchConfig(_Config):
+    """``interp pe-bench``: the task, the encodings, the seeds and the model and training sizes
+    (``config.json`` holds these fields, ``seed`` = the first seed, and ``variants``).  Inert:
+    checked by :meth:`validate`.  ``variants`` is what each encoding is (:meth:`encoding_labels`),
+    fixed when the run starts (None until then): a run resumed by an interp that defines one
+    differently is refused, its saved cells would mix two definitions."""
+
     task: str | None = "flipflop"
     task_options: Mapping[str, Any] = field(default_factory=dict)
     encodings: tuple[str, ...] = ("none", "absolute", "rope", "alibi", "cope")
@@ -74,10 +74,23 @@ class PEBenchConfig:
     text_max_chars: int = 400_000
     text_eval_blocks: int = 32
     device: str = "cpu"
+    variants: Mapping[str, str] | None = None  # resolved when the run starts
 
-    def __post_init__(self) -> None:
+    resume_free: ClassVar[frozenset[str]] = frozenset()
+    resume_resolved: ClassVar[frozenset[str]] = frozenset({"variants"})
+
+    def __post_init__(self) -> None:  # lists as tuples (no checks here: see validate)
         for name in ("encodings", "seeds", "text_encodings", "text_eval_ctx"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    @property
+    def seed(self) -> int:
+        return self.seeds[0] if self.seeds else 0
+
+    def validate(self) -> None:
+        from interp.resources import MAX_SAMPLES, MAX_STEPS, check_limit
+
         if self.task is None and not self.text:
             raise ConfigError("pe-bench needs a task, text, or both")
         known = positional_names()
@@ -104,11 +117,16 @@ class PEBenchConfig:
         if any(c < 1 for c in self.text_eval_ctx):
             raise ConfigError(f"text_eval_ctx must be >= 1, got {list(self.text_eval_ctx)}")
         if self.task is not None:
+            from interp.tasks import build_task
+
             build_task(self.task, self.task_options)  # unknown task or bad options: one line
         for pe in set(self.encodings) | set(self.text_encodings):
             check_model_config(self.model_config(pe))  # bad positional options: one line
-        self.train_config(self.seeds[0], self.steps).validate()  # the learning rate: one line
-        self.train_config(self.seeds[0], self.text_steps).validate()
+        for steps in (self.steps, self.text_steps):  # the learning rate: one line, before output
+            self.train_config(self.seeds[0], steps).validate()
+        check_limit(self.steps, "--steps", MAX_STEPS, "steps per model")
+        check_limit(self.text_steps, "--text-steps", MAX_STEPS, "steps per model")
+        check_limit(self.eval_sequences, "--eval-sequences", MAX_SAMPLES, "sequences per split")
 
     def model_config(self, pe: str, **overrides: Any) -> ModelConfig:
         return ModelConfig(
@@ -134,22 +152,66 @@ class PEBenchConfig:
             optim=OptimConfig(lr=self.lr, warmup_steps=min(50, steps // 10)),
         )
 
-    def variants(self) -> dict[str, str]:
+    def encoding_labels(self) -> dict[str, str]:
         """How results and reports name each encoding: its label (CoPE: ``cope`` as the public
         code defines it, or the options that differ, interp's own variants marked as such)."""
         names = dict.fromkeys((*self.encodings, *(self.text_encodings if self.text else ())))
         return {pe: build_positional(self.model_config(pe)).label() for pe in names}
 
+    def resolved(self) -> PEBenchConfig:
+        """This config with ``variants`` fixed by this interp's definitions."""
+        return self.replace(variants=self.encoding_labels())
+
+    def labels(self) -> dict[str, str]:
+        return dict(self.variants) if self.variants is not None else self.encoding_labels()
+
     def to_dict(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        out["task_options"] = dict(self.task_options)
-        out["positional_options"] = {k: dict(v) for k, v in self.positional_options.items()}
-        for k in ("encodings", "seeds", "text_encodings", "text_eval_ctx"):
-            out[k] = list(out[k])
-        # what each encoding is: a run resumed by an interp that defines one differently is
-        # refused (its saved cells would mix two definitions)
-        out["variants"] = self.variants()
+        """What ``config.json`` holds (beside ``kind`` and ``schema``): ``seed`` (the first
+        seed, read by nothing but people), then the fields in order."""
+        out = super().to_dict()
+        return {"seed": self.seed, **out}
+
+    def results_dict(self) -> dict[str, Any]:
+        """The config as ``results.json`` records it (its fields, no ``seed``)."""
+        out = self.to_dict()
+        out.pop("seed")
         return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PEBenchConfig:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{cls.__name__} must be a JSON object, got {type(data).__name__}")
+        return super().from_dict({k: v for k, v in data.items() if k != "seed"})
+
+
+def check_variants(
+    stored: Mapping[str, str] | None,
+    now: Mapping[str, str],
+    redefined: set[str] | frozenset = frozenset(),
+) -> None:
+    """Refuse to resume a run whose encodings this interp defines differently.  A run started
+    by an interp that recorded no ``variants`` (before CoPE followed the public code) is
+    refused for the encodings ``redefined`` since then (the registry says which: CoPE, whose
+    per-head tables are its earlier definition)."""
+    before = (
+        dict(stored)
+        if stored is not None
+        else {pe: v for pe, v in now.items() if pe not in redefined}
+    )
+    changed = [pe for pe in now if before.get(pe) != now[pe]]
+    if changed:
+        pe = changed[0]
+        was = before.get(pe)
+        raise ConfigError(
+            f"--resume: this interp defines {pe!r} as {now[pe]!r}, the run was started with "
+            + (
+                f"{was!r}"
+                if was
+                else "an earlier definition (before CoPE followed the public "
+                "code: one table per head)"
+            )
+            + "; its finished models would mix two definitions: use a new --out"
+        )
 
 
 def interval(values: list[float], lo: float = -math.inf, hi: float = math.inf) -> dict[str, Any]:
@@ -217,6 +279,7 @@ def evaluate_errors(model: Any, batches: list[Any], device: str = "cpu") -> dict
 def position_only_maps(model: Any, tokens: torch.Tensor, max_len: int = 64) -> list[dict[str, Any]]:
     """For each CoPE layer and head: softmax over visible keys of ``q_i . e[p_ij] / sqrt(d)``
     (``q_i . e[p_ij]`` with ``nodiv``), the positional term alone."""
+    from interp.models.positional.cope import CopeAttention, causal_mask
 
     tokens = tokens[:, :max_len]
     layers = [
@@ -252,9 +315,15 @@ def position_only_maps(model: Any, tokens: torch.Tensor, max_len: int = 64) -> l
 
 
 def _train_model(
-    cfg: ModelConfig, tcfg: TrainConfig, source: Any, what: str = "", cells_dir: Path | None = None
+    cfg: ModelConfig, tcfg: TrainConfig, source: Any, what: str = "", store: CellStore | None = None
 ) -> tuple[Any, list[dict[str, Any]]]:
-    """Train one model from its seed alone (nothing else carries over between cells)."""
+    """Train one model from its seed alone (nothing else carries over between cells).  A
+    non-finite value is a :class:`NumericalError` naming the cell (its fields, not its text)
+    and what survives (the finished cells in ``store``)."""
+    from interp.errors import NumericalError
+    from interp.models.transformer import HookedTransformer
+    from interp.seed import seed_everything
+    from interp.train.loop import train
 
     seed_everything(tcfg.seed)
     model = HookedTransformer(cfg, seed=tcfg.seed)
@@ -262,19 +331,25 @@ def _train_model(
     try:
         train(model, source, tcfg, on_metrics=rows.append)
     except NumericalError as e:
-        if cells_dir is None:
+        if store is None:
             kept = "no cell was saved"
         else:
-            n = len(list(Path(cells_dir).glob("*.json")))
-            kept = f"the {n} finished cells are kept in {cells_dir}"
-        message = f"pe-bench: {what or cfg.positional} went non-finite ({e.reason}); {kept}"
-        raise e.replace(cell=what or cfg.positional, kept=kept, message=message) from None
+            kept = f"the {len(store.keys())} finished cells are kept in {store.run.path / FOLDER}"
+        cell = what or cfg.positional
+        message = f"pe-bench: {cell} went non-finite ({e.reason}); {kept}"
+        raise e.replace(cell=cell, kept=kept, message=message) from None
     return model.eval(), rows
 
 
-def cell_path(cells_dir: Path, part: str, pe: str, seed: int) -> Path:
-    """Where one finished (part, encoding, seed) model's results are saved (part: task/text)."""
-    return Path(cells_dir) / f"{part}-{pe}-seed{seed}.json"
+def cell_key(part: str, pe: str, seed: int) -> str:
+    """The cell-store key of one finished (part, encoding, seed) model (part: task/text):
+    ``RUN/cells/<part>-<pe>-seed<seed>.json``."""
+    return f"{part}-{pe}-seed{seed}"
+
+
+def weights_path(pe: str, seed: int) -> str:
+    """Where a task model's final weights go, relative to the run."""
+    return f"models/{pe}-seed{seed}.safetensors"
 
 
 _CURVE = {"step": ListOf(int), "loss": ListOf(Num(none=True))}
@@ -301,62 +376,83 @@ _TEXT_CELL = {
 }
 
 
-def _load_cell(
-    cells_dir: Path | None, part: str, pe: str, seed: int, keys: tuple[list[str], ...] = ()
-) -> dict[str, Any] | None:
-    """A finished cell saved by an earlier (interrupted) run, validated (one line naming the
-    file otherwise), or None.  ``keys``: the splits a task cell must hold, or the text kinds and
-    evaluation contexts a text cell must hold."""
-    if cells_dir is None:
-        return None
-    path = cell_path(cells_dir, part, pe, seed)
-    if not path.is_file():
-        return None
+def cell_stores(run: RunDir) -> dict[str, CellStore]:
+    """The run's cell store, one view per part (task cells and text cells differ in shape)."""
+    return {
+        "task": CellStore(run, spec=_TASK_CELL, what="pe-bench cell"),
+        "text": CellStore(run, spec=_TEXT_CELL, what="pe-bench cell"),
+    }
 
-    def check(cell: dict[str, Any]) -> None:
+
+def _cell_check(
+    part: str, pe: str, seed: int, keys: tuple[list[str], ...] = ()
+) -> Callable[[Mapping[str, Any]], str | None]:
+    """What a saved cell must hold beyond its shape: its own (encoding, seed) and ``keys``: the
+    splits of a task cell, or the text kinds and evaluation contexts of a text cell."""
+
+    def check(cell: Mapping[str, Any]) -> str | None:
         if cell["pe"] != pe or cell["seed"] != seed:
-            raise ShapeError(f"it is the cell of {cell['pe']} seed {cell['seed']}, not {pe} {seed}")
+            return f"it is the cell of {cell['pe']} seed {cell['seed']}, not {pe} {seed}"
         if len(cell["curve"]["step"]) != len(cell["curve"]["loss"]):
-            raise ShapeError("curve.step and curve.loss differ in length")
+            return "curve.step and curve.loss differ in length"
         if part == "task" and keys and sorted(cell["errors"]) != sorted(keys[0]):
-            raise ShapeError(f"errors holds the splits {sorted(cell['errors'])}, not {keys[0]}")
+            return f"errors holds the splits {sorted(cell['errors'])}, not {keys[0]}"
         if part == "text" and keys:
             kinds, contexts = keys
             for name in ("perplexity", "perplexity_tail"):
                 if sorted(cell[name]) != sorted(kinds):
-                    raise ShapeError(f"{name} holds {sorted(cell[name])}, not {kinds}")
+                    return f"{name} holds {sorted(cell[name])}, not {kinds}"
             for kind in kinds:
                 if set(cell["perplexity"][kind]) != set(contexts):
-                    raise ShapeError(f"perplexity.{kind} is not at the contexts {contexts}")
+                    return f"perplexity.{kind} is not at the contexts {contexts}"
+        return None
 
-    spec = _TASK_CELL if part == "task" else _TEXT_CELL
-    return read_cell(path, "pe-bench cell", spec, check)
+    return check
+
+
+def _load_cell(
+    stores: Mapping[str, CellStore] | None,
+    part: str,
+    pe: str,
+    seed: int,
+    keys: tuple[list[str], ...] = (),
+) -> dict[str, Any] | None:
+    """A finished cell saved by an earlier (interrupted) run, validated (one line naming the
+    file otherwise), or None."""
+    if stores is None:
+        return None
+    return stores[part].get(cell_key(part, pe, seed), _cell_check(part, pe, seed, keys))
 
 
 def _text_contexts(cfg: PEBenchConfig) -> list[str]:
     return [str(c) for c in sorted(set(cfg.text_eval_ctx) | {cfg.text_ctx})]
 
 
-def check_saved_cells(cfg: PEBenchConfig, cells_dir: Path | None) -> None:
+def check_saved_cells(cfg: PEBenchConfig, run: RunDir | None) -> None:
     """Validate every cell an earlier run saved, before anything trains (a bad one is refused
     now, not after hours of the other cells)."""
-    if cells_dir is None or not Path(cells_dir).is_dir():
+    if run is None:
         return
+    stores = cell_stores(run)
     if cfg.task is not None:
+        from interp.tasks import build_task
+
         splits = list(getattr(build_task(cfg.task, cfg.task_options), "eval_splits", ("val",)))
         for pe in cfg.encodings:
             for seed in cfg.seeds:
-                _load_cell(cells_dir, "task", pe, seed, (splits,))
+                _load_cell(stores, "task", pe, seed, (splits,))
     if cfg.text:
         for pe in cfg.text_encodings:
-            _load_cell(cells_dir, "text", pe, cfg.seeds[0], (list(TEXT_KINDS), _text_contexts(cfg)))
+            _load_cell(stores, "text", pe, cfg.seeds[0], (list(TEXT_KINDS), _text_contexts(cfg)))
 
 
-def _save_cell(cells_dir: Path | None, part: str, cell: dict[str, Any]) -> dict[str, Any]:
+def _save_cell(
+    stores: Mapping[str, CellStore] | None, part: str, cell: dict[str, Any]
+) -> dict[str, Any]:
     """Save a finished cell atomically; return it as a resumed run would read it back."""
     cell = json.loads(dumps_json(cell))
-    if cells_dir is not None:
-        atomic_write_json(cell_path(cells_dir, part, cell["pe"], cell["seed"]), cell)
+    if stores is not None:
+        stores[part].put(cell_key(part, cell["pe"], cell["seed"]), cell)
     return cell
 
 
@@ -368,12 +464,14 @@ def _curve(rows: list[dict[str, Any]]) -> dict[str, list[float]]:
 def run_task_bench(
     cfg: PEBenchConfig,
     progress: ProgressFn,
-    weights_dir: Path | None = None,
-    cells_dir: Path | None = None,
+    stores: Mapping[str, CellStore] | None = None,
+    weights: bool = False,
 ) -> dict[str, Any]:
-    """Every (encoding, seed) cell; with ``cells_dir``, cells saved there are not trained again
-    and each newly finished one is saved there (atomically) before the next starts."""
-    from interp.weights import save_weights
+    """Every (encoding, seed) cell; with ``stores`` (the run's cells), cells saved there are not
+    trained again and each newly finished one is saved there (atomically) before the next
+    starts; with ``weights`` its final weights go to ``RUN/models/`` first."""
+    from interp.tasks import build_task
+    from interp.train.checkpoint import weights_bytes
 
     task = build_task(cfg.task or "", cfg.task_options)
     overrides = task.model_overrides()
@@ -382,20 +480,22 @@ def run_task_bench(
     maps: list[dict[str, Any]] = []
     for pe in cfg.encodings:
         for seed in cfg.seeds:
-            cell = _load_cell(cells_dir, "task", pe, seed, (list(sets),))
+            cell = _load_cell(stores, "task", pe, seed, (list(sets),))
             if cell is None:
                 progress(f"{cfg.task}: training {pe} (seed {seed}, {cfg.steps} steps)")
-                cell = _task_cell(cfg, task, overrides, sets, pe, seed, weights_dir, cells_dir)
-                if weights_dir is not None:  # before the cell: a saved cell has its weights
-                    save_weights(weights_dir / f"{pe}-seed{seed}.safetensors", cell.pop("_weights"))
-                cell = _save_cell(cells_dir, "task", cell)
+                cell = _task_cell(cfg, task, overrides, sets, pe, seed, weights, stores)
+                state = cell.pop("_weights", None)
+                if stores is not None and state is not None:  # before the cell: a saved cell
+                    tree = stores["task"].run.tree  # has its weights
+                    tree.write_bytes(weights_path(pe, seed), weights_bytes(state))
+                cell = _save_cell(stores, "task", cell)
             else:
                 progress(f"{cfg.task}: {pe} (seed {seed}) already done")
             maps.extend(cell.pop("cope_maps", []))
             runs.append(cell)
     splits = list(sets)
     table = []
-    variants = cfg.variants()
+    variants = cfg.labels()
     for pe in cfg.encodings:
         row: dict[str, Any] = {"pe": pe, "variant": variants[pe]}
         for split in splits:
@@ -425,22 +525,24 @@ def _task_cell(
     sets: Mapping[str, list[Any]],
     pe: str,
     seed: int,
-    weights_dir: Path | None,
-    cells_dir: Path | None,
+    weights: bool,
+    stores: Mapping[str, CellStore] | None,
 ) -> dict[str, Any]:
-    """Train and evaluate one (encoding, seed) model; fully determined by ``seed``.  CoPE's
-    position-only maps come from the first seed's model."""
+    """Train and evaluate one (encoding, seed) model; fully determined by ``seed``.  The
+    position-only maps of an encoding that has them (the registry says: CoPE) come from the
+    first seed's model."""
+    from interp.train.sources import TaskSource
 
     mcfg = cfg.model_config(pe, **overrides)
     tcfg = cfg.train_config(seed, cfg.steps)
     source = TaskSource(task, tcfg.batch_size, seed, tcfg.eval_batches)
     what = f"{cfg.task}: encoding {pe!r} seed {seed}"
-    model, rows = _train_model(mcfg, tcfg, source, what, cells_dir)
+    model, rows = _train_model(mcfg, tcfg, source, what, stores["task"] if stores else None)
     errors = {split: evaluate_errors(model, b, cfg.device) for split, b in sets.items()}
     cell: dict[str, Any] = {"pe": pe, "seed": seed, "errors": errors, "curve": _curve(rows)}
-    if weights_dir is not None:
+    if weights:
         cell["_weights"] = model.state_dict()
-    if pe == "cope" and seed == cfg.seeds[0]:
+    if build_positional(mcfg).position_maps and seed == cfg.seeds[0]:
         maps = []
         example = sets["val"][0].inputs[: cfg.n_maps].to(cfg.device)
         for index in range(example.shape[0]):
@@ -526,6 +628,7 @@ def text_perplexity(
 ) -> float | None:
     """exp(mean next-token loss) over ``blocks``; with ``tail_from`` only the predictions made at
     positions >= ``tail_from`` (those a shorter training context never saw).  None: no blocks."""
+    from interp.tasks.base import lm_batch
     from interp.train.losses import per_token_loss
 
     total, count = 0.0, 0
@@ -538,16 +641,17 @@ def text_perplexity(
 
 
 def run_text_bench(
-    cfg: PEBenchConfig, progress: ProgressFn, cells_dir: Path | None = None
+    cfg: PEBenchConfig, progress: ProgressFn, stores: Mapping[str, CellStore] | None = None
 ) -> dict[str, Any]:
     """Byte-level perplexity on held-out prose and code, per evaluation context (one model per
-    encoding, seeded with the first seed; finished ones saved in and resumed from ``cells_dir``).
+    encoding, seeded with the first seed; finished ones saved in and resumed from ``stores``).
 
     ``perplexity[kind][ctx]`` averages every prediction of a ``ctx``-long block;
     ``perplexity_tail[kind][ctx]`` (ctx > training context) only the predictions at positions
     the training context never reached.  Absolute positions end at the training context: None.
     """
     from interp.data import ByteTokenizer
+    from interp.train.sources import CorpusSource
 
     tok = ByteTokenizer()
     seed = cfg.seeds[0]
@@ -557,7 +661,7 @@ def run_text_bench(
     eval_source = val[TEXT_KINDS[0]][cfg.text_ctx]
     rows = []
     for pe in cfg.text_encodings:
-        cell = _load_cell(cells_dir, "text", pe, seed, (list(TEXT_KINDS), _text_contexts(cfg)))
+        cell = _load_cell(stores, "text", pe, seed, (list(TEXT_KINDS), _text_contexts(cfg)))
         if cell is not None:
             progress(f"text: {pe} already done")
             rows.append(cell)
@@ -567,7 +671,7 @@ def run_text_bench(
         tcfg = cfg.train_config(seed, cfg.text_steps)
         source = CorpusSource(train, eval_source, cfg.batch_size, seed, 2)
         what = f"text: encoding {pe!r} seed {seed}"
-        model, metrics = _train_model(mcfg, tcfg, source, what, cells_dir)
+        model, metrics = _train_model(mcfg, tcfg, source, what, stores["text"] if stores else None)
         ppl: dict[str, dict[str, float | None]] = {}
         tail: dict[str, dict[str, float | None]] = {}
         for kind in TEXT_KINDS:
@@ -584,7 +688,7 @@ def run_text_bench(
                         model, blocks, cfg.batch_size, cfg.device, tail_from=cfg.text_ctx
                     )
         cell = {"pe": pe, "seed": seed, "perplexity": ppl, "perplexity_tail": tail}
-        rows.append(_save_cell(cells_dir, "text", {**cell, "curve": _curve(metrics)}))
+        rows.append(_save_cell(stores, "text", {**cell, "curve": _curve(metrics)}))
     return {
         "corpus": "builtin:prose + builtin:code",
         "kinds": list(TEXT_KINDS),
@@ -592,7 +696,7 @@ def run_text_bench(
         "train_blocks": len(train),
         "eval_blocks": {kind: {str(c): len(b) for c, b in v.items()} for kind, v in val.items()},
         "tokenizer": "byte",
-        "variants": {pe: label for pe, label in cfg.variants().items() if pe in cfg.text_encodings},
+        "variants": {pe: label for pe, label in cfg.labels().items() if pe in cfg.text_encodings},
         "train_ctx": cfg.text_ctx,
         "eval_ctx": contexts,
         "seed": seed,
@@ -600,60 +704,23 @@ def run_text_bench(
     }
 
 
-def run_pe_bench(
+def bench_parts(
     cfg: PEBenchConfig,
-    progress: ProgressFn | None = None,
-    weights_dir: Path | None = None,
-    cells_dir: Path | None = None,
+    progress: ProgressFn,
+    run: RunDir | None = None,
+    weights: bool = True,
 ) -> dict[str, Any]:
-    """Train and evaluate every encoding; returns the results dict saved as ``results.json``.
-
-    With ``cells_dir`` each finished (encoding, seed) model's results are saved there at once
-    (atomically) and a rerun skips them: each cell depends on its seed alone, so a sweep killed
-    at any moment and run again ends with the same results as an uninterrupted one.
-    """
-    progress = progress or (lambda msg: None)
-    check_saved_cells(cfg, cells_dir)
-    results: dict[str, Any] = {"kind": KIND, "config": cfg.to_dict()}
+    """The task and text parts of the results (those the config asks for).  With ``run`` each
+    finished (encoding, seed) model's results are saved in its cell store at once (atomically)
+    and a rerun skips them: each cell depends on its seed alone, so a bench killed at any
+    moment and run again ends with the same results as an uninterrupted one."""
+    stores = cell_stores(run) if run is not None else None
+    parts: dict[str, Any] = {}
     if cfg.task is not None:
-        results["task"] = run_task_bench(cfg, progress, weights_dir, cells_dir)
+        parts["task"] = run_task_bench(cfg, progress, stores, weights and run is not None)
     if cfg.text:
-        results["text"] = run_text_bench(cfg, progress, cells_dir)
-    return results
-
-
-def check_resume(stored: Mapping[str, Any], asked: Mapping[str, Any]) -> None:
-    """Refuse to resume a run started with other options, naming the first differing one."""
-
-    if stored.get("kind") != KIND:
-        raise InterpError(f"--resume: that is a {stored.get('kind')!r} run, not {KIND!r}")
-    asked = json.loads(dumps_json(asked))
-    for key in sorted((set(stored) | set(asked)) - {"created", "variants"}):
-        if stored.get(key) != asked.get(key):
-            raise InterpError(
-                f"--resume: {key} is {asked.get(key)!r} but the run was started with "
-                f"{stored.get(key)!r}; use the same options (or a new --out)"
-            )
-    # the same options, and the same definitions of the encodings: a run started by an interp
-    # before CoPE followed the public code (per-head tables) has no "variants"; of what it
-    # trained, only CoPE is defined differently now
-    before, now = stored.get("variants"), asked.get("variants") or {}
-    if not isinstance(before, dict):
-        before = {pe: label for pe, label in now.items() if pe != "cope"}
-    changed = [pe for pe in now if before.get(pe) != now[pe]]
-    if changed:
-        pe = changed[0]
-        was = before.get(pe)
-        raise InterpError(
-            f"--resume: this interp defines {pe!r} as {now[pe]!r}, the run was started with "
-            + (
-                f"{was!r}"
-                if was
-                else "an earlier definition (before CoPE followed the public "
-                "code: one table per head)"
-            )
-            + "; its finished models would mix two definitions: use a new --out"
-        )
+        parts["text"] = run_text_bench(cfg, progress, stores)
+    return parts
 
 
 def format_text_table(text_results: Mapping[str, Any]) -> list[list[str]]:

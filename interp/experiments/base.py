@@ -157,6 +157,9 @@ class Experiment(Generic[C, R]):
     # trainers and sweeps write into their run directory as they go (checkpoints, cells): it
     # exists before ``run``; an analysis gets none and its directory is written once it is done
     writes_while_running: ClassVar[bool] = False
+    #: runs under ``torchrun`` with more than one process (each rank a shard, rank 0 writes);
+    #: the others refuse there (``interp.distributed``)
+    data_parallel: ClassVar[bool] = False
     description: ClassVar[str] = ""
 
     @property

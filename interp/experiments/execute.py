@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic
 
+from interp import distributed as dist
 from interp.config import _Config
 from interp.errors import ConfigError, CorruptFileError
 from interp.experiments.base import Context, Experiment, R
@@ -83,6 +84,14 @@ def execute(
     are per-invocation choices that are not part of the config (``allow_data_change``),
     passed to ``prepare``."""
     exp = _experiment(which, config)
+    if dist.is_distributed():
+        if not exp.data_parallel:
+            raise ConfigError(
+                f"{exp.kind} runs in one process; launch it without torchrun "
+                "(train and probe run data-parallel)"
+            )
+        if not dist.is_main():
+            return _execute_worker(exp, config, out, resume, model, options)
     held_before = out is not None and holds(Path(out))
     outcome = _execute(exp, config, out, resume, overwrite, report, progress, model, options)
     if not held_before:  # done: the run is free again (an error keeps it held, so the CLI's
@@ -145,6 +154,8 @@ def _execute(
             prepared, Context(None, resume=False, progress=_Deferred(progress, notes))
         )
     run = _open_or_create(exp, prepared, run, out, overwrite)
+    if exp.writes_while_running:  # data-parallel ranks wait for the run directory
+        dist.broadcast_object((str(out), fresh, prepared.config))
     if results is None:
         context = Context(run, resume=not fresh, progress=_Deferred(progress, notes))
         results = exp.run(prepared, context)
@@ -162,6 +173,31 @@ def _execute(
         if prepared.model_run is not None:
             outcome.model_report = build_report(prepared.model_run)
     return outcome
+
+
+def _execute_worker(
+    exp: Experiment,
+    config: _Config,
+    out: str | Path | None,
+    resume: bool,
+    model: Any,
+    options: Mapping[str, Any] | None,
+) -> Outcome:
+    """A data-parallel rank other than 0: the same work on its shard, writing nothing (rank 0
+    checks the output, creates or reopens the run directory and writes every file)."""
+    config.validate()
+    extra: dict[str, Any] = dict(options or {})
+    run: RunDir | None = None
+    fresh = True
+    if exp.writes_while_running:  # after rank 0 made (or reopened) the run directory
+        where, fresh, config = dist.broadcast_object(None)
+        run = RunDir(Path(where))  # read only here: no lock taken, nothing written
+    if exp.resumable:
+        extra["run"] = None if fresh else run
+    prepared = exp.prepare(config, model=model, progress=SILENT, **extra)
+    results = exp.run(prepared, Context(run, resume=not fresh, progress=SILENT))
+    where = run.path if run is not None else Path(out) if out is not None else Path(".")
+    return Outcome(where, results, resumed=not fresh)
 
 
 class _Deferred:

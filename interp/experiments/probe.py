@@ -77,6 +77,7 @@ class Probe(Experiment[ProbeConfig, ProbeResults]):
     kind = "probe"
     config_cls = ProbeConfig
     results_cls = ProbeResults
+    data_parallel = True
     description = "future-token probes for every layer and horizon, with baselines"
 
     def prepare(

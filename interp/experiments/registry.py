@@ -10,6 +10,7 @@ from interp.experiments import (  # noqa: F401  (registration)
     count_sweep,
     grok,
     grok_sweep,
+    pe_bench,
     precache,
     probe,
     reproduce,

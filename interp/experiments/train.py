@@ -13,6 +13,7 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from interp import distributed as dist
 from interp.errors import ConfigError, InterpError
 from interp.experiments.base import (
     Context,
@@ -83,6 +84,7 @@ class Train(Experiment[TrainJob, TrainResults]):
     results_cls = TrainResults
     resumable = True
     writes_while_running = True
+    data_parallel = True
     description = "train a hooked transformer on text or a synthetic task"
 
     def validate(self, config: TrainJob) -> None:
@@ -131,7 +133,8 @@ class Train(Experiment[TrainJob, TrainResults]):
 
         job, plan, run = prepared.config, prepared.state, context.run
         assert run is not None  # writes_while_running: its directory exists
-        if plan.stored is None:
+        main = dist.is_main()  # data-parallel: the other ranks read the run, never write it
+        if plan.stored is None and main:
             _record_fresh(run, job, plan)
         seed_everything(job.train.seed)
         model = HookedTransformer(job.model, seed=job.train.seed)
@@ -141,7 +144,7 @@ class Train(Experiment[TrainJob, TrainResults]):
         if ckpt is not None:
             restore_checkpoint(ckpt, model, optimizer)
             start = ckpt.step
-        if plan.stored is not None:
+        if plan.stored is not None and main:
             _record_resume(run, job, plan, start)
             run.truncate_metrics_after(start)
             if start:
@@ -153,10 +156,14 @@ class Train(Experiment[TrainJob, TrainResults]):
                 job.train,
                 optimizer=optimizer,
                 start_step=start,
-                on_metrics=run.append_metrics,
-                on_checkpoint=lambda step, m, opt: save_checkpoint(run.path, step, m, opt),
+                on_metrics=run.append_metrics if main else None,
+                on_checkpoint=(
+                    (lambda step, m, opt: save_checkpoint(run.path, step, m, opt)) if main else None
+                ),
                 progress=context.progress,
             )
+        if not main:
+            return TrainResults(job.train.steps, None, resumed_from=start)
         save_weights(run.weights_path, model.state_dict())
         val = [r for r in run.metrics() if r.get("split") == "val"]
         return TrainResults(job.train.steps, val[-1] if val else None, resumed_from=start)

@@ -30,8 +30,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from interp.analysis.pe_bench import PEBenchConfig, run_pe_bench
-from interp.io import atomic_write_json
+from interp.analysis.pe_bench import PEBenchConfig
 from interp.reproduce import Claim, ProgressFn, register_reproduction
 from interp.seed import torch_threads
 
@@ -75,9 +74,14 @@ def _mean(task: dict[str, Any], pe: str, split: str) -> float:
 
 
 def _bench(out: Path, name: str, cfg: PEBenchConfig, progress: ProgressFn) -> dict[str, Any]:
-    results = run_pe_bench(cfg, progress)
-    atomic_write_json(out / "pe-bench" / name / "results.json", results)
-    return results["task"]
+    """The ``pe-bench`` experiment into ``out/pe-bench/<name>`` (its results, config and cells;
+    no weights, no report of its own: the reproduction's report shows every part)."""
+    from interp.experiments import execute
+    from interp.progress import Callbacks
+
+    outcome = execute("pe-bench", cfg, out / "pe-bench" / name, report=False,
+                      progress=Callbacks(on_note=progress), options={"weights": False})  # fmt: skip
+    return outcome.results.task
 
 
 @register_reproduction(

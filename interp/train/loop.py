@@ -12,6 +12,7 @@ No file I/O here: metrics, checkpoints and progress leave through hooks and the
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -21,8 +22,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from interp import distributed as dist
 from interp.config import TrainConfig
-from interp.errors import NumericalError
+from interp.errors import ConfigError, NumericalError
 from interp.progress import SILENT, Progress
 from interp.train.grad_modes import grad_mode
 from interp.train.losses import accuracy_counts, masked_mean, per_position_sums, per_token_loss
@@ -159,16 +161,35 @@ def train(
     model.to(device).train()
     optimizer = optimizer or build_optimizer(model, cfg.optim)
     shape: list[int] = []  # tokens per step, from the first batch
+    world = dist.world_size()
+    net = _data_parallel(model, cfg) if world > 1 else model
 
     def batch_at(step: int) -> Any:
-        batch = source.train_batch(step).to(device)
+        batch = source.train_batch(step)
         shape[:] = shape or [int(batch.inputs.shape[0] * batch.inputs.shape[1])]
-        return batch
+        if world > 1:  # this rank's rows of the step's global batch
+            rows = batch.inputs.shape[0] // world
+            part = slice(dist.rank() * rows, (dist.rank() + 1) * rows)
+            batch = dataclasses.replace(
+                batch, inputs=batch.inputs[part], targets=batch.targets[part], mask=batch.mask[part]
+            )
+        return batch.to(device)
 
     def loss_of(batch: Any) -> Tensor:
-        return masked_mean(per_token_loss(model(batch.inputs), batch), batch.mask)
+        if world == 1:
+            return masked_mean(per_token_loss(model(batch.inputs), batch), batch.mask)
+        # the global batch's masked mean: its value on every rank, the gradient of this rank's
+        # share (DDP averages the gradients over the ranks, hence the factor ``world``)
+        total = per_token_loss(net(batch.inputs), batch).sum()
+        sums = torch.stack([total.detach(), batch.mask.sum().to(total.dtype)])
+        dist.all_reduce_sum([sums])
+        scored = sums[1].clamp(min=1)
+        local = total * world / scored
+        return local - local.detach() + sums[0] / scored
 
-    log = _minibatch_log(model, source, cfg, optimizer, shape, on_metrics, on_checkpoint)
+    log = _minibatch_log(
+        model, source, cfg, optimizer, shape, on_metrics, on_checkpoint, evaluate_=dist.is_main()
+    )
     try:
         with grad_mode(model, cfg.grad_mode):
             lr = schedule(cfg.optim, cfg.steps)
@@ -191,6 +212,22 @@ def train(
     return optimizer
 
 
+def _data_parallel(model: nn.Module, cfg: TrainConfig) -> nn.Module:
+    """``model`` in DistributedDataParallel (its gradients averaged over the ranks in
+    backward); the global batch must split evenly over the ranks."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    world = dist.world_size()
+    if cfg.batch_size % world:
+        raise ConfigError(
+            f"--batch-size {cfg.batch_size} does not split over {world} processes: "
+            "give a multiple of the process count (the batch is the global one)"
+        )
+    device = torch.device(cfg.device)
+    ids = [device.index or 0] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
 def _minibatch_log(
     model: nn.Module,
     source: DataSource,
@@ -199,8 +236,10 @@ def _minibatch_log(
     tokens_per_step: list[int],
     on_metrics: MetricsCallback | None,
     on_checkpoint: CheckpointCallback | None,
+    evaluate_: bool = True,
 ) -> Hook:
-    """The hook of :func:`train`: train and validation rows, checkpoints of finite weights."""
+    """The hook of :func:`train`: train and validation rows, checkpoints of finite weights
+    (``evaluate_`` False: a data-parallel rank other than 0, whose rows nobody writes)."""
     emit = on_metrics or (lambda row: None)
     val = source.val_batches()
     t0 = time.perf_counter()
@@ -213,7 +252,7 @@ def _minibatch_log(
                 "grad_norm": s.grad_norms[0] if s.grad_norms is not None else None,
                 "tokens": done * tokens_per_step[0], "elapsed": time.perf_counter() - t0,
             })  # fmt: skip
-        if done % cfg.eval_every == 0 or last:
+        if evaluate_ and (done % cfg.eval_every == 0 or last):
             emit({"step": done, "split": "val", **evaluate(model, val, cfg.device)})
         if on_checkpoint and (done % cfg.checkpoint_every == 0 or last):
             if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):

@@ -183,6 +183,11 @@ REPRODUCTIONS = [
                     "96 evaluation sequences (error % moves by up to 6 points), late losses by "
                     "up to 3x, CoPE position maps by 26%",
                 ),
+                Rule(
+                    "pe-bench/*/cells/*",
+                    "each part's cells (a run on the experiments layer): the models of "
+                    "results.json's task.runs, under the same drift",
+                ),
                 Rule("claims.json/*/ours", "prints those error %"),
             ),
         ),

@@ -114,6 +114,12 @@ class PositionalEncoding:
     Options: ClassVar[type] = NoOptions
     #: whether positions fade with distance (collapse analyses read this to warn the user)
     relative: ClassVar[bool] = False
+    #: whether its attention parts have a position-only term (``position_only_logits``) that
+    #: ``pe-bench`` draws as position-only attention maps (CoPE)
+    position_maps: ClassVar[bool] = False
+    #: whether an earlier interp defined it differently (its weights load as
+    #: ``earlier_variant``): a ``pe-bench`` run that recorded no definitions is not resumed
+    redefined: ClassVar[bool] = False
 
     def __init__(self, cfg: ModelConfig) -> None:
         self.cfg = cfg

@@ -669,6 +669,8 @@ class Cope(PositionalEncoding):
     name = "cope"
     Options = CopeOptions
     relative = True
+    position_maps = True
+    redefined = True  # one table per head before it followed the public code
 
     def __init__(self, cfg) -> None:  # noqa: ANN001 - ModelConfig (import cycle)
         super().__init__(cfg)
