@@ -310,11 +310,13 @@ def test_labels_name_the_variant(options: dict, label: str) -> None:
     ],
 )
 def test_bad_new_options_are_one_line(options: dict, message: str) -> None:
+    from interp.models import check_model_config  # configs are inert: checked when used (#14)
+
     with pytest.raises(ConfigError, match=message) as e:
-        tiny_config(positional="cope", positional_options=options)
+        check_model_config(tiny_config(positional="cope", positional_options=options))
     assert "\n" not in str(e.value)
     with pytest.raises(ConfigError, match="npos must be an integer >= 1"):
-        tiny_config(positional="rel", positional_options={"npos": 0})
+        check_model_config(tiny_config(positional="rel", positional_options={"npos": 0}))
 
 
 def test_sizes_count_what_the_options_build() -> None:
