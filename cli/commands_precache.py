@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -12,74 +12,7 @@ from cli.commands_train import default_out, parse_options
 from cli.execute import run_experiment
 from cli.options import Json, Overwrite
 from interp.errors import ConfigError
-
-
-def precache_config(
-    *,
-    task: str | None,
-    task_options: dict[str, Any],
-    corpus: str | None,
-    layers: int,
-    d_model: int,
-    heads: int,
-    d_mlp: int,
-    ctx: int,
-    pe: str,
-    steps: int,
-    batch_size: int,
-    lr: float,
-    warmup: int,
-    eval_every: int,
-    seeds: int,
-    probe_layer: int,
-    tokenizer: str = "bpe",
-    probe_horizons: int = 3,
-    probe_tokens: int = 4000,
-    val_fraction: float = 0.1,
-    bpe_vocab: int = 1024,
-    max_chars: int = 1_000_000,
-) -> Any:
-    """The experiment's config from the command's options; raises ConfigError on bad input
-    (the config's own checks run in ``execute``)."""
-    from interp.analysis.myopia import MyopiaConfig
-    from interp.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
-    from interp.experiments.precache import PrecacheConfig
-
-    if corpus is not None and task is not None:
-        raise ConfigError("give either --task or --corpus, not both")
-    if corpus is None and task is None:
-        task = "precache"
-    if task is None and task_options:
-        raise ConfigError("--task-option needs --task")
-    if isinstance(seeds, bool) or seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
-    data = DataConfig(
-        source="task" if task else "corpus",
-        corpus=corpus or "builtin",
-        task=task,
-        task_options=task_options,
-        tokenizer=tokenizer,
-        bpe_vocab_size=bpe_vocab,
-        max_chars=max_chars,
-        val_fraction=val_fraction,
-    )
-    model = ModelConfig(
-        n_layers=layers, d_model=d_model, n_heads=heads, d_mlp=d_mlp, n_ctx=ctx, positional=pe
-    )
-    train = TrainConfig(
-        steps=steps,
-        batch_size=batch_size,
-        eval_every=eval_every,
-        checkpoint_every=max(eval_every, steps // 4),
-        optim=OptimConfig(lr=lr, warmup_steps=warmup, weight_decay=0.0),
-    )
-    myopia = MyopiaConfig(
-        seeds=tuple(range(seeds)),
-        probe_layer=probe_layer,
-        token_horizons=probe_horizons,
-        token_probe_tokens=probe_tokens,
-    )
-    return PrecacheConfig(model, train, data, myopia)
+from interp.experiments.precache import precache_config
 
 
 @app.command()

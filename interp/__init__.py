@@ -12,10 +12,19 @@ from typing import Any
 
 from interp.version import __version__
 
-__all__ = ["__version__", "collapse", "load_model", "probe", "squash"]
+__all__ = [
+    "__version__",
+    "collapse",
+    "count_sweep",
+    "grokking",
+    "load_model",
+    "precache",
+    "probe",
+    "squash",
+]
 
 DEMO = "demo"  # load_model("demo"): the cached default model (trained once on first use)
-_API = ("collapse", "probe", "squash")
+_API = ("collapse", "count_sweep", "grokking", "precache", "probe", "squash")
 
 
 def load_model(spec: str | Path, device: str = "cpu") -> Any:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from interp.analysis import myopia as _myopia
 from interp.analysis.myopia import MyopiaConfig
-from interp.config import DataConfig, ModelConfig, TrainConfig, TrainJob
+from interp.config import DataConfig, ModelConfig, OptimConfig, TrainConfig, TrainJob
 from interp.errors import ConfigError
 from interp.experiments.base import (
     Context,
@@ -39,6 +39,11 @@ class PrecacheConfig(ExperimentConfig):
     data: DataConfig
     myopia: MyopiaConfig = field(default_factory=MyopiaConfig)
 
+    @classmethod
+    def default(cls) -> PrecacheConfig:
+        """``interp precache`` with no option: twins on the pre-caching task."""
+        return precache_config()
+
     @property
     def job(self) -> TrainJob:
         return TrainJob(self.model, self.train, self.data)
@@ -61,6 +66,72 @@ class PrecacheConfig(ExperimentConfig):
             raise ConfigError(f"--probe-layer {layer} exceeds --layers {self.model.n_layers}")
         if data.source == "corpus" and horizons > self.model.n_ctx - 1:
             raise ConfigError(f"--probe-horizons {horizons} needs --ctx above {horizons}")
+
+
+def precache_config(
+    *,
+    task: str | None = None,
+    task_options: dict[str, Any] | None = None,
+    corpus: str | None = None,
+    layers: int = 2,
+    d_model: int = 128,
+    heads: int = 2,
+    d_mlp: int = 512,
+    ctx: int = 64,
+    pe: str = "rope",
+    steps: int = 1000,
+    batch_size: int = 32,
+    lr: float = 3e-3,
+    warmup: int = 50,
+    eval_every: int = 100,
+    seeds: int = 2,
+    probe_layer: int = 1,
+    tokenizer: str = "bpe",
+    probe_horizons: int = 3,
+    probe_tokens: int = 4000,
+    val_fraction: float = 0.1,
+    bpe_vocab: int = 1024,
+    max_chars: int = 1_000_000,
+) -> PrecacheConfig:
+    """The experiment's config from ``interp precache``'s options (the defaults are the
+    command's: ``tests/test_api.py`` checks they agree); raises ConfigError on bad input (the
+    config's own checks run in ``execute``)."""
+    task_options = dict(task_options or {})
+    if corpus is not None and task is not None:
+        raise ConfigError("give either --task or --corpus, not both")
+    if corpus is None and task is None:
+        task = "precache"
+    if task is None and task_options:
+        raise ConfigError("--task-option needs --task")
+    if isinstance(seeds, bool) or seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    data = DataConfig(
+        source="task" if task else "corpus",
+        corpus=corpus or "builtin",
+        task=task,
+        task_options=task_options,
+        tokenizer=tokenizer,
+        bpe_vocab_size=bpe_vocab,
+        max_chars=max_chars,
+        val_fraction=val_fraction,
+    )
+    model = ModelConfig(
+        n_layers=layers, d_model=d_model, n_heads=heads, d_mlp=d_mlp, n_ctx=ctx, positional=pe
+    )
+    train = TrainConfig(
+        steps=steps,
+        batch_size=batch_size,
+        eval_every=eval_every,
+        checkpoint_every=max(eval_every, steps // 4),
+        optim=OptimConfig(lr=lr, warmup_steps=warmup, weight_decay=0.0),
+    )
+    myopia = MyopiaConfig(
+        seeds=tuple(range(seeds)),
+        probe_layer=probe_layer,
+        token_horizons=probe_horizons,
+        token_probe_tokens=probe_tokens,
+    )
+    return PrecacheConfig(model, train, data, myopia)
 
 
 @dataclass

@@ -12,7 +12,12 @@ import plotly.graph_objects as go
 
 from interp.report.figures import style_figure
 from interp.report.html import Section
-from interp.report.sections import RunView, combined_results, register_section
+from interp.report.sections import (
+    RunView,
+    combined_results,
+    register_memory_section,
+    register_section,
+)
 
 COLORS = {"vanilla": "#2563eb", "myopic": "#dc2626"}
 
@@ -133,6 +138,16 @@ def precache_section(run: RunView) -> Section | None:
         for label, results in combined_results(run, "precache")
         if "summary" in results
     ]
+    return _section(sources)
+
+
+@register_memory_section("precache")
+def precache_results_section(run: RunView, results: dict[str, Any]) -> Section | None:
+    """The section of one precache result in memory (``PrecacheResults.figures()``)."""
+    return _section([("", results)] if "summary" in results else [])
+
+
+def _section(sources: list[tuple[str, dict[str, Any]]]) -> Section | None:
     if not sources:
         return None
     figures: list[go.Figure] = []

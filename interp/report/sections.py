@@ -36,6 +36,7 @@ __all__ = [
     "RunView",
     "combined_results",
     "find_results",
+    "register_memory_section",
     "register_results_section",
     "results_section",
     "SectionBuilder",
@@ -161,6 +162,20 @@ def combined_results(run: RunView, kind: str) -> list[tuple[str, Mapping[str, An
         label = found.label + (", newest" if found.newest else "")
         out.append((label, found.results))
     return out
+
+
+def register_memory_section(kind: str) -> Callable[[ResultsBuilder], ResultsBuilder]:
+    """Decorator for the builder :func:`results_section` uses for ``kind`` results in memory,
+    where the report's own section of that kind combines several results (precache: a
+    reproduction's two parts side by side) and so is a plain :func:`register_section`."""
+
+    def decorate(builder: ResultsBuilder) -> ResultsBuilder:
+        if kind in _RESULTS_BUILDERS:
+            raise ValueError(f"results section {kind!r} is registered twice")
+        _RESULTS_BUILDERS[kind] = builder
+        return builder
+
+    return decorate
 
 
 def register_results_section(
