@@ -10,7 +10,7 @@ import typer
 from cli.app import app
 from cli.commands_train import default_out
 from cli.execute import run_experiment, show_results
-from cli.options import Json
+from cli.options import Json, Pe
 
 count_app = typer.Typer(
     help="Counting (Yehudai et al. 2024): sweeps over d and m, and the histogram construction.",
@@ -43,9 +43,7 @@ def sweep(
     layers: Annotated[int, typer.Option(help="Transformer blocks.")] = 2,
     heads: Annotated[int, typer.Option(help="Attention heads (must divide every d).")] = 4,
     mlp_ratio: Annotated[int, typer.Option(help="d_mlp = ratio * d (0 = attention only).")] = 4,
-    pe: Annotated[
-        str, typer.Option(help="Positional encoding (none: counting is order-free).")
-    ] = "none",
+    pe: Pe = "none",  # none: counting is order-free
     steps: Annotated[int, typer.Option(help="Optimizer steps per model.")] = 1000,
     batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, warmup + cosine).")] = 1e-3,

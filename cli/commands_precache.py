@@ -10,7 +10,7 @@ import typer
 from cli.app import app
 from cli.commands_train import default_out, parse_options
 from cli.execute import run_experiment
-from cli.options import Json, Overwrite
+from cli.options import Json, Overwrite, Pe
 from interp.errors import ConfigError
 from interp.experiments.precache import precache_config
 
@@ -34,7 +34,7 @@ def precache(
     heads: Annotated[int, typer.Option(help="Attention heads.")] = 2,
     d_mlp: Annotated[int, typer.Option(help="MLP width.")] = 512,
     ctx: Annotated[int, typer.Option(help="Context length (text; a task sets its own).")] = 64,
-    pe: Annotated[str, typer.Option(help="Positional encoding.")] = "rope",
+    pe: Pe = "rope",
     steps: Annotated[int, typer.Option(help="Optimizer steps per twin.")] = 1000,
     batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 32,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-3,

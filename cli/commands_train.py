@@ -10,7 +10,7 @@ import typer
 
 from cli.app import app
 from cli.execute import run_experiment
-from cli.options import Device, Json, Overwrite, Seed
+from cli.options import Device, Json, Overwrite, Pe, PeOption, Seed, TaskName
 from cli.progress import console, step_bar
 from interp.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
 from interp.errors import ConfigError
@@ -50,9 +50,7 @@ def train(
     corpus: Annotated[
         str, typer.Option(help="builtin, builtin:code, builtin:prose, a path, or hf:NAME.")
     ] = "builtin",
-    task: Annotated[
-        str | None, typer.Option(help="Train on a registered synthetic task instead of text.")
-    ] = None,
+    task: TaskName = None,
     task_option: Annotated[
         list[str] | None, typer.Option("--task-option", "-o", help="Task option key=value.")
     ] = None,
@@ -61,9 +59,8 @@ def train(
     heads: Annotated[int, typer.Option(help="Attention heads.")] = 4,
     d_mlp: Annotated[int, typer.Option(help="MLP width (0 = attention-only).")] = 256,
     ctx: Annotated[int, typer.Option(help="Context length (block length for text).")] = 64,
-    pe: Annotated[
-        str, typer.Option(help="Positional encoding: absolute, sinusoidal, rope, alibi, none.")
-    ] = "rope",
+    pe: Pe = "rope",
+    pe_option: PeOption = None,
     norm: Annotated[str, typer.Option(help="layernorm, rmsnorm or none.")] = "layernorm",
     act: Annotated[str, typer.Option(help="gelu, gelu_new, relu or silu.")] = "gelu",
     tied: Annotated[bool, typer.Option(help="Tie embedding and unembedding.")] = False,
@@ -128,6 +125,7 @@ def train(
         d_mlp=d_mlp,
         n_ctx=ctx,
         positional=pe,
+        positional_options=parse_options(pe_option),
         normalization=norm,
         act_fn=act,
         tied_embeddings=tied,

@@ -7,6 +7,12 @@ from typing import Annotated
 
 import typer
 
+from interp.models.positional import positional_names
+from interp.tasks import task_names
+
+ENCODINGS = ", ".join(positional_names())  # help listings come from the registries
+TASKS = ", ".join(task_names())
+
 Out = Annotated[Path | None, typer.Option(help="Run directory (default runs/<command>-<time>).")]
 Resume = Annotated[bool, typer.Option(help="Continue the run in --out where it stopped.")]
 Overwrite = Annotated[bool, typer.Option(help="Replace an existing run in --out.")]
@@ -20,9 +26,13 @@ Model = Annotated[
     str | None,
     typer.Option(help="Run dir, HF dir or hub name (default: the cached demo model)."),
 ]
+Pe = Annotated[str, typer.Option("--pe", help=f"Positional encoding: {ENCODINGS}.")]
 PeOption = Annotated[
     list[str] | None,
     typer.Option("--pe-option", help="Positional-encoding option KEY=VALUE (repeatable)."),
+]
+TaskName = Annotated[
+    str | None, typer.Option("--task", help=f"Train on a registered synthetic task: {TASKS}.")
 ]
 TaskOption = Annotated[
     list[str] | None, typer.Option("--task-option", "-o", help="Task option KEY=VALUE.")
@@ -34,9 +44,13 @@ __all__ = [
     "Model",
     "Out",
     "Overwrite",
+    "ENCODINGS",
+    "Pe",
     "PeOption",
     "Report",
     "Resume",
     "Seed",
+    "TASKS",
+    "TaskName",
     "TaskOption",
 ]

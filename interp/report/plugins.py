@@ -1,22 +1,28 @@
-"""Modules that register report sections for analyses; ``build_report`` imports them all.
+"""The report's section modules, found by listing the package: ``build_report`` imports them all.
 
-An analysis adds its figures to reports by registering a section builder (see
-``interp.report.sections.register_section``) in its own module and listing the module here.
+An analysis adds its figures to reports by registering a section builder
+(:func:`interp.report.sections.register_section` or ``register_results_section``) in its own
+module ``interp/report/NAME.py``; nothing else lists it.  The modules that hold the machinery
+(:data:`MACHINERY`) register no section.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
+from pathlib import Path
 
-SECTION_MODULES: tuple[str, ...] = (
-    "interp.report.claims",  # interp reproduce: paper vs ours
-    "interp.report.probe",  # interp probe heatmaps
-    "interp.report.precache",  # interp precache: myopic vs vanilla twins
-    "interp.report.collapse",  # interp collapse / squash curves
-    "interp.report.counting",  # interp count: accuracy vs m, m_thr vs d
-    "interp.report.pe_bench",  # interp pe-bench tables and CoPE maps
-    "interp.report.grok",  # interp grok: curves, spectra, circle, phases
-)
+MACHINERY = frozenset({"figures", "html", "plugins", "sections", "tables"})
+
+
+def section_modules() -> tuple[str, ...]:
+    """Every module of ``interp.report`` that may register sections, by name."""
+    here = [str(Path(__file__).parent)]
+    names = sorted(m.name for m in pkgutil.iter_modules(here) if not m.ispkg)
+    return tuple(f"interp.report.{n}" for n in names if n not in MACHINERY and n[0] != "_")
+
+
+SECTION_MODULES: tuple[str, ...] = section_modules()
 
 
 def load_plugins() -> None:
