@@ -98,10 +98,10 @@ def installed(tmp_path, monkeypatch):
 
 
 def test_the_positional_encoding_masks_distant_keys(installed) -> None:
+    from helpers import tiny_config
+
     from interp.models import HookedTransformer, check_model_config
     from interp.models.positional import positional_names
-
-    from helpers import tiny_config
 
     assert "window" in positional_names()
     config = tiny_config(positional="window", positional_options={"width": 2})
