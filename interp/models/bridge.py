@@ -351,6 +351,48 @@ def _check_bridge(bridge: Any, spec: str) -> None:
         )
 
 
+def _bridge_source(spec: str) -> tuple[str, str, bool, Path | None]:
+    """Where ``spec`` loads from: ``(source, name, read offline, its config.json if on disk)``;
+    one line at once for what cannot load (a file, a bad hub name, an unreachable hub with
+    nothing cached)."""
+    local = Path(spec).expanduser()
+    offline = _offline_env()
+    if local.is_dir():
+        config_file = local / "config.json"
+        if config_file.exists() or config_file.is_symlink():
+            with _naming(spec):
+                read_model_config(config_file)  # a malformed one is refused naming it
+        if not is_hf_directory(local):
+            raise LoadError(
+                f"could not load {spec!r}: the directory has no config.json with "
+                "'model_type' or 'architectures' (not a Hugging Face model directory)"
+            )
+        return "local directory", str(local), True, config_file
+    if local.exists():
+        raise LoadError(
+            f"could not load {spec!r}: it is a file, not a Hugging Face model directory"
+        )
+    if not _REPO_ID.match(spec) or ".." in spec or spec.startswith((".", "~")):
+        raise LoadError(
+            f"could not load {spec!r}: not a local directory, and not a valid Hugging Face hub name"
+        )
+    if offline and cached_config(spec) is None:
+        raise LoadError(
+            f"could not load {spec!r}: not a local directory, and the hub is offline "
+            f"({_offline_flag()}) and it is not in the cache"
+        )
+    config_file = cached_config(spec)
+    problem = None if offline else hub_problem()
+    if problem is None:
+        return "hub", spec, offline, config_file
+    if config_file is None:  # unreachable: the cache only, or one line at once
+        raise LoadError(
+            f"could not load {spec!r}: not a local directory, the Hugging Face hub "
+            f"is unreachable ({problem}) and it is not in the cache"
+        )
+    return "hub", spec, True, config_file
+
+
 def boot_bridge(
     spec: str | os.PathLike[str],
     device: str = "cpu",
@@ -373,46 +415,7 @@ def boot_bridge(
         LoadError: anything else that stops the load, in one line naming ``spec``.
     """
     spec_str = os.fspath(spec)
-    local = Path(spec_str).expanduser()
-    offline = _offline_env()
-
-    config_file: Path | None = None
-    if local.is_dir():
-        config_file = local / "config.json"
-        if config_file.exists() or config_file.is_symlink():
-            with _naming(spec_str):
-                read_model_config(config_file)  # a malformed one is refused naming it
-        if not is_hf_directory(local):
-            raise LoadError(
-                f"could not load {spec_str!r}: the directory has no config.json with "
-                "'model_type' or 'architectures' (not a Hugging Face model directory)"
-            )
-        source, name, force_offline = "local directory", str(local), True
-    elif local.exists():
-        raise LoadError(
-            f"could not load {spec_str!r}: it is a file, not a Hugging Face model directory"
-        )
-    elif not _REPO_ID.match(spec_str) or ".." in spec_str or spec_str.startswith((".", "~")):
-        raise LoadError(
-            f"could not load {spec_str!r}: not a local directory, and not a valid "
-            "Hugging Face hub name"
-        )
-    else:
-        if offline and cached_config(spec_str) is None:
-            raise LoadError(
-                f"could not load {spec_str!r}: not a local directory, and the hub is offline "
-                f"({_offline_flag()}) and it is not in the cache"
-            )
-        source, name, force_offline = "hub", spec_str, offline
-        config_file = cached_config(spec_str)
-        problem = None if offline else hub_problem()
-        if problem is not None:  # unreachable: the cache only, or one line at once
-            if config_file is None:
-                raise LoadError(
-                    f"could not load {spec_str!r}: not a local directory, the Hugging Face hub "
-                    f"is unreachable ({problem}) and it is not in the cache"
-                )
-            force_offline = True
+    source, name, force_offline, config_file = _bridge_source(spec_str)
     if config_file is not None:  # sized before anything is built (a lying config.json)
         with _naming(spec_str):
             model_config_preflight(read_model_config(config_file), config_file)

@@ -131,9 +131,7 @@ def _gpt2_weights(spec: str, local: bool, offline: bool) -> list[Path] | None:
 
 
 def _load_hf(spec: str, device: str) -> Any:
-    from transformers import AutoConfig
-
-    from interp.models.bridge import hub_offline, quiet_loading, read_model_config
+    from interp.models.bridge import boot_bridge
 
     local = Path(spec).is_dir()
     offline = _offline()
@@ -141,17 +139,41 @@ def _load_hf(spec: str, device: str) -> Any:
         # one quick look at the hub first: without a network huggingface_hub retries for ~25 s
         # before it fails; a model in the cache is then read from there, else one line at once
         offline = check_hub(spec)
+    config_file = _sized_config(spec, local)
+    hf_cfg = _hf_config(spec, local, offline, config_file)
+    gpt2 = getattr(hf_cfg, "model_type", None) == "gpt2"
+    if config_file is None:  # downloaded just now: size it from what transformers read
+        config_file = _config_where(spec, local) or Path(spec) / "config.json"
+        model_config_preflight(hf_cfg.to_dict(), config_file, copies=2 if gpt2 else 1)
+    if gpt2:
+        return _load_gpt2(spec, hf_cfg, config_file, local, offline).to(device).eval()
+    return boot_bridge(spec, device=device)
+
+
+def _sized_config(spec: str, local: bool) -> Path | None:
+    """The model's ``config.json`` where it is already on disk, sized before transformers reads
+    it (some configs build per-layer lists at once); None when it is not on disk yet."""
+    from interp.models.bridge import read_model_config
+
     config_file = _config_where(spec, local)
     if config_file is not None:
-        # sized before transformers reads it (some configs build per-layer lists at once); a
-        # GPT-2 without safetensors is imported through transformers: two models exist together
+        # a GPT-2 without safetensors is imported through transformers: two models exist together
         raw = read_model_config(config_file)
         gpt2 = raw.get("model_type") == "gpt2"
         single = local and (Path(spec) / "model.safetensors").is_file()
         model_config_preflight(raw, config_file, copies=2 if gpt2 and not single else 1)
+    return config_file
+
+
+def _hf_config(spec: str, local: bool, offline: bool, config_file: Path | None) -> Any:
+    """transformers' config of ``spec``; its failure is one line saying where it looked."""
+    from transformers import AutoConfig
+
+    from interp.models.bridge import hub_offline, quiet_loading
+
     try:
         with quiet_loading(), hub_offline(offline):
-            hf_cfg = AutoConfig.from_pretrained(
+            return AutoConfig.from_pretrained(
                 spec, local_files_only=local or offline, trust_remote_code=False
             )
     except _HF_ERRORS as e:
@@ -178,48 +200,45 @@ def _load_hf(spec: str, device: str) -> Any:
         raise LoadError(
             f"could not load model {spec!r}: not an interp run, and no config found in {where} ({reason})"
         ) from e
-    if config_file is None:  # downloaded just now: size it from what transformers read
-        config_file = _config_where(spec, local) or Path(spec) / "config.json"
-        copies = 2 if getattr(hf_cfg, "model_type", None) == "gpt2" else 1
-        model_config_preflight(hf_cfg.to_dict(), config_file, copies=copies)
-    if getattr(hf_cfg, "model_type", None) == "gpt2":
-        from transformers import AutoTokenizer
 
-        from interp.models.gpt2 import from_hf_gpt2, from_safetensors, gpt2_config
 
-        try:
-            gpt2_config(hf_cfg)  # what the importer refuses, refused before the weights load
-        except InterpError as e:
-            raise LoadError(f"could not load model {spec!r}: {config_file}: {e}") from e
-        try:
-            with quiet_loading(), hub_offline(offline):
-                files = _gpt2_weights(spec, local, local or offline)
-                hf_model = None
-                if files is None:
-                    # only a pickled pytorch_model.bin: transformers reads it with
-                    # torch.load(weights_only=True), which refuses anything but tensors
-                    from transformers import GPT2LMHeadModel
+def _load_gpt2(spec: str, hf_cfg: Any, config_file: Path, local: bool, offline: bool) -> Any:
+    """GPT-2 as interp's own hooked model: straight from safetensors (else through
+    transformers' loader, which reads a pickle as tensors only), with its tokenizer."""
+    from transformers import AutoTokenizer
 
-                    hf_model = GPT2LMHeadModel.from_pretrained(
-                        spec, local_files_only=local or offline, weights_only=True
-                    )
-                tokenizer = AutoTokenizer.from_pretrained(
-                    spec, local_files_only=local or offline, trust_remote_code=False
+    from interp.data import HFTokenizer
+    from interp.models.bridge import hub_offline, quiet_loading
+    from interp.models.gpt2 import from_hf_gpt2, from_safetensors, gpt2_config
+
+    try:
+        gpt2_config(hf_cfg)  # what the importer refuses, refused before the weights load
+    except InterpError as e:
+        raise LoadError(f"could not load model {spec!r}: {config_file}: {e}") from e
+    try:
+        with quiet_loading(), hub_offline(offline):
+            files = _gpt2_weights(spec, local, local or offline)
+            hf_model = None
+            if files is None:
+                # only a pickled pytorch_model.bin: transformers reads it with
+                # torch.load(weights_only=True), which refuses anything but tensors
+                from transformers import GPT2LMHeadModel
+
+                hf_model = GPT2LMHeadModel.from_pretrained(
+                    spec, local_files_only=local or offline, weights_only=True
                 )
-        except InterpError:
-            raise
-        except Exception as e:  # noqa: BLE001 - a third-party loader's failure becomes one line
-            raise _weights_error(spec, local, e) from e
-        # never run code from the checkpoint: safetensors hold tensors only
-        model = from_safetensors(hf_cfg, files) if files is not None else from_hf_gpt2(hf_model)
-        del hf_model
-        from interp.data import HFTokenizer
-
-        model.tokenizer = HFTokenizer(tokenizer)
-        return model.to(device).eval()
-    from interp.models.bridge import boot_bridge
-
-    return boot_bridge(spec, device=device)
+            tokenizer = AutoTokenizer.from_pretrained(
+                spec, local_files_only=local or offline, trust_remote_code=False
+            )
+    except InterpError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a third-party loader's failure becomes one line
+        raise _weights_error(spec, local, e) from e
+    # never run code from the checkpoint: safetensors hold tensors only
+    model = from_safetensors(hf_cfg, files) if files is not None else from_hf_gpt2(hf_model)
+    del hf_model
+    model.tokenizer = HFTokenizer(tokenizer)
+    return model
 
 
 def check_hub(spec: str) -> bool:
