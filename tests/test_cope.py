@@ -96,9 +96,9 @@ def test_fused_chunked_bias_equals_the_separate_functions(
 ) -> None:
     """The fused form (query rows in chunks; a ragged last chunk here) gives the values and
     gradients of the three separate autograd functions (``FUSED = False``, the hooked path)."""
-    from interp.models.positional import cope
+    from interp.models.positional import cope, cope_kernels
 
-    monkeypatch.setattr(cope, "CHUNK_ELEMENTS", 3 * 2 * 2 * 11)  # 3 query rows per chunk
+    monkeypatch.setattr(cope_kernels, "CHUNK_ELEMENTS", 3 * 2 * 2 * 11)  # 3 query rows per chunk
     torch.manual_seed(0)
     batch, n_pos, n_heads, d_head, d_model = 2, 11, 2, 4, 6
     part = CopeAttention(n_heads, d_head, p_max, sep_gate_key, d_model, **OLD_VARIANT).to(dtype)

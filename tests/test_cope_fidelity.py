@@ -133,9 +133,9 @@ def test_every_option_matches_the_reference_forward_and_gradients(variant: str) 
 def test_fused_path_equals_the_unfused_one(monkeypatch, variant: str, dtype) -> None:
     """Every option through the fused, chunked form (3 query rows a chunk, a ragged last one)
     and through the three separate functions (``FUSED = False``, the hooked path)."""
-    from interp.models.positional import cope
+    from interp.models.positional import cope, cope_kernels
 
-    monkeypatch.setattr(cope, "CHUNK_ELEMENTS", 3 * 2 * 2 * 11)
+    monkeypatch.setattr(cope_kernels, "CHUNK_ELEMENTS", 3 * 2 * 2 * 11)
     part = part_of(VARIANTS[variant]).to(dtype)
     x, q, k, v, weights = inputs(11, seed=1, dtype=dtype)
     leaves = [x, q, k, v, *part.parameters()]
@@ -377,7 +377,9 @@ def test_old_cope_runs_load_as_their_variant_with_the_same_logits(
     expected = json.loads((run / "expected.json").read_text())
     with torch.no_grad():
         logits = model(torch.tensor(expected["tokens"]))
-    assert torch.equal(logits, torch.tensor(expected["logits"]))
+    # recorded on an Intel Xeon (AVX-512); another CPU's float32 kernels differ in the last bits
+    # (4.8e-7 measured on an AMD EPYC), so the recorded logits are matched to float32 precision
+    torch.testing.assert_close(logits, torch.tensor(expected["logits"]), rtol=1e-5, atol=1e-5)
     add_options(run, fixes)
     with torch.no_grad():
         again = interp.load_model(run)(torch.tensor(expected["tokens"]))
