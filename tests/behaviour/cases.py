@@ -198,8 +198,9 @@ REPRODUCTIONS = [
             rules=(
                 Rule(
                     "grokking.json/*/*/memorisation_step",
-                    "early, smooth phase: identical under avx2 and default; 5% slack (~25 steps)",
-                    rtol=0.05,
+                    "early, smooth phase: identical under avx2 and default on the recording "
+                    "Intel Xeon, 487 -> 562 on an AMD EPYC (15%); 20% slack",
+                    rtol=0.2,
                 ),
                 Rule("grokking.json/*/*/weight_decay", "a setting", rtol=0.0),
                 Rule("grokking.json/*/*/steps", "the logged steps", rtol=0.0),
@@ -227,6 +228,11 @@ REPRODUCTIONS = [
                     "drift moves the twins' validation losses by up to 14% (35% at one "
                     "position), the probe R² from 0.07 to 0.16 (vanilla) and from 0.18 to 0.003 "
                     "(myopic); the verdict label stays compared",
+                ),
+                Rule(
+                    "synthetic/twins/*",
+                    "the same twins' own run directories (a reproduction on the experiments "
+                    "layer): on an AMD EPYC their losses moved by up to 0.14 at one position",
                 ),
                 Rule("claims.json/[0-3]/ours", "the synthetic claims print those numbers"),
             ),
