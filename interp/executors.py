@@ -127,7 +127,7 @@ class RayExecutor(Executor):
                 **kwargs,
                 include_dashboard=False,
                 log_to_driver=False,
-                logging_level=logging.WARNING,
+                logging_level=logging.ERROR,
                 configure_logging=True,
             )
         except Exception as e:  # ConnectionError, ValueError, RuntimeError: all one line
