@@ -10,7 +10,7 @@ import typer
 from cli.app import app
 from cli.commands_train import default_out
 from cli.execute import run_experiment, show_results
-from cli.options import Json, Pe
+from cli.options import Executor, Json, Pe, RayAddress
 
 count_app = typer.Typer(
     help="Counting (Yehudai et al. 2024): sweeps over d and m, and the histogram construction.",
@@ -62,6 +62,8 @@ def sweep(
         bool, typer.Option(help="Continue the sweep in --out, skipping finished cells.")
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing sweep in --out.")] = False,
+    executor: Executor = "local",
+    ray_address: RayAddress = None,
     json_: Json = False,
 ) -> None:
     """Train a model per (d, m), measure accuracy, estimate m_thr(d) and fit it against d."""
@@ -96,6 +98,7 @@ def sweep(
     run_experiment(
         "count-sweep", CountSweepConfig(cfg), out or default_out("count-sweep"), resume=resume,
         overwrite=overwrite, as_json=json_,
+        options={"executor": executor, "ray_address": ray_address},
     )  # fmt: skip
 
 

@@ -9,7 +9,7 @@ import typer
 
 from cli.app import app
 from cli.execute import run_experiment
-from cli.options import Device, Json, Out, Overwrite, Report
+from cli.options import Device, Executor, Json, Out, Overwrite, RayAddress, Report
 from cli.parsing import float_list, int_list
 from interp.grok.tasks import grok_model_names, grok_task_names
 
@@ -120,6 +120,8 @@ def sweep(
     resume: Annotated[
         bool, typer.Option(help="Continue the sweep in --out (finished groups are kept).")
     ] = False,
+    executor: Executor = "local",
+    ray_address: RayAddress = None,
     report: Report = True,
     json_: Json = False,
 ) -> None:
@@ -148,4 +150,5 @@ def sweep(
         device=device,
     )
     run_experiment("grok-sweep", GrokSweepRun(cfg), out, resume=resume, overwrite=overwrite,
-                   report=report, as_json=json_)  # fmt: skip
+                   report=report, as_json=json_,
+                   options={"executor": executor, "ray_address": ray_address})  # fmt: skip

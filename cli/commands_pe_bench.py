@@ -11,7 +11,7 @@ import typer
 from cli.app import app
 from cli.commands_train import parse_options
 from cli.execute import run_experiment
-from cli.options import Device, Json, Out, Overwrite, Report
+from cli.options import Device, Executor, Json, Out, Overwrite, RayAddress, Report
 from cli.parsing import int_list
 from interp.models.positional import positional_names
 
@@ -73,6 +73,8 @@ def pe_bench(
         bool, typer.Option(help="Continue the run in --out, skipping finished models.")
     ] = False,
     overwrite: Overwrite = False,
+    executor: Executor = "local",
+    ray_address: RayAddress = None,
     report: Report = True,
     json_: Json = False,
 ) -> None:
@@ -102,4 +104,5 @@ def pe_bench(
         device=device,
     )  # validated by execute, before anything is written
     run_experiment("pe-bench", cfg, out, resume=resume, overwrite=overwrite, report=report,
-                   as_json=json_)  # fmt: skip
+                   as_json=json_,
+                   options={"executor": executor, "ray_address": ray_address})  # fmt: skip

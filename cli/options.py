@@ -34,12 +34,27 @@ PeOption = Annotated[
 TaskName = Annotated[
     str | None, typer.Option("--task", help=f"Train on a registered synthetic task: {TASKS}.")
 ]
+Executor = Annotated[
+    str,
+    typer.Option(
+        help="Where the sweep's groups train: local (this process, batched) or ray (one Ray "
+        "task each; pip install -e '.[ray]'). The cells are the same on each."
+    ),
+]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        help="With --executor ray: the cluster to join (ray://HOST:10001 or HOST:6379; "
+        "default: a local one with this machine's CPUs)."
+    ),
+]
 TaskOption = Annotated[
     list[str] | None, typer.Option("--task-option", "-o", help="Task option KEY=VALUE.")
 ]
 
 __all__ = [
     "Device",
+    "Executor",
     "Json",
     "Model",
     "Out",
@@ -47,6 +62,7 @@ __all__ = [
     "ENCODINGS",
     "Pe",
     "PeOption",
+    "RayAddress",
     "Report",
     "Resume",
     "Seed",

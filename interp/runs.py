@@ -515,13 +515,19 @@ class RunDir:
                         "(a FIFO, device or socket)"
                     )
 
-    def write_env(self, seed: int, device: str) -> None:
+    def write_env(self, seed: int, device: str, world_size: int = 1, executor: Any = None) -> None:
+        """``env.json``: versions, seed, device, host, threads; ``world_size`` the processes
+        working on the run (torchrun), ``executor`` where a sweep's groups trained
+        (:meth:`interp.executors.Executor.describe`; None for work that is not a sweep).  A
+        resumed run rewrites it: it describes the last invocation."""
         env = {
             "versions": _versions(),
             "seed": seed,
             "device": device,
             "host": socket.gethostname(),
             "threads": int(os.environ.get("OMP_NUM_THREADS", 0)) or None,
+            "world_size": world_size,
+            "executor": executor,
         }
         self.tree.write_json("env.json", env)
 

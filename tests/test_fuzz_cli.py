@@ -568,6 +568,10 @@ DEVICE = Opt(st.just("cpu"), BAD_DEVICE)
 FLAG = Opt(None)
 OUT = Opt(st.just(Fx("OUT")), OUT_PATHS, always=True)
 RUN_OUT = Opt(st.just(Fx("OUT")), RUN_OUT_PATHS, always=True)
+# the sweeps' executor: local only when valid (a Ray start takes ~10 s; tests/test_ray.py runs
+# it); --ray-address without --executor ray is refused in one line
+EXECUTOR = Opt(choice("local"), st.one_of(GARBAGE, choice("dask", "", "RAY", "local,ray")))
+RAY_ADDRESS = Opt(choice("127.0.0.1:6379", "ray://head:10001"), GARBAGE)
 HOSTILE_OPTION = st.one_of(GARBAGE, st.sampled_from(HOSTILE_OPTIONS))
 MODEL = Opt(st.just(Fx("MODEL")), st.one_of(BAD_PATH, st.just("no-such-org/no-such-model")))
 
@@ -710,6 +714,8 @@ SPECS: dict[tuple[str, ...], Spec] = {
             "--out": RUN_OUT,
             "--resume": FLAG,
             "--overwrite": FLAG,
+            "--executor": EXECUTOR,
+            "--ray-address": RAY_ADDRESS,
         },
         examples=14,
         only_invalid=True,  # even the smallest benchmark trains several models
@@ -799,6 +805,8 @@ SPECS: dict[tuple[str, ...], Spec] = {
             "--out": RUN_OUT,
             "--resume": FLAG,
             "--overwrite": FLAG,
+            "--executor": EXECUTOR,
+            "--ray-address": RAY_ADDRESS,
         },
         examples=25,
     ),
@@ -855,6 +863,8 @@ SPECS: dict[tuple[str, ...], Spec] = {
             "--resume": FLAG,
             "--overwrite": FLAG,
             "--no-report": FLAG,
+            "--executor": EXECUTOR,
+            "--ray-address": RAY_ADDRESS,
         },
         examples=18,
     ),

@@ -35,6 +35,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -380,13 +381,18 @@ def run_sweep(
     sweep_dir: Path | RunDir,
     cfg: SweepConfig,
     progress: Callable[[int, int], None] | None = None,
+    executor: Any = None,
 ) -> dict[str, Any]:
     """Train and evaluate every cell not yet saved in ``sweep_dir/cells``; return the summary.
 
     ``progress(done, total)`` is called as cells finish.  The caller creates ``sweep_dir``
-    (a run directory) and writes ``results.json``.
+    (a run directory) and writes ``results.json``.  The pending cells are planned as the groups
+    :func:`interp.train.batched.train_models` trains together; ``executor``
+    (:mod:`interp.executors`, default local: one group after another here) trains each with
+    :func:`train_cells` and this process saves its cells as it comes back.
     """
-    from interp.train.batched import train_models
+    from interp.executors import LocalExecutor
+    from interp.train.batched import plan_groups
 
     cfg.validate()
     store = cell_store(sweep_dir, cfg)
@@ -401,48 +407,49 @@ def run_sweep(
         progress(finished, total)
     # longest sequences first inside each d, so a group pads little (sorted by m)
     todo.sort(key=lambda dm: (dm[0], dm[1]))
+    configs = [cfg.model_config(d, m) for d, m in todo]
+    groups = [[todo[i] for i in chunk] for chunk in plan_groups(configs, cfg.batched, 64)]
+
+    def save(index: int, cells: dict[str, dict[str, Any]]) -> None:
+        nonlocal finished
+        store.put_group(cells)  # a group's cells are saved together or not at all
+        finished += len(cells)
+        if progress:
+            progress(finished, total)
+
+    (executor or LocalExecutor()).map(partial(train_cells, cfg), groups, save)
+    cells = [store.get(cell_key(d, m)) for d, m in grid]
+    return {"cells": cells, **summarise(cells, cfg.threshold)}
+
+
+def train_cells(cfg: SweepConfig, group: list[tuple[int, int]]) -> dict[str, dict[str, Any]]:
+    """Train the (d, m) cells of one group together (:func:`run_sweep` plans them) and evaluate
+    them: the cells by key, as the cell store saves them.  Depends on ``cfg`` and ``group``
+    alone (a Ray task runs it anywhere)."""
+    from interp.train.batched import train_models
+
     models, sources, tasks = [], [], []
-    for d, m in todo:
+    for d, m in group:
         task = cfg.task_for(m)
         models.append(HookedTransformer(cfg.model_config(d, m), seed=cfg.seed))
         sources.append(TaskSource(task, cfg.batch_size, cfg.seed, 1))
         tasks.append(task)
-    tcfg = cfg.train_config()
-    clock = [_now()]
-
-    def save(indices: list[int]) -> None:
-        nonlocal finished
-        elapsed = _now() - clock[0]
-        cells = {}
-        for i in indices:
-            d, m = todo[i]
-            result = evaluate_count_model(models[i], tasks[i], cfg.eval_samples, cfg.seed)
-            cells[cell_key(d, m)] = {
-                "d": d,
-                "m": m,
-                "n": tasks[i].n,
-                **result,
-                "train_seconds": elapsed / len(indices),
-                "trained_with": len(indices),
-            }  # fmt: skip
-        store.put_group(cells)  # a group's cells are saved together or not at all
-        finished += len(indices)
-        clock[0] = _now()
-        if progress:
-            progress(finished, total)
-
-    if todo:
-        train_models(
-            models,
-            sources,
-            tcfg,
-            batched=cfg.batched,
-            max_group=64,
-            on_model_done=save,
-            labels=[f"cell d={d} m={m}" for d, m in todo],
-        )
-    cells = [store.get(cell_key(d, m)) for d, m in grid]
-    return {"cells": cells, **summarise(cells, cfg.threshold)}
+    t0 = _now()
+    train_models(models, sources, cfg.train_config(), batched=cfg.batched, max_group=64,
+                 labels=[f"cell d={d} m={m}" for d, m in group])  # fmt: skip
+    elapsed = _now() - t0
+    cells = {}
+    for (d, m), model, task in zip(group, models, tasks, strict=True):
+        result = evaluate_count_model(model, task, cfg.eval_samples, cfg.seed)
+        cells[cell_key(d, m)] = {
+            "d": d,
+            "m": m,
+            "n": task.n,
+            **result,
+            "train_seconds": elapsed / len(group),
+            "trained_with": len(group),
+        }  # fmt: skip
+    return cells
 
 
 def _now() -> float:

@@ -25,6 +25,7 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, ClassVar
 
 import torch
@@ -32,6 +33,7 @@ import torch
 from interp.cells import FOLDER, CellStore
 from interp.config import ModelConfig, OptimConfig, TrainConfig, _Config
 from interp.errors import ConfigError
+from interp.executors import LocalExecutor
 from interp.io import dumps_json
 from interp.models import check_model_config
 from interp.models.positional import build_positional, positional_names
@@ -466,31 +468,59 @@ def run_task_bench(
     progress: ProgressFn,
     stores: Mapping[str, CellStore] | None = None,
     weights: bool = False,
+    executor: Any = None,
 ) -> dict[str, Any]:
     """Every (encoding, seed) cell; with ``stores`` (the run's cells), cells saved there are not
-    trained again and each newly finished one is saved there (atomically) before the next
-    starts; with ``weights`` its final weights go to ``RUN/models/`` first."""
+    trained again and each newly finished one is saved there (atomically) as it finishes; with
+    ``weights`` its final weights go to ``RUN/models/`` first.  ``executor``
+    (:mod:`interp.executors`; default local: one after another here) trains the cells; this
+    process writes them."""
     from interp.tasks import build_task
     from interp.train.checkpoint import weights_bytes
 
     task = build_task(cfg.task or "", cfg.task_options)
     overrides = task.model_overrides()
     sets = eval_sets(task, cfg.eval_sequences, cfg.batch_size)
-    runs: list[dict[str, Any]] = []
-    maps: list[dict[str, Any]] = []
+    found: dict[tuple[str, int], dict[str, Any]] = {}
+    todo: list[tuple[str, int]] = []
     for pe in cfg.encodings:
         for seed in cfg.seeds:
             cell = _load_cell(stores, "task", pe, seed, (list(sets),))
             if cell is None:
-                progress(f"{cfg.task}: training {pe} (seed {seed}, {cfg.steps} steps)")
-                cell = _task_cell(cfg, task, overrides, sets, pe, seed, weights, stores)
-                state = cell.pop("_weights", None)
-                if stores is not None and state is not None:  # before the cell: a saved cell
-                    tree = stores["task"].run.tree  # has its weights
-                    tree.write_bytes(weights_path(pe, seed), weights_bytes(state))
-                cell = _save_cell(stores, "task", cell)
+                todo.append((pe, seed))
             else:
                 progress(f"{cfg.task}: {pe} (seed {seed}) already done")
+                found[pe, seed] = cell
+    executor = executor or LocalExecutor()
+    if executor.in_process:
+
+        def work(item: tuple[str, int]) -> dict[str, Any]:
+            pe, seed = item
+            progress(f"{cfg.task}: training {pe} (seed {seed}, {cfg.steps} steps)")
+            return _task_cell(cfg, task, overrides, sets, pe, seed, weights, stores)
+
+    else:  # a task per cell, anywhere: it rebuilds the task and its evaluation sets
+        work = partial(task_cell_job, cfg, weights)
+        progress(f"{cfg.task}: {len(todo)} models as {executor.name} tasks ({cfg.steps} steps)")
+
+    def save(index: int, cell: dict[str, Any]) -> None:
+        pe, seed = todo[index]
+        state = cell.pop("_weights", None)
+        if stores is not None and state is not None:  # before the cell: a saved cell
+            tree = stores["task"].run.tree  # has its weights
+            tree.write_bytes(weights_path(pe, seed), weights_bytes(state))
+        found[pe, seed] = _save_cell(stores, "task", cell)
+        if not executor.in_process:
+            progress(
+                f"{cfg.task}: {pe} (seed {seed}) done ({len(found)}/{len(cfg.encodings) * len(cfg.seeds)} cells)"
+            )
+
+    executor.map(work, todo, save)
+    runs: list[dict[str, Any]] = []
+    maps: list[dict[str, Any]] = []
+    for pe in cfg.encodings:
+        for seed in cfg.seeds:
+            cell = found[pe, seed]
             maps.extend(cell.pop("cope_maps", []))
             runs.append(cell)
     splits = list(sets)
@@ -516,6 +546,17 @@ def run_task_bench(
         "error_by_position": by_pos,
         "cope_maps": maps,
     }
+
+
+def task_cell_job(cfg: PEBenchConfig, weights: bool, item: tuple[str, int]) -> dict[str, Any]:
+    """One (encoding, seed) cell from the config alone (a Ray task): the task and its
+    evaluation sets rebuilt (deterministic), the model trained and evaluated."""
+    from interp.tasks import build_task
+
+    task = build_task(cfg.task or "", cfg.task_options)
+    sets = eval_sets(task, cfg.eval_sequences, cfg.batch_size)
+    pe, seed = item
+    return _task_cell(cfg, task, task.model_overrides(), sets, pe, seed, weights, None)
 
 
 def _task_cell(
@@ -709,15 +750,19 @@ def bench_parts(
     progress: ProgressFn,
     run: RunDir | None = None,
     weights: bool = True,
+    executor: Any = None,
 ) -> dict[str, Any]:
-    """The task and text parts of the results (those the config asks for).  With ``run`` each
+    """The task and text parts of the results (those the config asks for; ``executor`` trains
+    the task cells, the text models train here).  With ``run`` each
     finished (encoding, seed) model's results are saved in its cell store at once (atomically)
     and a rerun skips them: each cell depends on its seed alone, so a bench killed at any
     moment and run again ends with the same results as an uninterrupted one."""
     stores = cell_stores(run) if run is not None else None
     parts: dict[str, Any] = {}
     if cfg.task is not None:
-        parts["task"] = run_task_bench(cfg, progress, stores, weights and run is not None)
+        parts["task"] = run_task_bench(
+            cfg, progress, stores, weights and run is not None, executor=executor
+        )
     if cfg.text:
         parts["text"] = run_text_bench(cfg, progress, stores)
     return parts

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from interp.analysis import counting
 from interp.analysis.counting import SweepConfig
+from interp.executors import get_executor
 from interp.experiments.base import (
     Context,
     Estimate,
@@ -22,8 +23,10 @@ from interp.experiments.base import (
     Results,
     register_experiment,
 )
+from interp.progress import SILENT, Progress
 from interp.report.tables import Table
 from interp.resources import MAX_MODELS, MAX_SAMPLES, MAX_STEPS, check_limit, count_sweep_estimate
+from interp.runs import RunDir
 
 
 @dataclass(frozen=True)
@@ -122,9 +125,25 @@ class CountSweep(Experiment[CountSweepConfig, CountSweepResults]):
                                             s.n_heads, s.mlp_ratio, s.batch_size, s.batched)  # fmt: skip
         return Estimate(memory, disk, f"the sweep of {len(s.d_values) * len(s.m_values)} models")
 
+    def prepare(
+        self,
+        config: CountSweepConfig,
+        model: Any = None,
+        progress: Progress = SILENT,
+        run: RunDir | None = None,
+        executor: str | None = None,
+        ray_address: str | None = None,
+    ) -> Prepared[CountSweepConfig]:
+        """``executor`` / ``ray_address``: where the groups train (:mod:`interp.executors`; a
+        per-invocation choice, not in config.json: the cells are the same on each)."""
+        chosen = get_executor(executor or "local", ray_address)
+        chosen.start()  # connected (or refused) before the run directory is written
+        return Prepared(config, None, state={"executor": chosen})
+
     def run(self, prepared: Prepared[CountSweepConfig], context: Context) -> CountSweepResults:
         bar, started = context.progress, [False]
         assert context.run is not None
+        executor = (prepared.state or {}).get("executor") or get_executor()
 
         def progress(done: int, total: int) -> None:
             if not started[0]:
@@ -133,7 +152,12 @@ class CountSweep(Experiment[CountSweepConfig, CountSweepResults]):
             else:
                 bar.advance(done)
 
-        results = counting.run_sweep(context.run, prepared.config.sweep, progress=progress)
+        try:
+            results = counting.run_sweep(
+                context.run, prepared.config.sweep, progress=progress, executor=executor
+            )
+        finally:
+            executor.close()
         return CountSweepResults(**results, headline=sweep_headline(results))
 
 

@@ -251,8 +251,12 @@ def _open_or_create(
     elif {k: v for k, v in run.config().items() if k != "created"} != stored_config:
         run.tree.write_json("config.json", {**run.config(), **stored_config})
     seed = getattr(prepared.config, "seed", 0)
+    executor = (prepared.state or {}).get("executor") if isinstance(prepared.state, dict) else None
     run.write_env(
-        seed if isinstance(seed, int) else 0, str(getattr(prepared.config, "device", "cpu"))
+        seed if isinstance(seed, int) else 0,
+        str(getattr(prepared.config, "device", "cpu")),
+        world_size=dist.world_size(),
+        executor=executor.describe() if executor is not None else None,
     )
     return run
 

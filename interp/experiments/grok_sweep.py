@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 
 from interp.cells import CellStore
+from interp.executors import Executor, LocalExecutor, get_executor
 from interp.experiments.base import (
     Context,
     Estimate,
@@ -196,32 +198,73 @@ def saved_groups(cfg: GrokSweepConfig, run: RunDir) -> dict[int, dict[str, Any]]
     return saved
 
 
+def group_cell(
+    cfg: GrokSweepConfig,
+    item: tuple[int, list[dict[str, Any]]],
+    progress: Progress = SILENT,
+    checkpoints: tuple[Path, bool] | None = None,
+) -> dict[str, Any]:
+    """Group ``g`` of the grid trained (``item = (g, points)``): its saved cell.  Depends on
+    ``cfg`` and ``item`` alone (a Ray task runs it anywhere); in this process it also reports
+    progress and checkpoints into ``checkpoints = (run_dir, resume)``."""
+    g, points = item
+    where = (checkpoints[0], g, checkpoints[1]) if checkpoints is not None else None
+    summaries, steps = train_group(cfg, points, progress, checkpoints=where)
+    return {"group": g, "runs": summaries, "steps": steps}
+
+
 def run_groups(
-    cfg: GrokSweepConfig, context: Context, saved: dict[int, dict[str, Any]] | None = None
+    cfg: GrokSweepConfig,
+    context: Context,
+    saved: dict[int, dict[str, Any]] | None = None,
+    executor: Executor | None = None,
 ) -> GrokSweepResults:
-    """Every group, trained or read back from its saved cell; the labelled runs."""
+    """Every group, trained (by ``executor``, default local: one after another here) or read
+    back from its saved cell; the labelled runs.  Each finished group is saved here as it
+    comes back, so a kill keeps every finished group on either executor."""
     assert context.run is not None
     run, progress = context.run, context.progress
+    executor = executor or LocalExecutor()
     groups = cfg.groups()
     store = CellStore(run, spec=GROUP_CELL)
     if saved is None:
         saved = saved_groups(cfg, run) if context.resume else {}
-    progress.start(cfg.steps * len(groups), 0, "grok sweep")
-    runs: list[dict[str, Any]] = []
-    steps: list[int] = []
+    cells = dict(saved)
+    todo = [(g, points) for g, points in enumerate(groups) if g not in saved]
+    n_cells = sum(len(points) for points in groups)
     t0 = time.perf_counter()
-    for g, points in enumerate(groups):
-        done = g * cfg.steps
-        if g in saved:
-            runs.extend(saved[g]["runs"])
-            steps = saved[g]["steps"]
-            progress.advance(done + cfg.steps)
-            continue
-        summaries, steps = train_group(
-            cfg, points, Scaled(progress, done), checkpoints=(run.path, g, context.resume)
-        )
-        store.put(group_key(g), {"group": g, "runs": summaries, "steps": steps})
-        runs.extend(summaries)
+    if executor.in_process:  # steps of every group, checkpoints for --resume mid-group
+        progress.start(cfg.steps * len(groups), 0, "grok sweep")
+
+        at = [0]  # where the bar is: saved groups before this one move it on
+
+        def work(item: tuple[int, list[dict[str, Any]]]) -> dict[str, Any]:
+            done = item[0] * cfg.steps
+            if at[0] < done:
+                progress.advance(done)
+            at[0] = done + cfg.steps
+            return group_cell(cfg, item, Scaled(progress, done), (run.path, context.resume))
+
+        total, unit = cfg.steps * len(groups), None
+    else:  # groups done elsewhere: cells done / total
+        work = partial(group_cell, cfg)
+        total, unit = n_cells, sum(len(cells[g]["runs"]) for g in cells)
+        progress.start(total, unit, "cells")
+
+    def save(index: int, cell: dict[str, Any]) -> None:
+        nonlocal unit
+        g = cell["group"]
+        store.put(group_key(g), cell)
+        cells[g] = cell
+        if unit is not None:
+            unit += len(cell["runs"])
+            progress.advance(unit)
+
+    executor.map(work, todo, save)
+    if executor.in_process and at[0] < total:  # the last groups were saved already
+        progress.advance(total)
+    runs = [r for g in range(len(groups)) for r in cells[g]["runs"]]
+    steps = cells[len(groups) - 1]["steps"] if groups else []
     seconds = time.perf_counter() - t0
     results = {
         "task": cfg.task,
@@ -258,15 +301,26 @@ class GrokSweep(Experiment[GrokSweepRun, GrokSweepResults]):
         model: Any = None,
         progress: Progress = SILENT,
         run: RunDir | None = None,
+        executor: str | None = None,
+        ray_address: str | None = None,
     ) -> Prepared[GrokSweepRun]:
+        """``executor`` / ``ray_address``: where the groups train (:mod:`interp.executors`; a
+        per-invocation choice, not in config.json: the cells are the same on each)."""
+        chosen = get_executor(executor or "local", ray_address)
         # a resumed sweep: every saved group checked now, before hours of training, not after
         saved = saved_groups(config.sweep, run) if run is not None else None
-        return Prepared(config, None, state={"saved": saved})
+        chosen.start()  # connected (or refused) before the run directory is written
+        return Prepared(config, None, state={"saved": saved, "executor": chosen})
 
     def run(self, prepared: Prepared[GrokSweepRun], context: Context) -> GrokSweepResults:
-        saved = (prepared.state or {}).get("saved") if context.resume else None
-        with torch_threads(1):
-            return run_groups(prepared.config.sweep, context, saved)
+        state = prepared.state or {}
+        saved = state.get("saved") if context.resume else None
+        executor = state.get("executor") or get_executor()
+        try:
+            with torch_threads(1):
+                return run_groups(prepared.config.sweep, context, saved, executor)
+        finally:
+            executor.close()
 
 
 def run_sweep(

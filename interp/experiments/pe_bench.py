@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from interp.analysis import pe_bench as bench
 from interp.analysis.pe_bench import PEBenchConfig
+from interp.executors import get_executor
 from interp.experiments.base import (
     Context,
     Estimate,
@@ -193,18 +194,28 @@ class PEBench(Experiment[PEBenchConfig, PEBenchResults]):
         progress: Progress = SILENT,
         run: RunDir | None = None,
         weights: bool = True,
+        executor: str | None = None,
+        ray_address: str | None = None,
     ) -> Prepared[PEBenchConfig]:
         """``weights``: save each task model's final weights in ``RUN/models/`` (a reproduction
         that reads only the numbers passes False).  A resumed run's saved cells are all checked
-        now, before any training."""
+        now, before any training.  ``executor`` / ``ray_address``: where the task cells train
+        (:mod:`interp.executors`; per invocation, not in config.json: the cells are the same)."""
+        chosen = get_executor(executor or "local", ray_address)
         config = config.resolved()
         bench.check_saved_cells(config, run)
-        return Prepared(config, None, state={"weights": weights})
+        chosen.start()  # connected (or refused) before the run directory is written
+        return Prepared(config, None, state={"weights": weights, "executor": chosen})
 
     def run(self, prepared: Prepared[PEBenchConfig], context: Context) -> PEBenchResults:
         config = prepared.config
-        weights = (prepared.state or {}).get("weights", True)
-        parts = bench.bench_parts(config, context.progress.note, context.run, weights)
+        state = prepared.state or {}
+        weights, executor = state.get("weights", True), state.get("executor") or get_executor()
+        try:
+            parts = bench.bench_parts(config, context.progress.note, context.run, weights,
+                                      executor=executor)  # fmt: skip
+        finally:
+            executor.close()
         results = PEBenchResults(config.results_dict(), parts.get("task"), parts.get("text"))
         results.headline = pe_bench_headline(results.to_dict())
         return results

@@ -187,27 +187,40 @@ def train_models(
     can save results as they come.  ``batched=False`` trains every model with the ordinary loop.
     ``labels`` name the models in errors (a non-finite loss names the model, not its slot).
     """
+    for chunk in plan_groups([m.config for m in models], batched, max_group):
+        try:
+            if len(chunk) == 1 or cfg.grad_mode != "vanilla":
+                for i in chunk:
+                    current = [i]
+                    train(models[i], sources[i], cfg)
+                    models[i].eval()
+            else:
+                current = chunk
+                chunk_models = [models[i] for i in chunk]
+                train_batched(chunk_models, [sources[i] for i in chunk], cfg, engine=engine)
+        except NumericalError as e:
+            if labels is None:
+                raise
+            raise e.replace(model=None, cell=labels[current[e.model or 0]]) from e
+        if on_model_done:
+            on_model_done(chunk)
+
+
+def plan_groups(
+    configs: Sequence[Any], batched: bool = True, max_group: int = 64
+) -> list[list[int]]:
+    """The groups :func:`train_models` trains together, as indices into ``configs`` (in the
+    order it trains them): models of equal :func:`group_key`, split so that none is padded too
+    much and none has more than ``max_group`` models; ``batched=False``: one model each.  A
+    group passed to :func:`train_models` again is planned as that one group."""
     groups: dict[tuple, list[int]] = {}
-    for i, m in enumerate(models):
-        groups.setdefault(group_key(m.config) if batched else ("solo", i), []).append(i)
-    for members in groups.values():
-        for chunk in _chunks(members, [models[i].config.n_ctx for i in members], max_group):
-            try:
-                if len(chunk) == 1 or cfg.grad_mode != "vanilla":
-                    for i in chunk:
-                        current = [i]
-                        train(models[i], sources[i], cfg)
-                        models[i].eval()
-                else:
-                    current = chunk
-                    chunk_models = [models[i] for i in chunk]
-                    train_batched(chunk_models, [sources[i] for i in chunk], cfg, engine=engine)
-            except NumericalError as e:
-                if labels is None:
-                    raise
-                raise e.replace(model=None, cell=labels[current[e.model or 0]]) from e
-            if on_model_done:
-                on_model_done(chunk)
+    for i, c in enumerate(configs):
+        groups.setdefault(group_key(c) if batched else ("solo", i), []).append(i)
+    return [
+        chunk
+        for members in groups.values()
+        for chunk in _chunks(members, [configs[i].n_ctx for i in members], max_group)
+    ]
 
 
 def _chunks(members: list[int], lengths: list[int], max_group: int) -> list[list[int]]:
