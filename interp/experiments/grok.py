@@ -112,7 +112,10 @@ class GrokResults(Results):
 
     def to_dict(self) -> dict[str, Any]:
         body = super().to_dict()
-        return {k: v for k, v in body.items() if not (k in _FOURIER and v is None)}
+        body = {k: v for k, v in body.items() if not (k in _FOURIER and v is None)}
+        if not self.definition:  # an unchanged MLP definition: results.json as before
+            body.pop("definition")
+        return body
 
     def lines(self) -> list[str]:
         out = [f"model: {self.definition}"] if self.definition else []
@@ -227,7 +230,7 @@ def summarise(
         results |= fourier_results(model, cfg.top_k, every_pair, cfg.p)
     sentence = verdict(steps, train_acc, test_acc, rule)
     return GrokResults(**results, headline=grok_headline(results, sentence),
-                       definition=cfg.definition.label)  # fmt: skip
+                       definition=cfg.definition.label if cfg.definition.in_results else "")  # fmt: skip
 
 
 @register_experiment

@@ -37,6 +37,13 @@ class ReproduceConfig(ExperimentConfig):
     device: str = "cpu"  # where a paper preset trains
     steps: int | None = None  # a paper preset's trainings capped at this many steps (smoke test)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The cpu scale's fields are left out at their defaults: a cpu-scale config.json reads
+        as before presets existed."""
+        body = super().to_dict()
+        defaults = {"scale": "cpu", "device": "cpu", "steps": None}
+        return {k: v for k, v in body.items() if k not in defaults or v != defaults[k]}
+
     def validate(self) -> None:
 
         if not self.name:
@@ -71,6 +78,13 @@ class ReproduceResults(Results):
     claims: list[dict[str, Any]]
     scale: str = "cpu"
     estimate: dict[str, Any] | None = None  # a paper preset's estimated work and time
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        if self.scale == "cpu":  # as before presets existed
+            body.pop("scale")
+            body.pop("estimate")
+        return body
 
     def tables(self) -> list[Table]:
         verdict = {True: "pass", False: "fail", None: "—"}

@@ -44,6 +44,8 @@ class GrokVariant:
     loss: str = "mean"  # interp.train.full_batch.LOSSES
     split: str = "randperm"  # interp.tasks.modadd.SPLITS
     tasks: tuple[str, ...] = ("modadd", "sparse-parity")  # the grok tasks it applies to
+    # results.json names it (the MLPs' unchanged CPU definitions: config.json's variant does)
+    in_results: bool = True
 
 
 _VARIANTS: dict[tuple[str, str], GrokVariant] = {}
@@ -86,8 +88,10 @@ register_variant(GrokVariant(
 register_variant(GrokVariant(
     "mlp", "interp",
     "interp's CPU variant (not PAIR's): N(0, 1/fan_in) init, per-example cross-entropy",
-    init="normal",
+    init="normal", in_results=False,
 ))  # fmt: skip
-register_variant(GrokVariant("fixed", "interp", "fixed (cos, sin) embedding", init="normal"))
+register_variant(
+    GrokVariant("fixed", "interp", "fixed (cos, sin) embedding", init="normal", in_results=False)
+)
 
 __all__ = ["DEFAULT_VARIANT", "GrokVariant", "grok_variant", "register_variant"]
