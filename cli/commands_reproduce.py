@@ -19,6 +19,18 @@ def reproduce(
     quick: Annotated[
         bool, typer.Option(help="A smaller, faster version (for smoke tests).")
     ] = False,
+    scale: Annotated[
+        str,
+        typer.Option(
+            help="cpu: the CPU-sized reproduction; paper: the paper's configuration "
+            "(prints its estimated time first)."
+        ),
+    ] = "cpu",
+    device: Annotated[str, typer.Option(help="Where --scale paper trains: cpu or cuda.")] = "cpu",
+    steps_override: Annotated[
+        int | None,
+        typer.Option(help="Cap every training of --scale paper at N steps (a smoke test)."),
+    ] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the reproductions.")] = False,
     json_: Json = False,
 ) -> None:
@@ -32,4 +44,6 @@ def reproduce(
                 f"{known}: {get_reproduction(known).description}", highlight=False
             )
         return
-    run_experiment("reproduce", ReproduceConfig(name=name, quick=quick), out, as_json=json_)
+    config = ReproduceConfig(name=name, quick=quick, scale=scale, device=device,
+                             steps=steps_override)  # fmt: skip
+    run_experiment("reproduce", config, out, as_json=json_)

@@ -108,13 +108,17 @@ class GrokResults(Results):
     top_k_share: float | None = None
     circles: list[dict[str, Any]] | None = None
     headline: str = ""
+    definition: str = ""  # the model's definition (interp.grok.variants): whose code it follows
 
     def to_dict(self) -> dict[str, Any]:
         body = super().to_dict()
-        return {k: v for k, v in body.items() if not (k in _FOURIER and v is None)}
+        body = {k: v for k, v in body.items() if not (k in _FOURIER and v is None)}
+        if not self.definition:  # an unchanged MLP definition: results.json as before
+            body.pop("definition")
+        return body
 
     def lines(self) -> list[str]:
-        out = []
+        out = [f"model: {self.definition}"] if self.definition else []
         if self.key_frequencies is not None:
             rule = self.key_frequency_rule or "top of the embedding spectrum"
             out.append(
@@ -188,6 +192,7 @@ def train_run(cfg: GrokConfig, run: RunDir, resume: bool, progress: Progress) ->
             model, data, cfg.steps, cfg.optim, log_every=cfg.log_every, on_metrics=sink,
             analyse=analyse, on_checkpoint=checkpoint, checkpoint_steps=ckpt_steps,
             progress=progress, device=cfg.device, optimizer=optimizer, start_step=start,
+            loss=cfg.definition.loss,
         )  # fmt: skip
     finally:
         sink.flush()
@@ -224,7 +229,8 @@ def summarise(
         every_pair = data if cfg.pairs == "all" else None
         results |= fourier_results(model, cfg.top_k, every_pair, cfg.p)
     sentence = verdict(steps, train_acc, test_acc, rule)
-    return GrokResults(**results, headline=grok_headline(results, sentence))
+    return GrokResults(**results, headline=grok_headline(results, sentence),
+                       definition=cfg.definition.label if cfg.definition.in_results else "")  # fmt: skip
 
 
 @register_experiment

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import interp.reproductions  # noqa: F401  (registers every reproduction)
+import torch
+
+import interp.reproductions  # noqa: F401  (registers every reproduction and preset)
 from interp.errors import ConfigError
 from interp.experiments.base import (
     Context,
@@ -20,6 +22,7 @@ from interp.experiments.base import (
     Results,
     register_experiment,
 )
+from interp.presets import SCALES, estimate, get_preset
 from interp.progress import SILENT, Progress
 from interp.report.tables import Table
 from interp.reproduce import get_reproduction
@@ -29,13 +32,40 @@ from interp.runs import NEW_OUT_ONLY
 @dataclass(frozen=True)
 class ReproduceConfig(ExperimentConfig):
     name: str = ""
-    quick: bool = False  # a smaller, faster version (smoke tests)
+    quick: bool = False  # a smaller, faster version of the cpu scale (smoke tests)
+    scale: str = "cpu"  # cpu: the CPU-sized reproduction; paper: the paper's configuration
+    device: str = "cpu"  # where a paper preset trains
+    steps: int | None = None  # a paper preset's trainings capped at this many steps (smoke test)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The cpu scale's fields are left out at their defaults: a cpu-scale config.json reads
+        as before presets existed."""
+        body = super().to_dict()
+        defaults = {"scale": "cpu", "device": "cpu", "steps": None}
+        return {k: v for k, v in body.items() if k not in defaults or v != defaults[k]}
 
     def validate(self) -> None:
 
         if not self.name:
             raise ConfigError("name a reproduction (see interp reproduce --list)")
         get_reproduction(self.name)
+        if self.scale not in SCALES:
+            raise ConfigError(f"unknown --scale {self.scale!r}; choose {', '.join(SCALES)}")
+        if self.scale == "cpu":
+            if self.steps is not None or self.device != "cpu":
+                raise ConfigError("--steps-override and --device are for --scale paper; the cpu "
+                                  "scale runs its own sizes on the CPU")  # fmt: skip
+            return
+        get_preset(self.name, self.scale)
+        if self.quick:
+            raise ConfigError("--quick is the cpu scale's smaller run; --scale paper runs the "
+                              "paper's configuration (cap it with --steps-override N)")  # fmt: skip
+        if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
+            raise ConfigError(f"--steps-override must be >= 1, got {self.steps!r}")
+        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"unknown --device {self.device!r}; choose cpu or cuda")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"--device {self.device}: CUDA is not available on this machine")
 
 
 @dataclass
@@ -46,6 +76,15 @@ class ReproduceResults(Results):
     name: str
     quick: bool
     claims: list[dict[str, Any]]
+    scale: str = "cpu"
+    estimate: dict[str, Any] | None = None  # a paper preset's estimated work and time
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        if self.scale == "cpu":  # as before presets existed
+            body.pop("scale")
+            body.pop("estimate")
+        return body
 
     def tables(self) -> list[Table]:
         verdict = {True: "pass", False: "fail", None: "—"}
@@ -74,12 +113,18 @@ class Reproduce(Experiment[ReproduceConfig, ReproduceResults]):
     def run(self, prepared: Prepared[ReproduceConfig], context: Context) -> ReproduceResults:
 
         config = prepared.config
-        repro = get_reproduction(config.name)
-        claims = [
-            c.to_dict() for c in repro.run(context.run.path, config.quick, context.progress.note)
-        ]
+        note = context.progress.note
+        guess = None
+        if config.scale == "cpu":
+            found = get_reproduction(config.name).run(context.run.path, config.quick, note)
+        else:
+            preset = get_preset(config.name, config.scale)
+            guess = estimate(preset, config.device)
+            note(guess["text"])
+            found = preset.run(context.run.path, note, config.device, config.steps)
+        claims = [c.to_dict() for c in found]
         context.run.tree.write_json("claims.json", claims)
-        return ReproduceResults(config.name, config.quick, claims)
+        return ReproduceResults(config.name, config.quick, claims, config.scale, guess)
 
 
 __all__ = ["Reproduce", "ReproduceConfig", "ReproduceResults"]

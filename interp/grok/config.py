@@ -16,6 +16,7 @@ from interp.config import _Config, check_optimizer
 from interp.errors import ConfigError
 from interp.grok.detect import LabelRule
 from interp.grok.tasks import grok_model_names, grok_task, grok_task_names
+from interp.grok.variants import GrokVariant, grok_variant
 from interp.train.optim import Optim
 
 
@@ -42,6 +43,9 @@ class GrokConfig(_Config):
 
     task: str = "modadd"
     model: str = "mlp"
+    # the model's definition (interp.grok.variants): nanda (transformer), interp (mlp; pair is
+    # PAIR's notebook); None takes the model's default
+    variant: str | None = None
     p: int = 67
     pairs: str | None = None  # ordered (a <= b, PAIR) for MLPs, all (Nanda) for the transformer
     train_fraction: float | None = None  # 0.4 (PAIR) for MLPs, 0.3 (Nanda) for the transformer
@@ -65,8 +69,19 @@ class GrokConfig(_Config):
     data_seed: int | None = None  # which examples are training examples (default: seed)
     device: str = "cpu"
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GrokConfig:
+        """A config.json written before variants existed recorded no ``variant``: its model was
+        interp's earlier definition, so it reads back as that one (its weights load)."""
+        if isinstance(data, Mapping) and "variant" not in data:
+            data = {**data, "variant": "interp"}
+        return super().from_dict(data)
+
     def validate(self) -> None:
         _check_task_and_model(self.task, self.model)
+        v = grok_variant(self.model, self.variant)
+        _check(self.task in v.tasks, f"variant {v.name} of the {self.model} is for "
+                                     f"{', '.join(v.tasks)}, not {self.task}")  # fmt: skip
         r = self.resolved()
         check_optimizer(r.lr, r.weight_decay, self.beta1, self.beta2)
         _check(
@@ -91,6 +106,7 @@ class GrokConfig(_Config):
         filled = {k: v for k, v in spec.defaults.items() if getattr(self, k) is None}
         return self.replace(
             **filled,
+            variant=grok_variant(self.model, self.variant).name,
             pairs=self.pairs or ("all" if transformer else "ordered"),
             train_fraction=(
                 self.train_fraction
@@ -104,6 +120,11 @@ class GrokConfig(_Config):
         return self.spec.task_object(self)
 
     @property
+    def definition(self) -> GrokVariant:
+        """The model's definition (:mod:`interp.grok.variants`)."""
+        return grok_variant(self.model, self.variant)
+
+    @property
     def split_seed(self) -> int:
         return self.seed if self.data_seed is None else self.data_seed
 
@@ -111,7 +132,7 @@ class GrokConfig(_Config):
     def optim(self) -> Optim:
         c = self.resolved()
         assert c.lr is not None and c.weight_decay is not None
-        return Optim(c.lr, c.weight_decay, c.beta1, c.beta2)
+        return Optim(c.lr, c.weight_decay, c.beta1, c.beta2, warmup=self.definition.warmup)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 from interp.config import ModelConfig
+from interp.grok.variants import GrokVariant, grok_variant
 from interp.models.transformer import HookedTransformer
 from interp.train.stacked import StackedForward
 
@@ -28,18 +29,53 @@ def _normal(shape: tuple[int, ...], std: float, g: torch.Generator) -> nn.Parame
     return nn.Parameter(torch.randn(shape, generator=g) * std)
 
 
+# scipy.stats.truncnorm.std(a=-2, b=2): haiku's VarianceScaling divides by it, so its samples
+# have the asked standard deviation after truncation
+TRUNCATED_STD = 0.87962566103423978
+
+
+def truncated_normal(shape: tuple[int, ...], scale: float, g: torch.Generator) -> nn.Parameter:
+    """haiku's ``TruncatedNormal(stddev=scale)``: N(0, scale^2) cut at +-2 scale."""
+    t = torch.empty(shape)
+    nn.init.trunc_normal_(t, 0.0, scale, -2 * scale, 2 * scale, generator=g)
+    return nn.Parameter(t)
+
+
+def _pair_init(p: int, d_embed: int, width: int, g: torch.Generator) -> list[nn.Parameter]:
+    """PAIR's notebook: ``embed`` ``VarianceScaling(2)`` (fan_in = p rows: truncated normal of
+    std sqrt(2 / p) after truncation); ``hk.Linear`` (no bias) weights truncated normal of scale
+    1/sqrt(fan_in): ``hidden`` d_embed -> width, ``out`` width -> d_embed."""
+    return [
+        truncated_normal((p, d_embed), math.sqrt(2.0 / p) / TRUNCATED_STD, g),
+        truncated_normal((d_embed, width), 1.0 / math.sqrt(d_embed), g),
+        truncated_normal((width, d_embed), 1.0 / math.sqrt(width), g),
+    ]
+
+
+def _normal_init(p: int, d_embed: int, width: int, g: torch.Generator) -> list[nn.Parameter]:
+    """interp's earlier MLP init: N(0, 1/fan_in) (the embedding 1/d_embed)."""
+    return [
+        _normal((p, d_embed), 1.0 / math.sqrt(d_embed), g),
+        _normal((d_embed, width), 1.0 / math.sqrt(d_embed), g),
+        _normal((width, d_embed), 1.0 / math.sqrt(width), g),
+    ]
+
+
+MLP_INITS = {"pair": _pair_init, "normal": _normal_init}  # GrokVariant.init -> (E, W_in, W_out)
+
+
 class PairMLP(nn.Module):
     """PAIR's modular-addition MLP with a tied embedding ``E [p d_embed]``."""
 
     no_decay = ()  # PAIR decays every parameter, the embedding included (interp.train.optim)
 
-    def __init__(self, p: int, width: int = 24, d_embed: int = 32, seed: int = 0) -> None:
+    def __init__(
+        self, p: int, width: int = 24, d_embed: int = 32, seed: int = 0, init: str = "normal"
+    ) -> None:
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         self.p = p
-        self.E = _normal((p, d_embed), 1.0 / math.sqrt(d_embed), g)
-        self.W_in = _normal((d_embed, width), 1.0 / math.sqrt(d_embed), g)
-        self.W_out = _normal((width, d_embed), 1.0 / math.sqrt(width), g)
+        self.E, self.W_in, self.W_out = MLP_INITS[init](p, d_embed, width, g)
 
     @property
     def embedding(self) -> Float[Tensor, "p d_embed"]:
@@ -148,7 +184,9 @@ class StackedParityMLP(StackedForward):
         return torch.baddbmm(params["b_out"][:, None], torch.relu(pre), params["W_out"])
 
 
-def nanda_config(p: int, d_model: int = 128, n_heads: int = 4, d_mlp: int = 512) -> ModelConfig:
+def nanda_config(
+    p: int, d_model: int = 128, n_heads: int = 4, d_mlp: int = 512, unembed_bias: bool = True
+) -> ModelConfig:
     return ModelConfig(
         n_layers=1,
         d_model=d_model,
@@ -161,7 +199,27 @@ def nanda_config(p: int, d_model: int = 128, n_heads: int = 4, d_mlp: int = 512)
         positional="absolute",
         tied_embeddings=False,
         init_range=d_model**-0.5,
+        unembed_bias=unembed_bias,
     )
+
+
+ATTENTION_BIASES = ("b_Q", "b_K", "b_V", "b_O")
+
+
+@torch.no_grad()
+def nanda_init(model: HookedTransformer, seed: int) -> None:
+    """Nanda et al.'s init (progress-measures-paper ``transformers.py``): every matrix
+    ``randn / sqrt(d_model)`` except ``W_U``, ``randn / sqrt(d_vocab)``; biases zero.  Drawn
+    from one generator in parameter order (their draws are torch's global RNG, another order)."""
+    g = torch.Generator().manual_seed(seed)
+    d_model, d_vocab = model.config.d_model, model.config.d_vocab
+    for name, p in model.named_parameters():
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf.startswith("W_"):
+            std = d_vocab**-0.5 if leaf == "W_U" else d_model**-0.5
+            p.copy_(torch.randn(p.shape, generator=g) * std)
+        else:
+            p.zero_()
 
 
 class NandaTransformer(nn.Module):
@@ -177,10 +235,24 @@ class NandaTransformer(nn.Module):
     # position table too, whatever the hooked modules inside declare (interp.train.optim)
     decay_all = True
 
-    def __init__(self, p: int, d_model: int = 128, d_mlp: int = 512, seed: int = 0) -> None:
+    def __init__(
+        self,
+        p: int,
+        d_model: int = 128,
+        d_mlp: int = 512,
+        seed: int = 0,
+        variant: GrokVariant | None = None,
+    ) -> None:
         super().__init__()
-        self.p = p
-        self.model = HookedTransformer(nanda_config(p, d_model=d_model, d_mlp=d_mlp), seed=seed)
+        v = variant or grok_variant("transformer", None)
+        self.p, self.variant = p, v.name
+        cfg = nanda_config(p, d_model=d_model, d_mlp=d_mlp, unembed_bias=v.unembed_bias)
+        self.model = HookedTransformer(cfg, seed=seed)
+        if not v.attn_bias:  # Nanda's Attention has no biases: held at zero, never trained
+            for name, param in self.model.named_parameters():
+                if name.rsplit(".", 1)[-1] in ATTENTION_BIASES:
+                    param.requires_grad_(False)
+        TRANSFORMER_INITS[v.init](self.model, seed)
 
     def forward(self, tokens: Int[Tensor, "example 3"]) -> Float[Tensor, "example p"]:
         m = self.model
@@ -206,3 +278,7 @@ class NandaTransformer(nn.Module):
         name = "blocks.0.mlp.hook_post"
         _, cache = self.model.run_with_cache(tokens, names_filter=lambda n: n == name)
         return cache[name][:, -1]
+
+
+# GrokVariant.init -> how the transformer's weights are drawn (gpt2: HookedTransformer's own)
+TRANSFORMER_INITS = {"nanda": nanda_init, "gpt2": lambda model, seed: None}

@@ -109,7 +109,8 @@ class ModAdd(GrokTask):
     def task_object(self, cfg: GrokConfig) -> Any:
         c = cfg.resolved() if cfg.pairs is None or cfg.train_fraction is None else cfg
         options = {"p": c.p, "pairs": c.pairs, "train_fraction": c.train_fraction}
-        return build_task("modadd", {**options, "split_seed": c.split_seed})
+        split = c.definition.split
+        return build_task("modadd", {**options, "split_seed": c.split_seed, "split": split})
 
     def build_data(self, cfg: GrokConfig) -> FullBatchData:
         task = self.task_object(cfg)
@@ -122,9 +123,11 @@ class ModAdd(GrokTask):
         cfg = cfg.resolved()
         if cfg.model == "fixed":
             return FixedFourierMLP(cfg.p, width=cfg.width, frequency=cfg.frequency, seed=cfg.seed)
+        v = cfg.definition
         if cfg.model == "transformer":
-            return NandaTransformer(cfg.p, d_model=cfg.d_model, d_mlp=cfg.width, seed=cfg.seed)
-        return PairMLP(cfg.p, cfg.width, cfg.d_embed, seed=cfg.seed)
+            return NandaTransformer(cfg.p, d_model=cfg.d_model, d_mlp=cfg.width, seed=cfg.seed,
+                                    variant=v)  # fmt: skip
+        return PairMLP(cfg.p, cfg.width, cfg.d_embed, seed=cfg.seed, init=v.init)
 
     def estimate(self, cfg: GrokConfig, checkpoints: int, n_logs: int) -> tuple[int, int]:
 

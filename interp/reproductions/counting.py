@@ -19,11 +19,14 @@ Here, on two shared CPU cores, both halves are scaled down and the trend is test
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from interp.analysis.counting import ConstructConfig, SweepConfig, run_construct
+from interp.errors import ConfigError
 from interp.experiments.count_sweep import CountSweepConfig
+from interp.presets import Preset, Work, capped, register_preset, train_flops
 from interp.reproduce import Claim, ProgressFn, register_reproduction
 from interp.safefs import Tree
 
@@ -144,3 +147,62 @@ def reproduce_counting(out_dir: Path, quick: bool, progress: ProgressFn) -> list
             _rises(results, max(scfg.m_values)),
         ),
     ]
+
+
+# --------------------------------------------------------------------------- paper scale
+
+
+@dataclass(frozen=True)
+class CountingPaper(Preset):
+    """Yehudai et al.'s training setup (no public code: the paper's text, arXiv 2407.15160,
+    setup section; ``PAPER_SETUP``): query count, 2 layers, 4 heads, d 8..128, m 5..150,
+    n = 10 m, Adam lr 1e-4, batch 16, 100k steps.  The grid's exact points are not published:
+    d doubles from 8 to 128 and m steps by 5 from 5 to 150 (stated, not the paper's)."""
+
+    reproduction: ClassVar[str] = "counting"
+    source: ClassVar[str] = "Yehudai et al. 2024 (no public code): the paper's training setup"
+
+    sweep: SweepConfig = SweepConfig(
+        task="qc", d_values=(8, 16, 32, 64, 128), m_values=tuple(range(5, 151, 5)),
+        n_factor=10, n_layers=2, n_heads=4, steps=100_000, batch_size=16, lr=1e-4,
+        weight_decay=0.0, warmup_steps=0, eval_samples=1000, seed=0,
+    )  # fmt: skip
+
+    def work(self) -> Work:
+        s, flops = self.sweep, 0.0
+        for d in s.d_values:
+            for m in s.m_values:
+                n = s.n_factor * m + 1  # the data tokens and the query
+                params = s.n_layers * (4 * d * d + 2 * s.mlp_ratio * d * d) + 2 * (m + 2) * d
+                flops += train_flops(params, s.batch_size * n, s.n_layers, n, d)
+        cells = len(s.d_values) * len(s.m_values)
+        return Work(cells * s.steps, flops * s.steps)
+
+    def run(self, out: Path, progress: ProgressFn, device: str, steps: int | None) -> list[Claim]:
+        from interp.experiments import execute
+
+        if device != "cpu":
+            raise ConfigError("count sweep trains on the CPU only; run counting's paper preset "
+                              "with --device cpu")  # fmt: skip
+        s = self.sweep.replace(steps=capped(self.sweep.steps, steps))
+        progress(f"training {len(s.d_values) * len(s.m_values)} models ({PAPER_SETUP})")
+        outcome = execute("count-sweep", CountSweepConfig(s), Path(out) / "sweep", resume=True)
+        results = outcome.results.to_dict()
+        drop_ok, drop_text = _drops(results)
+        return [
+            Claim(
+                "trained models: accuracy drops once m > d",
+                f"drops when m > d ({PAPER_SETUP})",
+                drop_text,
+                drop_ok,
+            ),  # fmt: skip
+            Claim(
+                "trained models: m_thr rises with d",
+                "m_thr grows about linearly with d",
+                _thr_text(results),
+                _rises(results, max(s.m_values)),
+            ),  # fmt: skip
+        ]
+
+
+register_preset(CountingPaper())

@@ -11,9 +11,12 @@ Two views of the same data:
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -26,6 +29,7 @@ class ModAddOptions:
     pairs: Literal["all", "ordered"] = "all"  # all p*p pairs, or only a <= b (PAIR)
     train_fraction: float = 0.3
     split_seed: int = 0  # which pairs are training pairs
+    split: str = "randperm"  # how they are drawn from the seed (SPLITS)
 
     def __post_init__(self) -> None:
         if isinstance(self.p, bool) or not isinstance(self.p, int) or self.p < 2:
@@ -34,6 +38,8 @@ class ModAddOptions:
             raise ValueError(f"pairs must be 'all' or 'ordered', got {self.pairs!r}")
         if not 0 < self.train_fraction < 1:
             raise ValueError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,36 @@ def train_mask(n: int, fraction: float, seed: int) -> Tensor:
     return mask
 
 
+def _first(order: list[int] | Tensor, n: int, n_train: int) -> Tensor:
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[torch.as_tensor(order[:n_train], dtype=torch.long)] = True
+    return mask
+
+
+def pair_split(n: int, fraction: float, seed: int) -> Tensor:
+    """PAIR's notebook: ``np.random.seed(seed); indices = np.random.permutation(n)``, the first
+    ``int(fraction * n)`` train (numpy's legacy Mersenne Twister, the same draw)."""
+    order = np.random.RandomState(seed).permutation(n).tolist()
+    return _first(order, n, min(max(int(fraction * n), 1), n - 1))
+
+
+def nanda_split(n: int, fraction: float, seed: int) -> Tensor:
+    """Nanda et al.'s ``gen_train_test``: ``random.seed(seed); random.shuffle(pairs)``, the first
+    ``int(fraction * n)`` train (a shuffle's swaps depend only on the length, so shuffling the
+    indices moves the pairs the same way)."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    return _first(order, n, min(max(int(fraction * n), 1), n - 1))
+
+
+# how a split is drawn from its seed: interp's (torch), PAIR's (numpy), Nanda's (random)
+SPLITS: dict[str, Callable[[int, float, int], Tensor]] = {
+    "randperm": train_mask,
+    "pair": pair_split,
+    "nanda": nanda_split,
+}
+
+
 @register_task
 class ModAddTask(Task):
     name = "modadd"
@@ -86,7 +122,7 @@ class ModAddTask(Task):
     def dataset(self) -> PairData:
         o = self.options
         a, b = all_pairs(o.p, o.pairs == "ordered")
-        mask = train_mask(len(a), o.train_fraction, o.split_seed)
+        mask = SPLITS[o.split](len(a), o.train_fraction, o.split_seed)
         return PairData(a, b, (a + b) % o.p, mask)
 
     def sequences(self, data: PairData | None = None) -> Tensor:

@@ -38,6 +38,11 @@ from interp.train.loop import Step, fit
 from interp.train.optim import Optim, build_optimizer, schedule
 from interp.train.stacked import Stacked
 
+# the training objective from per-example cross-entropies ``[... example]`` and the class count:
+# "mean" the per-example mean (interp, Nanda et al.), "class_mean" PAIR's
+# ``-mean(onehot * log_softmax)``, averaged over the classes too (the mean / classes)
+LOSS_DIVISORS: dict[str, Callable[[int], int]] = {"mean": lambda classes: 1,
+                                                  "class_mean": lambda classes: classes}  # fmt: skip
 MetricsCallback = Callable[[dict[str, Any]], None]
 CheckpointCallback = Callable[[int, nn.Module, torch.optim.Optimizer], None]
 Rows = dict[str, list[list[float]]]
@@ -45,10 +50,12 @@ StackCheckpoint = Callable[[int, nn.Module, torch.optim.Optimizer, Rows], None]
 StackRestore = Callable[[nn.Module, torch.optim.Optimizer], "tuple[int, Rows] | None"]
 
 __all__ = [
+    "LOSS_DIVISORS",
     "FullBatchData",
     "Optim",
     "StackedHistory",
     "log_steps",
+    "objective_loss",
     "split_metrics",
     "train_full_batch",
     "train_full_batch_many",
@@ -66,6 +73,11 @@ class FullBatchData:
 
     def to(self, device: str) -> FullBatchData:
         return FullBatchData(self.x.to(device), self.y.to(device), self.train.to(device))
+
+
+def objective_loss(logits: Tensor, y: Tensor, loss: str = "mean") -> Tensor:
+    """The training objective ``loss`` (:data:`LOSS_DIVISORS`) of ``logits [example class]``."""
+    return F.cross_entropy(logits, y) / LOSS_DIVISORS[loss](logits.shape[-1])
 
 
 def log_steps(total: int, every: int, per_decade: int = 16) -> list[int]:
@@ -111,13 +123,15 @@ def train_full_batch(
     threads: int | None = 1,
     optimizer: torch.optim.Optimizer | None = None,
     start_step: int = 0,
+    loss: str = "mean",
 ) -> dict[str, Any]:
     """Train ``model`` from ``start_step`` to ``steps`` full-batch steps; returns timings.
 
     ``on_checkpoint(step, model, optimizer)`` runs at each of ``checkpoint_steps`` *before* that
     step is logged, so a run resumed from a checkpoint at step ``s`` (``start_step=s`` with the
     restored ``optimizer``) logs ``s`` and everything after it again, exactly as the
-    uninterrupted run did.  Runs with ``threads`` torch threads (``None`` leaves them)."""
+    uninterrupted run did.  Runs with ``threads`` torch threads (``None`` leaves them).
+    ``loss`` names the objective (:data:`LOSS_DIVISORS`); logged losses are cross-entropies."""
     emit = on_metrics or (lambda row: None)
     model.to(device).train()
     data = data.to(device)
@@ -125,23 +139,27 @@ def train_full_batch(
     optimizer = optimizer if optimizer is not None else build_optimizer(model, optim)
     logged, ckpts = set(log_steps(steps, log_every)), set(checkpoint_steps)
     t0, t_logging = time.perf_counter(), [0.0]
+    lr = schedule(optim, steps)
+
+    def objective(batch: tuple[Tensor, Tensor]) -> Tensor:
+        return objective_loss(model(batch[0]), batch[1], loss)
 
     def at(done: int) -> None:  # the state after ``done`` steps: checkpoint, then log it
         if on_checkpoint is not None and done in ckpts and (done > start_step or done == 0):
             on_checkpoint(done, model, optimizer)
         if done in logged:
             t_log = time.perf_counter()
-            _emit_metrics(model, data, done, optim.lr, emit, analyse)
+            _emit_metrics(model, data, done, lr(done), emit, analyse)
             t_logging[0] += time.perf_counter() - t_log
 
     with torch_threads(threads):
         at(start_step)
         fit(
             model,
-            lambda batch: F.cross_entropy(model(batch[0]), batch[1]),
+            objective,
             lambda step: (x_train, y_train),
             optimizer,
-            schedule(optim, steps),
+            lr,
             steps,
             start_step,
             hooks=[lambda s: at(s.done)],
@@ -212,8 +230,11 @@ class _Sweep(nn.Module):
     """Every group's stack in one module (``groups.G.NAME``: one optimizer, one checkpoint), and
     the per-model metrics at the logged steps (``rows[key]``: one ``[model]`` tensor per step)."""
 
-    def __init__(self, parts: list[_Group], n_models: int, logged: set[int]) -> None:
+    def __init__(
+        self, parts: list[_Group], n_models: int, logged: set[int], loss: str = "mean"
+    ) -> None:
         super().__init__()
+        self.divisor = LOSS_DIVISORS[loss]
         self.groups = nn.ModuleList(g.stack for g in parts)
         self.parts, self.n_models, self.logged = parts, n_models, logged
         self.order = torch.cat([g.members for g in parts]).tolist()  # loss slot -> model index
@@ -222,9 +243,9 @@ class _Sweep(nn.Module):
     def losses(self, step: int) -> Tensor:
         """Every model's loss ``[slot]``; at a logged step its metrics are recorded too."""
         if step not in self.logged:
-            return torch.cat([_group_loss(g, None) for g in self.parts])
+            return torch.cat([_group_loss(g, None, self.divisor) for g in self.parts])
         row = {k: torch.empty(self.n_models, dtype=torch.float64) for k in _KEYS}
-        losses = torch.cat([_group_loss(g, row) for g in self.parts])
+        losses = torch.cat([_group_loss(g, row, self.divisor) for g in self.parts])
         for k in _KEYS:
             self.rows[k].append(row[k])
         return losses
@@ -293,6 +314,7 @@ def train_full_batch_many(
     restore: StackRestore | None = None,
     engine: str = "auto",
     labels: Sequence[str] | None = None,
+    loss: str = "mean",
 ) -> StackedHistory:
     """Train ``models`` (one architecture and shape) together, in place; returns their curves.
 
@@ -313,7 +335,7 @@ def train_full_batch_many(
     with torch_threads(threads):
         x, y, masks = x.to(device), y.to(device), train_masks.to(device)
         parts = _make_groups(models, x, y, masks, weight_decays, device, engine)
-        sweep = _Sweep(parts, n_models, set(log_steps(steps, log_every)))
+        sweep = _Sweep(parts, n_models, set(log_steps(steps, log_every)), loss)
         optimizer = build_optimizer(sweep, optim, foreach=True)
         start = 0
         if restore is not None and (state := restore(sweep, optimizer)) is not None:
@@ -340,14 +362,16 @@ def train_full_batch_many(
     return sweep.history()
 
 
-def _group_loss(g: _Group, row: dict[str, Tensor] | None) -> Tensor:
+def _group_loss(
+    g: _Group, row: dict[str, Tensor] | None, divisor: Callable[[int], int] = lambda c: 1
+) -> Tensor:
     """Each member's mean loss on its training examples ``[group]`` (one fused log-softmax for the
     whole group); with ``row``, its metrics there too."""
     logits = g.stack(g.train_in)  # [group n_train class]
     ce = F.cross_entropy(logits.view(-1, logits.shape[-1]), g.train_y, reduction="none")
     if row is not None:
         _log_group(g, logits.detach(), ce.detach(), row)
-    return ce.view(len(g.members), -1).sum(1) / max(g.n_train, 1)
+    return ce.view(len(g.members), -1).sum(1) / (max(g.n_train, 1) * divisor(logits.shape[-1]))
 
 
 def _correct(logits: Tensor, targets: Tensor) -> Tensor:

@@ -33,12 +33,15 @@ __all__ = ["Optim", "Schedule", "build_optimizer", "decay_split", "lr_at", "sche
 
 @dataclass(frozen=True)
 class Optim:
-    """The grokking papers' AdamW: constant lr 1e-3, betas (0.9, 0.98), decoupled weight decay."""
+    """The grokking papers' AdamW: lr 1e-3, betas (0.9, 0.98), decoupled weight decay; constant
+    after ``warmup`` steps of Nanda et al.'s linear warmup ``lr * min(step / warmup, 1)``
+    (``LambdaLR(lambda step: min(step/10, 1))``: lr 0 at the first step)."""
 
     lr: float = 1e-3
     weight_decay: float = 1.0
     beta1: float = 0.9
     beta2: float = 0.98
+    warmup: int = 0
 
 
 def decay_split(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
@@ -137,7 +140,10 @@ def lr_at(step: int, total_steps: int, cfg: OptimConfig) -> float:
 
 
 def schedule(cfg: OptimConfig | Optim, total_steps: int) -> Schedule:
-    """The learning rate at each step: warmup + cosine for ``OptimConfig``, constant for ``Optim``."""
+    """The learning rate at each step (0-based, the steps done before it): warmup + cosine for
+    ``OptimConfig``; for ``Optim`` constant after its linear warmup."""
     if isinstance(cfg, Optim):
+        if cfg.warmup:
+            return lambda step: cfg.lr * min(step / cfg.warmup, 1.0)
         return lambda step: cfg.lr
     return lambda step: lr_at(step, total_steps, cfg)
