@@ -10,7 +10,7 @@ import typer
 from cli.app import app
 from cli.commands_train import default_out
 from cli.execute import run_experiment, show_results
-from cli.options import Json
+from cli.options import Device, Json
 
 count_app = typer.Typer(
     help="Counting (Yehudai et al. 2024): sweeps over d and m, and the histogram construction.",
@@ -54,6 +54,7 @@ def sweep(
     eval_samples: Annotated[int, typer.Option(help="Held-out sequences per cell.")] = 1000,
     threshold: Annotated[float, typer.Option(help="Accuracy defining m_thr.")] = 0.8,
     seed: Annotated[int, typer.Option(help="Random seed (every cell).")] = 0,
+    device: Device = "cpu",
     batched: Annotated[
         bool, typer.Option(help="Train models of equal shape together (one stacked model).")
     ] = True,
@@ -94,6 +95,7 @@ def sweep(
         seed=seed,
         threshold=threshold,
         batched=batched,
+        device=device,
     )
     run_experiment(
         "count-sweep", CountSweepConfig(cfg), out or default_out("count-sweep"), resume=resume,
@@ -111,6 +113,7 @@ def construct(
     beta: Annotated[float, typer.Option(help="Attention sharpness of the construction.")] = 20.0,
     samples: Annotated[int, typer.Option(help="Random sequences evaluated per (d, m).")] = 500,
     seed: Annotated[int, typer.Option(help="Seed (embeddings when m > d, and the data).")] = 0,
+    device: Device = "cpu",
     out: Annotated[
         Path | None, typer.Option(help="Also write a run directory with a report.")
     ] = None,
@@ -126,6 +129,7 @@ def construct(
         beta=beta,
         samples=samples,
         seed=seed,
+        device=device,
     )
     if out is None:  # nothing written: the results on stdout only
         show_results("count-construct", cfg, as_json=json_)

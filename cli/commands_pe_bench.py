@@ -11,7 +11,7 @@ import typer
 from cli.app import app
 from cli.commands_train import parse_options
 from cli.execute import run_experiment
-from cli.options import Device, Json, Out, Overwrite, Report
+from cli.options import Device, Json, Out, Overwrite, Report, Seeds, parse_seeds
 from cli.parsing import int_list
 from interp.models.positional import positional_names
 
@@ -43,7 +43,7 @@ def pe_bench(
             ),
         ),
     ] = None,
-    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0,1,2",
+    seeds: Seeds = "0,1,2",
     steps: Annotated[int, typer.Option(help="Optimizer steps per model.")] = 500,
     batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 32,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-3,
@@ -84,7 +84,7 @@ def pe_bench(
         task_options=parse_options(task_option),
         encodings=_names(pe),
         positional_options={"cope": parse_options(cope_option)} if cope_option else {},
-        seeds=int_list(seeds, "--seeds"),
+        seeds=parse_seeds(seeds),
         steps=steps,
         batch_size=batch_size,
         lr=lr,

@@ -10,7 +10,7 @@ import typer
 from cli.app import app
 from cli.commands_train import default_out, parse_options
 from cli.execute import run_experiment
-from cli.options import Json, Overwrite
+from cli.options import CountedSeeds, Device, Json, Overwrite, parse_seeds
 from interp.errors import ConfigError
 
 
@@ -30,7 +30,7 @@ def precache_config(
     lr: float,
     warmup: int,
     eval_every: int,
-    seeds: int,
+    seeds: tuple[int, ...],
     probe_layer: int,
     tokenizer: str = "bpe",
     probe_horizons: int = 3,
@@ -38,6 +38,7 @@ def precache_config(
     val_fraction: float = 0.1,
     bpe_vocab: int = 1024,
     max_chars: int = 1_000_000,
+    device: str = "cpu",
 ) -> Any:
     """The experiment's config from the command's options; raises ConfigError on bad input
     (the config's own checks run in ``execute``)."""
@@ -51,8 +52,6 @@ def precache_config(
         task = "precache"
     if task is None and task_options:
         raise ConfigError("--task-option needs --task")
-    if isinstance(seeds, bool) or seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     data = DataConfig(
         source="task" if task else "corpus",
         corpus=corpus or "builtin",
@@ -71,15 +70,22 @@ def precache_config(
         batch_size=batch_size,
         eval_every=eval_every,
         checkpoint_every=max(eval_every, steps // 4),
+        device=device,
         optim=OptimConfig(lr=lr, warmup_steps=warmup, weight_decay=0.0),
     )
     myopia = MyopiaConfig(
-        seeds=tuple(range(seeds)),
+        seeds=seeds,
         probe_layer=probe_layer,
         token_horizons=probe_horizons,
         token_probe_tokens=probe_tokens,
     )
     return PrecacheConfig(model, train, data, myopia)
+
+
+def _twin_limit(n: int) -> None:
+    from interp.resources import MAX_MODELS, check_limit
+
+    check_limit(2 * n, f"--seeds {n}: the comparison of", MAX_MODELS, "models")
 
 
 @app.command()
@@ -107,7 +113,7 @@ def precache(
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-3,
     warmup: Annotated[int, typer.Option(help="Warmup steps.")] = 50,
     eval_every: Annotated[int, typer.Option(help="Evaluate every N steps.")] = 100,
-    seeds: Annotated[int, typer.Option(help="Twin pairs (seeds 0..N-1) for the interval.")] = 2,
+    seeds: CountedSeeds = "0,1",  # a twin pair per seed, for the interval
     probe_layer: Annotated[
         int, typer.Option(help="Probe the state after this many blocks (task only).")
     ] = 1,
@@ -122,6 +128,7 @@ def precache(
     val_fraction: Annotated[
         float, typer.Option(help="Documents held out for validation and the token probes (text).")
     ] = 0.1,
+    device: Device = "cpu",
     resume: Annotated[bool, typer.Option(help="Continue the comparison in --out.")] = False,
     overwrite: Overwrite = False,
     json_: Json = False,
@@ -144,13 +151,14 @@ def precache(
         lr=lr,
         warmup=warmup,
         eval_every=eval_every,
-        seeds=seeds,
+        seeds=parse_seeds(seeds, counted=True, check=_twin_limit),
         probe_layer=probe_layer,
         probe_horizons=probe_horizons,
         probe_tokens=probe_tokens,
         tokenizer=tokenizer,
         max_chars=max_chars,
         val_fraction=val_fraction,
+        device=device,
     )
     run_experiment(
         "precache", config, out or default_out("precache"), resume=resume,
