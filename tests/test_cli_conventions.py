@@ -141,7 +141,7 @@ def test_old_spellings_still_work_with_one_deprecation_line(tmp_path) -> None:
     assert "deprecated" not in old.stdout
     new = invoke(*grok, "--arch", "fixed", "--out", tmp_path / "new")
     assert new.exit_code == 0 and "deprecated" not in new.output
-    arch = [json.loads((tmp_path / r / "config.json").read_text())["model"] for r in ("old", "new")]
+    arch = [_config(tmp_path / r)["grok"]["model"] for r in ("old", "new")]
     assert arch == ["fixed", "fixed"]
     both = invoke(*grok, "--model", "mlp", "--arch", "fixed", "--out", tmp_path / "both")
     assert_one_line_error(both, "give --arch, not both --arch and --model")
@@ -161,7 +161,11 @@ def test_seeds_is_a_list_everywhere_and_the_old_count_says_so(tmp_path) -> None:
     listed = invoke(*sweep, "--seeds", "0..1", "--out", tmp_path / "list")
     one = invoke(*sweep, "--seeds", "3..3", "--out", tmp_path / "one")
     assert listed.exit_code == 0 == one.exit_code and "deprecated" not in listed.output + one.output
-    seeds = [json.loads((tmp_path / r / "config.json").read_text())["seeds"]
+    seeds = [_config(tmp_path / r)["sweep"]["seeds"]
              for r in ("old", "list", "one")]  # fmt: skip
     assert seeds == [[0, 1], [0, 1], [3]]
     assert_one_line_error(invoke("pe-bench", "--seeds", "0,-1"), "seeds must be >= 0")
+
+
+def _config(run) -> dict:
+    return json.loads((run / "config.json").read_text())
