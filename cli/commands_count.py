@@ -19,7 +19,16 @@ count_app = typer.Typer(
 app.add_typer(count_app, name="count")
 
 
-@count_app.command()
+SWEEP_DOC = "Train a model per (d, m), measure accuracy, estimate m_thr(d) and fit it against d."
+CPU_HELP = (  # one line per paragraph: rich keeps single newlines
+    "On a CPU the defaults (15 cells: d 8,16,32 x m 4..64, 1,000 steps each) take about an "
+    "hour on 2 cores (extrapolated from ~7 minutes at --steps 100, measured). Paper-sized "
+    "(Yehudai et al.): --d 8..128:8 --m 5..150:5 --steps 100000 --lr 1e-4 (days on a CPU; "
+    "--device cuda)."
+)
+
+
+@count_app.command(help=f"{SWEEP_DOC}\n\n{CPU_HELP}")
 def sweep(
     task: Annotated[
         str, typer.Option(help="qc (query count) or mfc (most frequent count).")
@@ -67,11 +76,7 @@ def sweep(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing sweep in --out.")] = False,
     json_: Json = False,
 ) -> None:
-    """Train a model per (d, m), measure accuracy, estimate m_thr(d) and fit it against d.
-
-    On a CPU the defaults (15 cells: d 8,16,32 x m 4..64, 1,000 steps each) take about an hour
-    on 2 cores (extrapolated from ~7 minutes at --steps 100, measured).  Paper-sized (Yehudai et al.): --d 8..128:8 --m 5..150:5 --steps 100000
-    --lr 1e-4 (days on a CPU; --device cuda)."""
+    """Train a model per (d, m), measure accuracy, estimate m_thr(d) and fit it against d."""
     from interp.analysis.counting import SweepConfig, parse_int_list
     from interp.errors import ConfigError
     from interp.experiments.count_sweep import CountSweepConfig

@@ -37,6 +37,14 @@ grok_app = typer.Typer(
 app.add_typer(grok_app, name="grok")
 
 
+CPU_HELP = (  # one line per paragraph: rich keeps single newlines
+    "On a CPU the defaults are PAIR's setting itself (modadd p = 67, 24 neurons, 50,000 "
+    "steps): about 2 minutes on 2 cores (~460 steps/s measured). Nanda et al.'s transformer: "
+    "--arch transformer --p 113 (slower; --device cuda)."
+)
+grok_app.info.help = f"{grok_app.info.help}\n\n{CPU_HELP}"  # interp grok --help
+
+
 @grok_app.callback()
 def grok(
     ctx: typer.Context,
@@ -83,11 +91,7 @@ def grok(
     json_: Json = False,
 ) -> None:
     """Train one model full batch; log losses, weight norm and the Fourier analysis; mark the
-    memorisation and grokking steps.  ``interp grok sweep --help`` for batched grids.
-
-    On a CPU the defaults are PAIR's setting itself (modadd p = 67, 24 neurons, 50,000 steps):
-    about 2 minutes on 2 cores (~460 steps/s measured).  Nanda et al.'s transformer:
-    --arch transformer --p 113 (slower: a few steps per second on a CPU; --device cuda)."""
+    memorisation and grokking steps.  ``interp grok sweep --help`` for batched grids."""
     if ctx.invoked_subcommand is not None:
         return
     from interp.experiments.grok import GrokRun

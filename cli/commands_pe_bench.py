@@ -22,7 +22,18 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
 
-@app.command("pe-bench")
+PE_BENCH_DOC = (
+    "Train one model per positional encoding on a task; error in and out of distribution."
+)
+CPU_HELP = (  # one line per paragraph: rich keeps single newlines
+    "On a CPU the defaults (5 encodings x 3 seeds x 500 steps on Flip-Flop with 256 "
+    "instructions, 512 tokens) take hours on 2 cores (one 50-step model took over 9 minutes "
+    "on shared cores); shorter sequences: -o length=32. The default length is the paper's "
+    "Flip-Flop (256); paper-sized training needs far more --steps per model (--device cuda)."
+)
+
+
+@app.command("pe-bench", help=f"{PE_BENCH_DOC}\n\n{CPU_HELP}")
 def pe_bench(
     task: Annotated[
         str | None, typer.Option(help="Registered task (flipflop, selective-copy, count-vars...).")
@@ -76,12 +87,7 @@ def pe_bench(
     report: Report = True,
     json_: Json = False,
 ) -> None:
-    """Train one model per positional encoding on a task; error in and out of distribution.
-
-    On a CPU the defaults (5 encodings x 3 seeds x 500 steps on Flip-Flop with 256
-    instructions, 512 tokens) take hours on 2 cores (one 50-step model took over 9 minutes
-    on shared cores); shorter sequences: -o length=32.  The default length is the paper's
-    Flip-Flop (256); paper-sized training needs far more --steps per model (--device cuda)."""
+    """Train one model per positional encoding on a task; error in and out of distribution."""
     from interp.analysis.pe_bench import PEBenchConfig
 
     cfg = PEBenchConfig(

@@ -88,7 +88,17 @@ def _twin_limit(n: int) -> None:
     check_limit(2 * n, f"--seeds {n}: the comparison of", MAX_MODELS, "models")
 
 
-@app.command()
+PRECACHE_DOC = "Train vanilla and myopic twins and tell pre-caching from breadcrumbs."
+CPU_HELP = (  # one line per paragraph: rich keeps single newlines
+    "On a CPU the defaults (2 seeds x 2 twins x 1,000 steps, d_model 128, the precache task "
+    "at frequency 10) take hours on 2 shared cores (~0.4 twin steps/s measured). The model is "
+    "the paper's size (2 layers, d 128, 2 heads); the paper's result needs far longer "
+    "training: raise --steps (tens of thousands; --device cuda). ``interp reproduce "
+    "precache`` uses -o frequency=3."
+)
+
+
+@app.command(help=f"{PRECACHE_DOC}\n\n{CPU_HELP}")
 def precache(
     out: Annotated[
         Path | None, typer.Option(help="Run directory (default runs/precache-<time>).")
@@ -133,12 +143,7 @@ def precache(
     overwrite: Overwrite = False,
     json_: Json = False,
 ) -> None:
-    """Train vanilla and myopic twins and tell pre-caching from breadcrumbs.
-
-    On a CPU the defaults (2 seeds x 2 twins x 1,000 steps, d_model 128, the precache task at
-    frequency 10) take hours on 2 shared cores (~0.4 twin steps/s measured).  The model is the paper's size (2 layers,
-    d 128, 2 heads); the paper's result needs far longer training: raise --steps (tens of
-    thousands; --device cuda).  ``interp reproduce precache`` uses -o frequency=3."""
+    """Train vanilla and myopic twins and tell pre-caching from breadcrumbs."""
     if resume and out is None:
         raise ConfigError("--resume needs --out RUN_DIR")
     config = precache_config(

@@ -169,3 +169,9 @@ def test_seeds_is_a_list_everywhere_and_the_old_count_says_so(tmp_path) -> None:
 
 def _config(run) -> dict:
     return json.loads((run / "config.json").read_text())
+
+
+def test_long_commands_say_what_their_defaults_cost_on_a_cpu() -> None:
+    for command in (["precache"], ["grok"], ["count", "sweep"], ["pe-bench"]):
+        text = " ".join(invoke(*command, "--help").stdout.split())
+        assert "On a CPU the defaults" in text and "--device cuda" in text, command
