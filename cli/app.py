@@ -51,7 +51,8 @@ def check_device(value: str) -> str:
     if device.type not in available:
         raise click_exc.BadParameter(f"{value!r}: interp computes on cpu, cuda or mps")
     if not available[device.type]:
-        raise click_exc.BadParameter(f"{value!r}: no {device.type} device on this machine")
+        name = {"cuda": "CUDA", "mps": "MPS"}[device.type]
+        raise InterpError(f"--device {value}: {name} is not available on this machine")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
         raise click_exc.BadParameter(f"{value!r}: only {torch.cuda.device_count()} cuda device(s)")
     return value

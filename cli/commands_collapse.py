@@ -8,7 +8,7 @@ import typer
 
 from cli.app import app
 from cli.execute import run_experiment
-from cli.options import Device, Json, Model, Out, Overwrite, Report
+from cli.options import Deprecated, Device, Json, Model, Out, Overwrite, Report, renamed
 from cli.parsing import int_list
 from interp.errors import ConfigError
 
@@ -43,9 +43,10 @@ def collapse(
         str | None, typer.Option(help="Text before the digits (default: the paper's prompt).")
     ] = None,
     pattern: Annotated[str | None, typer.Option(help="Text pattern (family pattern).")] = None,
-    tokens: Annotated[
+    token_ids: Annotated[
         str | None, typer.Option(help="Token-id pattern, e.g. 5,7 (family pattern).")
     ] = None,
+    tokens: Deprecated("--tokens", "--token-ids") = None,  # --tokens is a count in probe
     lengths: Annotated[
         str | None, typer.Option(help="N or A:B (default: 1 to what the context allows).")
     ] = None,
@@ -71,6 +72,7 @@ def collapse(
     from interp.analysis.precision import FORMATS
     from interp.experiments.collapse import CollapseRun
 
+    token_ids = renamed("--tokens", "--token-ids", tokens, token_ids, None)
     if dtype is not None and dtypes is not None:
         raise ConfigError("give --dtype or --dtypes, not both")
     formats = tuple(f.strip() for f in (dtype or dtypes or ",".join(FORMATS)).split(","))
@@ -81,7 +83,7 @@ def collapse(
         family=family,
         prompt=prompt,
         pattern=pattern,
-        tokens=None if tokens is None else int_list(tokens, "--tokens"),
+        tokens=None if token_ids is None else int_list(token_ids, "--token-ids"),
         min_length=lo,
         max_length=hi,
         formats=formats,

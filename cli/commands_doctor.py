@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from cli.app import app
+from cli.options import Json
 from cli.progress import console
 
 
@@ -58,9 +59,7 @@ def _table(info: dict[str, Any]) -> Table:
 
 @app.command()
 def doctor(
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")
-    ] = False,
+    as_json: Json = False,
     bench_seconds: Annotated[
         float, typer.Option(help="Seconds to time each of the fp32 and bf16 matmuls.")
     ] = 0.2,

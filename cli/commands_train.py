@@ -183,6 +183,8 @@ def demo(
     steps: Annotated[
         int | None, typer.Option(help="Override the training steps (a different cache entry).")
     ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (not 0: a different cache entry).")] = 0,
+    device: Device = "cpu",
 ) -> None:
     """Train (or reuse from the cache) the embedded-default model on the built-in corpus; write its report."""
     from interp.demo import ensure_demo_model
@@ -193,8 +195,9 @@ def demo(
         check_limit(steps, "--steps", MAX_STEPS, "steps")
     with step_bar("demo model") as (on_start, on_step):
         run, reused = ensure_demo_model(
-            steps=steps, out=out, on_start=on_start, on_step=on_step, on_wait=console.print
-        )
+            steps=steps, out=out, on_start=on_start, on_step=on_step, on_wait=console.print,
+            device=device, seed=seed,
+        )  # fmt: skip
     if reused:
         console.print(f"reusing the cached default model in {run.path}")
     _summarise(run)

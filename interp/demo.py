@@ -49,7 +49,7 @@ DEMO_DATA = DataConfig(
 STEPS_ENV = "INTERP_DEMO_STEPS"  # a shorter default model (smoke tests, CI): its own cache entry
 
 
-def demo_job(steps: int | None = None) -> TrainJob:
+def demo_job(steps: int | None = None, seed: int = 0) -> TrainJob:
     if steps is None and os.environ.get(STEPS_ENV, "").strip():
         try:
             steps = int(os.environ[STEPS_ENV])
@@ -58,6 +58,7 @@ def demo_job(steps: int | None = None) -> TrainJob:
         if steps < 1:
             raise ConfigError(f"{STEPS_ENV} must be at least 1")
     train = DEMO_TRAIN if steps is None else DEMO_TRAIN.replace(steps=steps)
+    train = train if seed == DEMO_TRAIN.seed else train.replace(seed=seed)  # its own entry
     return TrainJob(DEMO_MODEL, train, DEMO_DATA)
 
 
@@ -81,6 +82,8 @@ def ensure_demo_model(
     on_start: Callable[[int, int], None] | None = None,
     on_step: Callable[[int], None] | None = None,
     on_wait: Callable[[str], None] | None = None,
+    device: str = "cpu",
+    seed: int = 0,
 ) -> tuple[RunDir, bool]:
     """Train the default model, or reuse it.  Returns (run, reused).
 
@@ -88,9 +91,11 @@ def ensure_demo_model(
     first to finish training (``on_wait(message)`` is told once), then reuses its model.  Waiting,
     not refusing: the cache is shared state the user never named, both want the same model, and
     waiting costs nothing (the alternative is training it twice).  The shared cache's lock is
-    released as soon as the model is ready; an explicit ``out`` stays locked for the command."""
-    job = demo_job(steps)
+    released as soon as the model is ready; an explicit ``out`` stays locked for the command.
+    ``device`` is where it trains (not part of the cache key: the same model wherever made)."""
+    job = demo_job(steps, seed)
     path = Path(out) if out is not None else demo_run_dir(job)
+    job = TrainJob(job.model, job.train.replace(device=device), job.data)
     run = RunDir(path)
     if run.weights_path.is_file() and run.config_path.is_file():
         return run, True

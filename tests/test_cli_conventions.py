@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from cli_helpers import invoke
+from cli_helpers import assert_one_line_error, invoke
 
 from interp.version import __version__
 
@@ -52,3 +52,126 @@ def test_resume_says_where_it_resumes_and_the_plain_progress_shows_the_loss(tmp_
     last = [line for line in result.stderr.splitlines() if "4/4" in line]
     assert last and "loss " in last[-1], result.stderr
     assert "resuming" not in result.stdout  # a note, not a result
+
+
+# ------------------------------------------------------------- one meaning per option name
+def _commands():
+    """Every command of the Typer app as ``(path, click command)``, sub-typers included (the
+    ``grok`` group's own options are those of ``interp grok``)."""
+    from typer.main import get_command
+
+    from cli.main import load_app
+
+    def walk(cmd, path):
+        if path:
+            yield " ".join(path), cmd
+        for name, sub in (getattr(cmd, "commands", None) or {}).items():
+            yield from walk(sub, (*path, name))
+
+    return list(walk(get_command(load_app()), ()))
+
+
+def _kind(param) -> str:
+    """An option's type with ``None`` (no default: "decided later") left out, and flag-ness."""
+    import typing
+
+    annotation = param.type_descriptor.annotation
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    name = " | ".join(map(str, args)) if type(None) in typing.get_args(annotation) else annotation
+    flags = (" (flag)" if param.is_flag else "") + (" (repeatable)" if param.multiple else "")
+    return f"{name}{flags}"
+
+
+# The genuine exceptions: the same name, a different type, and why that is not two meanings.
+TYPE_EXCEPTIONS = {
+    # probe's --layers picks which layers of an existing model to probe (0,2,4 or 1-3); every
+    # other --layers is how many blocks the model a command builds has.  Not yet renamed.
+    "--layers": {"probe"},
+}
+# Options defined once in cli/options.py: the same help (the meaning) wherever they appear.
+SHARED_HELP = {"--device": "Where to compute", "--json": "Print the results as JSON",
+               "--seeds": "Seeds, a list"}  # fmt: skip
+# Renamed options: the old spelling still works, hidden, with one deprecation line.
+RENAMED = {("grok", "--model"): "--arch", ("collapse", "--tokens"): "--token-ids"}
+# Commands that compute (train or evaluate a model) take --device and a seed (--seed, or the
+# --seeds list of commands that train one model per seed).
+COMPUTING = ("train", "demo", "precache", "probe", "collapse", "squash", "pe-bench", "grok",
+             "grok sweep", "count sweep", "count construct")  # fmt: skip
+# reproduce runs a reproduction's fixed settings (its seeds are part of each claim); its
+# --device would have to reach every reproduction module: not done yet.
+COMPUTING_WITHOUT_DEVICE = {"reproduce"}
+
+
+def test_an_option_name_has_one_type_and_meaning_across_commands() -> None:
+    seen: dict[str, dict[str, tuple[str, str]]] = {}
+    for path, cmd in _commands():
+        for param in cmd.params:
+            for name in param.opts:
+                if name.startswith("--") and not param.hidden:
+                    seen.setdefault(name, {})[path] = (_kind(param), param.help or "")
+    problems = []
+    for name, uses in sorted(seen.items()):
+        allowed = TYPE_EXCEPTIONS.get(name, set())
+        kinds = {kind for path, (kind, _) in uses.items() if path not in allowed}
+        if len(kinds) > 1:
+            problems.append(f"{name}: {', '.join(f'{p} {k}' for p, (k, _) in uses.items())}")
+        if name in SHARED_HELP:
+            problems += [f"{name} in {p}: {h!r}" for p, (_, h) in uses.items()
+                         if not h.startswith(SHARED_HELP[name])]  # fmt: skip
+    assert not problems, "the same option name means different things:\n" + "\n".join(problems)
+    assert {p for name in TYPE_EXCEPTIONS for p in TYPE_EXCEPTIONS[name]} <= {
+        p for name in TYPE_EXCEPTIONS for p in seen[name]
+    }, "an exception names a command that no longer has the option: drop it"
+    commands = dict(_commands())
+    for (path, old), new in RENAMED.items():
+        hidden = {o: p.hidden for p in commands[path].params for o in p.opts}
+        assert hidden[old] and not hidden[new], (path, old, new)
+    for path in COMPUTING:
+        names = {o for p in commands[path].params for o in p.opts}
+        assert "--device" in names and names & {"--seed", "--seeds"}, path
+    assert not {"--device"} & {o for p in commands["reproduce"].params for o in p.opts}
+
+
+def test_old_spellings_still_work_with_one_deprecation_line(tmp_path) -> None:
+    grok = ["grok", "--task", "modadd", "--p", "5", "--steps", "2", "--log-every", "1",
+            "--no-report"]  # fmt: skip
+    old = invoke(*grok, "--model", "fixed", "--out", tmp_path / "old")
+    assert old.exit_code == 0, old.output
+    assert old.stderr.splitlines()[0] == "--model is deprecated; use --arch"
+    assert "deprecated" not in old.stdout
+    new = invoke(*grok, "--arch", "fixed", "--out", tmp_path / "new")
+    assert new.exit_code == 0 and "deprecated" not in new.output
+    arch = [_config(tmp_path / r)["grok"]["model"] for r in ("old", "new")]
+    assert arch == ["fixed", "fixed"]
+    both = invoke(*grok, "--model", "mlp", "--arch", "fixed", "--out", tmp_path / "both")
+    assert_one_line_error(both, "give --arch, not both --arch and --model")
+    assert not (tmp_path / "both").exists()
+
+
+def test_seeds_is_a_list_everywhere_and_the_old_count_says_so(tmp_path) -> None:
+    """--seeds is a list (0,1,2 or 0..2) in every command; where it was a count (precache,
+    grok sweep) a bare N still means 0..N-1, with one line saying it is deprecated."""
+    sweep = ["grok", "sweep", "--p", "5", "--widths", "4", "--weight-decays", "0",
+             "--train-fractions", "0.5", "--steps", "2", "--log-every", "1", "--no-report"]  # fmt: skip
+    old = invoke(*sweep, "--seeds", "2", "--out", tmp_path / "old")
+    assert old.exit_code == 0, old.output
+    assert old.stderr.splitlines()[0] == (
+        "--seeds N (a count) is deprecated; use --seeds 0..1 (a list of seeds)"
+    )
+    listed = invoke(*sweep, "--seeds", "0..1", "--out", tmp_path / "list")
+    one = invoke(*sweep, "--seeds", "3..3", "--out", tmp_path / "one")
+    assert listed.exit_code == 0 == one.exit_code and "deprecated" not in listed.output + one.output
+    seeds = [_config(tmp_path / r)["sweep"]["seeds"]
+             for r in ("old", "list", "one")]  # fmt: skip
+    assert seeds == [[0, 1], [0, 1], [3]]
+    assert_one_line_error(invoke("pe-bench", "--seeds", "0,-1"), "seeds must be >= 0")
+
+
+def _config(run) -> dict:
+    return json.loads((run / "config.json").read_text())
+
+
+def test_long_commands_say_what_their_defaults_cost_on_a_cpu() -> None:
+    for command in (["precache"], ["grok"], ["count", "sweep"], ["pe-bench"]):
+        text = " ".join(invoke(*command, "--help").stdout.split())
+        assert "On a CPU the defaults" in text and "--device cuda" in text, command

@@ -163,7 +163,7 @@ def test_collapse_cli_writes_run_and_model_analysis(model_run, tmp_path):
     out = tmp_path / "c"
     res = _invoke(
         "--model", str(model_run.path), "--dtypes", "fp32,bf16,e4m3",
-        "--family", "pattern", "--tokens", "2,3", "--lengths", "2:6",
+        "--family", "pattern", "--token-ids", "2,3", "--lengths", "2:6",
         "--separator", "4", "--every", "2", "--out", str(out),
     )  # fmt: skip
     assert res.exit_code == 0, res.output
@@ -184,7 +184,7 @@ def test_collapse_cli_overwrite_replaces_an_existing_run(model_run, tmp_path):
 
     out = tmp_path / "c"
     args = ["--model", str(model_run.path), "--dtypes", "fp32", "--family", "pattern",
-            "--tokens", "2,3", "--lengths", "2:4", "--out", str(out)]  # fmt: skip
+            "--token-ids", "2,3", "--lengths", "2:4", "--out", str(out)]  # fmt: skip
     assert _invoke(*args).exit_code == 0
     (out / "results.json").write_text("{}")
     refused = _invoke(*args)
@@ -201,7 +201,7 @@ def test_collapse_cli_overwrite_replaces_an_existing_run(model_run, tmp_path):
         (["--dtype", "float12"], "unknown dtype"),
         (["--lengths", "1:500"], "beyond the model context"),
         (["--lengths", "x"], "not N or A:B"),
-        (["--family", "pattern", "--tokens", ""], "empty pattern"),
+        (["--family", "pattern", "--token-ids", ""], "empty pattern"),
         (["--mode", "native", "--dtype", "e5m2"], "emulated only"),
         (["--model", "/nonexistent/model/dir"], "could not load model"),
     ],

@@ -189,7 +189,7 @@ RESUMABLE = {
     "GROK_SWEEP": (
         ("grok", "sweep"),
         ["--task", "modadd", "--p", "5", "--weight-decays", "0", "--train-fractions", "0.5",
-         "--widths", "4", "--seeds", "1", "--steps", "2", "--log-every", "1", "--no-report"],
+         "--widths", "4", "--seeds", "0,", "--steps", "2", "--log-every", "1", "--no-report"],
     ),
     "PE_RUN": (
         ("pe-bench",),
@@ -201,7 +201,7 @@ RESUMABLE = {
         ("precache",),
         ["--task", "precache", "-o", "length=4", "--layers", "1", "--d-model", "8", "--heads",
          "1", "--d-mlp", "0", "--ctx", "8", "--steps", "1", "--batch-size", "2", "--eval-every",
-         "1", "--seeds", "1", "--probe-horizons", "1", "--probe-tokens", "50", "--tokenizer",
+         "1", "--seeds", "0,", "--probe-horizons", "1", "--probe-tokens", "50", "--tokenizer",
          "byte"],
     ),
 }  # fmt: skip
@@ -635,7 +635,12 @@ SPECS: dict[tuple[str, ...], Spec] = {
         positional=[(st.just(Fx("MODEL")), BAD_PATH)],
     ),
     ("demo",): Spec(
-        {"--out": Opt(st.just(Fx("OUT")), OUT_PATHS), "--steps": count(1, 2, always=False)},
+        {
+            "--out": Opt(st.just(Fx("OUT")), OUT_PATHS),
+            "--steps": count(1, 2, always=False),
+            "--seed": SEED,
+            "--device": DEVICE,
+        },
         examples=8,
     ),
     ("collapse",): Spec(
@@ -647,7 +652,7 @@ SPECS: dict[tuple[str, ...], Spec] = {
             "--family": text(choice("ones", "digits", "pattern")),
             "--prompt": text(choice("", "x", "count: ")),
             "--pattern": text(choice("ab", "1")),
-            "--tokens": Opt(choice("5,7", "3"), BAD_LIST),
+            "--token-ids": Opt(choice("5,7", "3"), BAD_LIST),
             "--lengths": Opt(choice("2:4", "3", "1:5"), st.one_of(BAD_LIST, HUGE), always=True),
             "--separator": text(choice(",", "4", " ")),
             "--every": dim(0, 3, always=False),
@@ -737,7 +742,8 @@ SPECS: dict[tuple[str, ...], Spec] = {
             "--lr": flt(choice("0.003")),
             "--warmup": count(0, 1),
             "--eval-every": count(1, 2),
-            "--seeds": count(1, 1),
+            "--seeds": text(choice("0,"), always=True),
+            "--device": DEVICE,
             "--probe-layer": dim(0, 1, always=False),
             "--probe-horizons": count(1, 2),
             "--probe-tokens": count(50, 200),
@@ -801,6 +807,7 @@ SPECS: dict[tuple[str, ...], Spec] = {
             "--eval-samples": count(1, 8),
             "--threshold": flt(choice("0.8", "0.5")),
             "--seed": SEED,
+            "--device": DEVICE,
             "--no-batched": FLAG,
             "--out": RUN_OUT,
             "--resume": FLAG,
@@ -818,6 +825,7 @@ SPECS: dict[tuple[str, ...], Spec] = {
             "--beta": flt(choice("20", "1")),
             "--samples": count(1, 10),
             "--seed": SEED,
+            "--device": DEVICE,
             "--out": Opt(st.just(Fx("OUT")), OUT_PATHS),
         },
         examples=20,
@@ -825,7 +833,7 @@ SPECS: dict[tuple[str, ...], Spec] = {
     ("grok",): Spec(
         {
             "--task": text(choice("modadd", "sparse-parity")),
-            "--model": text(choice("mlp", "fixed", "transformer")),
+            "--arch": text(choice("mlp", "fixed", "transformer")),
             "--p": dim(3, 7),
             "--pairs": text(choice("ordered", "all")),
             "--train-fraction": flt(choice("0.5", "0.3")),
@@ -855,7 +863,7 @@ SPECS: dict[tuple[str, ...], Spec] = {
             "--train-fractions": Opt(choice("0.5", "0.3,0.6"), BAD_LIST, always=True),
             "--train-sizes": Opt(choice("16", "8,16"), st.one_of(BAD_LIST, HUGE), always=True),
             "--widths": Opt(choice("4", "4,8"), st.one_of(BAD_LIST, HUGE), always=True),
-            "--seeds": count(1, 2),
+            "--seeds": text(choice("0,", "0..1"), always=True),
             "--steps": count(1, 3),
             "--log-every": count(1, 2),
             "--device": DEVICE,

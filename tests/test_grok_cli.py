@@ -18,7 +18,7 @@ from interp.grok.tasks import grok_task_names
         (["grok", "--train-fraction", "1.5"], r"\(0, 1\)"),
         (["grok", "--train-fraction", "0"], r"\(0, 1\)"),
         (["grok", "--task", "sparse-parity", "--n-bits", "4", "--k", "5"], r"k \(5\)"),
-        (["grok", "--model", "cnn"], "unknown grok model"),
+        (["grok", "--arch", "cnn"], "unknown grok model"),
         (["grok", "sweep", "--train-fractions", "0.3,1.2"], r"\(0, 1\)"),
         (["grok", "sweep", "--p", "1"], "p must be"),
         (["grok", "sweep", "--weight-decays", "a,b"], "comma-separated"),
@@ -68,7 +68,7 @@ def test_grok_transformer_logs_restricted_and_excluded_loss(tmp_path) -> None:
     out = tmp_path / "nanda"
     result = invoke(
         "grok",
-        "--model",
+        "--arch",
         "transformer",
         "--p",
         "7",
@@ -101,7 +101,7 @@ def test_grok_sweep_end_to_end(tmp_path) -> None:
         "--widths",
         "8,12",
         "--seeds",
-        "2",
+        "0..1",
         "--steps",
         "40",
         "--log-every",
@@ -133,7 +133,7 @@ def test_grok_json_is_one_document_and_configs_read_back_from_config_json(tmp_pa
     assert stored == GrokRun(GrokConfig(p=7, steps=6, log_every=3).resolved())
 
     sweep = tmp_path / "sweep"
-    args = ["grok", "sweep", "--p", "7", "--widths", "4", "--seeds", "1", "--steps", "4"]
+    args = ["grok", "sweep", "--p", "7", "--widths", "4", "--seeds", "0,", "--steps", "4"]
     assert invoke(*args, "--weight-decays", "0", "--out", sweep, "--no-report").exit_code == 0
     stored = GrokSweepRun.from_dict(json.loads((sweep / "config.json").read_text()))
     assert stored.sweep == GrokSweepConfig(

@@ -164,7 +164,7 @@ def test_run_killed_with_sigkill_resumes_to_identical_weights_and_metrics(tmp_pa
 
 
 def test_sweep_killed_with_sigkill_resumes_to_the_same_results(tmp_path) -> None:
-    opts = ["--p", "23", "--widths", "16,24", "--seeds", "2", "--weight-decays", "0,1"]
+    opts = ["--p", "23", "--widths", "16,24", "--seeds", "0..1", "--weight-decays", "0,1"]
     opts += ["--train-fractions", "0.4", "--steps", "1000", "--log-every", "100"]
     opts += ["--checkpoint-every", "100"]
     rng = random.Random(2)
@@ -232,7 +232,7 @@ def test_sweep_defaults_are_per_task_and_recorded_in_config_json(tmp_path) -> No
     assert SweepConfig(task="sparse-parity", lr=3e-3, widths=(64,)).lr == 3e-3
     out = tmp_path / "sweep"
     args = ["grok", "sweep", "--task", "sparse-parity", "--train-sizes", "32"]
-    args += ["--seeds", "1", "--weight-decays", "0.1", "--steps", "5", "--out", out]
+    args += ["--seeds", "0,", "--weight-decays", "0.1", "--steps", "5", "--out", out]
     assert invoke(*args, "--no-report").exit_code == 0
     sweep = read_json(out / "config.json")["sweep"]
     assert (sweep["widths"], sweep["lr"], sweep["log_every"]) == ([256], 1e-2, 100)

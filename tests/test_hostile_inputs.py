@@ -410,7 +410,7 @@ def test_task_option_types_are_checked_naming_the_option(tmp_path, option, fragm
 PRECACHE = [
     "precache", "--task", "precache", "-o", "length=4", "--layers", "1", "--d-model", "8",
     "--heads", "1", "--d-mlp", "0", "--ctx", "8", "--steps", "1", "--batch-size", "2",
-    "--eval-every", "1", "--seeds", "1", "--probe-horizons", "1", "--probe-tokens", "50",
+    "--eval-every", "1", "--seeds", "0,", "--probe-horizons", "1", "--probe-tokens", "50",
     "--tokenizer", "byte",
 ]  # fmt: skip
 

@@ -106,7 +106,7 @@ TINY = ["precache", "-o", "length=8", "-o", "window=3", "--steps", "6", "--eval-
 
 def test_cli_end_to_end_resume_and_report(tmp_path) -> None:
     out = tmp_path / "pc"
-    result = invoke(*TINY, "--seeds", "2", "--out", out)
+    result = invoke(*TINY, "--seeds", "0..1", "--out", out)
     assert result.exit_code == 0, result.output
     assert "verdict:" in result.output and "report:" in result.output
     cfg = json.loads((out / "config.json").read_text())
@@ -123,10 +123,10 @@ def test_cli_end_to_end_resume_and_report(tmp_path) -> None:
     html = (out / "report.html").read_text()
     assert "Pre-caching or breadcrumbs" in html
     # resume of a finished comparison retrains nothing and gives the same numbers
-    again = invoke(*TINY, "--seeds", "2", "--out", out, "--resume")
+    again = invoke(*TINY, "--seeds", "0..1", "--out", out, "--resume")
     assert again.exit_code == 0, again.output
     assert json.loads((out / "results.json").read_text())["summary"] == results["summary"]
-    assert_one_line_error(invoke(*TINY, "--seeds", "3", "--out", out, "--resume"), "differs")
+    assert_one_line_error(invoke(*TINY, "--seeds", "0..2", "--out", out, "--resume"), "differs")
 
 
 @pytest.mark.parametrize(
@@ -207,7 +207,7 @@ def test_reproduction_reports_token_probes_unjudged() -> None:
 
 TINY_TEXT = ["precache", "--corpus", "builtin", "--tokenizer", "byte", "--max-chars", "60000",
              "--ctx", "16", "--steps", "4", "--eval-every", "2", "--warmup", "1", "--layers", "2",
-             "--d-model", "16", "--heads", "2", "--d-mlp", "32", "--seeds", "1"]  # fmt: skip
+             "--d-model", "16", "--heads", "2", "--d-mlp", "32", "--seeds", "0,"]  # fmt: skip
 
 
 def test_text_twins_get_future_token_probes(tmp_path) -> None:

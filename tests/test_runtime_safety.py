@@ -299,7 +299,7 @@ def test_count_construct_states_its_work_shows_progress_and_refuses_days(tmp_pat
 # ----------------------------------------------------------------------------- 16. cells
 COUNT = ["count", "sweep", "--d", "8", "--m", "2,3", "--heads", "2", "--n-factor", "2",
          "--steps", "4", "--eval-samples", "20"]  # fmt: skip
-GROK = ["grok", "sweep", "--p", "5", "--widths", "4", "--seeds", "2", "--steps", "6",
+GROK = ["grok", "sweep", "--p", "5", "--widths", "4", "--seeds", "0..1", "--steps", "6",
         "--log-every", "2", "--weight-decays", "0,1", "--train-fractions", "0.5"]  # fmt: skip
 BENCH = ["pe-bench", "--task", "flipflop", "-o", "length=4", "--pe", "rope", "--seeds", "0",
          "--steps", "2", "--batch-size", "4", "--layers", "1", "--d-model", "16", "--heads", "2",
@@ -380,10 +380,10 @@ def test_a_hostile_cell_is_one_line_naming_the_file(tmp_path, sweeps, sweep, rel
 SMALL = {
     "train": ["train", "--task", "copy", "--steps", "2", "--d-model", "16", "--heads", "2"],
     "grok": ["grok", "--p", "5", "--steps", "2"],
-    "grok sweep": ["grok", "sweep", "--p", "5", "--steps", "2", "--seeds", "1"],
+    "grok sweep": ["grok", "sweep", "--p", "5", "--steps", "2", "--seeds", "0,"],
     "count sweep": ["count", "sweep", "--d", "8", "--m", "2", "--heads", "2", "--steps", "2"],
     "pe-bench": [*BENCH],
-    "precache": ["precache", "--steps", "2", "--seeds", "1", "--d-model", "16"],
+    "precache": ["precache", "--steps", "2", "--seeds", "0,", "--d-model", "16"],
 }
 ABSURD = [
     (cmd, opt, value, pattern)
@@ -519,7 +519,7 @@ def test_ctrl_c_inside_a_run_of_runs_names_the_command_s_own_run(tmp_path, monke
 
     monkeypatch.setattr(myopia, "run_precache", interrupted)
     out = tmp_path / "p"
-    result = invoke("precache", "--steps", "2", "--seeds", "1", "--d-model", "16", "--out", out)
+    result = invoke("precache", "--steps", "2", "--seeds", "0,", "--d-model", "16", "--out", out)
     assert result.exit_code == 130
     said = " ".join(result.output.split()).split("interrupted: ")[-1]
     assert said.startswith(f"the run in {out} is kept; continue it with: interp precache")

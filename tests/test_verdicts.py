@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from cli_helpers import invoke
 
 from interp.experiments.headlines import collapse_headline, probe_headline, squash_headline
@@ -99,3 +100,69 @@ def test_an_incomplete_run_gets_a_banner_and_a_task_run_names_its_task(tmp_path)
     assert "Incomplete run: training stopped at step 4 of 4" in html
     done = RunDir.create(tmp_path / "p", {"kind": "probe"})
     assert "Incomplete run" in build_report(done.path).read_text()
+
+
+# ----------------------------------------------------- a run made to fail is never a finding
+TINY_MODEL = ["--layers", "1", "--d-model", "8", "--heads", "1", "--d-mlp", "0"]
+# kind -> (the command of a run that cannot have learned anything, what its headline must say)
+FAILING_RUNS = {
+    "precache": (["precache", "--task", "precache", "-o", "length=8", *TINY_MODEL, "--steps",
+                  "2", "--batch-size", "2", "--eval-every", "2", "--seeds", "0,"], "inconclusive"),
+    "grok": (["grok", "--p", "5", "--steps", "2", "--log-every", "1", "--no-report"],
+             "Inconclusive: the training set was not fitted"),
+    "grok-sweep": (["grok", "sweep", "--p", "5", "--widths", "4", "--weight-decays", "0",
+                    "--train-fractions", "0.5", "--seeds", "0,", "--steps", "2", "--log-every",
+                    "1", "--no-report"], "Inconclusive: no run fitted its training set"),
+    "count-sweep": (["count", "sweep", "--d", "4", "--m", "2,8", "--steps", "1", "--layers", "1",
+                     "--heads", "1", "--eval-samples", "16"], "Counting sweep inconclusive"),
+    # the construction with an attention too soft to count (beta 0.01 averages everything)
+    "count-construct": (["count", "construct", "--d", "4", "--m", "4", "--beta", "0.01",
+                         "--samples", "32"], "inconclusive: the construction should be exact"),
+    "pe-bench": (["pe-bench", "--task", "flipflop", "-o", "length=4", "--pe", "rope", "--seeds",
+                  "0", "--steps", "1", "--batch-size", "2", *TINY_MODEL, "--eval-sequences", "4",
+                  "--no-report"], "Inconclusive: no encoding learned flipflop"),
+    "probe": (["probe", "--model", "MODEL", "--horizon", "2", "--tokens", "512", "--no-report"],
+              "Inconclusive: no layer beats the bigram baseline at k = 1, 2"),
+    # an untrained model within 4 lengths in fp32: nothing collapses, and the headline says so
+    "collapse": (["collapse", "--model", "MODEL", "--dtypes", "float32", "--lengths", "4",
+                  "--prompt", "", "--no-report"], "No collapse"),
+    # two positions: no early quarter to lead the late one
+    "squash": (["squash", "--model", "MODEL", "--prompts", "copy-first,copy-last", "--length", "2",
+                "--no-report"],
+               "Inconclusive: no over-squashing signal"),
+}  # fmt: skip
+NO_VERDICT = {
+    "train": "trains one model and reports its losses; it claims no finding",
+    "reproduce": "each claim is judged pass/fail beside the paper's number (its parts' "
+    "headlines are the experiments' above); a reproduction made to fail trains for minutes",
+}
+
+
+def test_every_experiment_is_covered_by_a_failing_run_or_says_why_not() -> None:
+    from interp.experiments.registry import experiment_kinds
+
+    assert set(FAILING_RUNS) | set(NO_VERDICT) == set(experiment_kinds())
+    assert not set(FAILING_RUNS) & set(NO_VERDICT)
+
+
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory):
+    """A model trained for one step: it has learned nothing a verdict could rest on."""
+    path = tmp_path_factory.mktemp("untrained") / "model"
+    args = ["train", "--corpus", "builtin:prose", "--max-chars", "20000", "--tokenizer", "byte",
+            "--ctx", "32", *TINY_MODEL[:-1], "16", "--steps", "1", "--eval-every", "1",
+            "--checkpoint-every", "1", "--batch-size", "2", "--warmup", "0", "--no-report"]  # fmt: skip
+    assert invoke(*args, "--out", path).exit_code == 0
+    return path
+
+
+@pytest.mark.parametrize("kind", sorted(FAILING_RUNS))
+def test_a_run_made_to_fail_is_inconclusive(kind, tmp_path, request) -> None:
+    args, expected = FAILING_RUNS[kind]
+    if "MODEL" in args:
+        args = [str(request.getfixturevalue("untrained")) if a == "MODEL" else a for a in args]
+    result = invoke(*args, "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    headline = json.loads((tmp_path / "run" / "results.json").read_text())["headline"]
+    assert expected in headline, headline
+    assert result.stdout.splitlines()[0] == headline  # the CLI says it first

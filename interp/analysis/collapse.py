@@ -166,7 +166,7 @@ def _single_token(tokenizer: Any, text: str, what: str) -> int:
     if len(ids) != 1:
         raise ConfigError(
             f"{what} {text!r} is {len(ids)} tokens for this tokenizer, not one; "
-            "give token ids with --tokens instead"
+            "give token ids with --token-ids instead"
         )
     return ids[0]
 
@@ -224,10 +224,12 @@ def build_family(model: Any, cfg: CollapseConfig) -> PairFamily:
             unit = [int(t) for t in cfg.tokens]
         elif cfg.pattern is not None:
             if tok is None:
-                raise ConfigError("this model has no tokenizer: give the pattern as --tokens ids")
+                raise ConfigError(
+                    "this model has no tokenizer: give the pattern as --token-ids ids"
+                )
             unit = _encode(tok, cfg.pattern)
         else:
-            raise ConfigError("family 'pattern' needs --pattern TEXT or --tokens IDS")
+            raise ConfigError("family 'pattern' needs --pattern TEXT or --token-ids IDS")
         if not unit:
             raise ConfigError("empty pattern: give at least one token")
         _check_ids(unit, model, "pattern")

@@ -256,6 +256,7 @@ class SweepConfig(_Config):
     seed: int = 0
     threshold: float = THRESHOLD
     batched: bool = True
+    device: str = "cpu"  # where the models train (the batched trainer moves them there)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes saved with the sweep
 
     def __post_init__(self) -> None:  # the grid in order, each value once (no checks here)
@@ -310,6 +311,7 @@ class SweepConfig(_Config):
             checkpoint_every=self.steps,
             log_every=max(1, self.steps // 20),
             seed=self.seed,
+            device=self.device,
             optim=OptimConfig(
                 lr=self.lr, weight_decay=self.weight_decay, warmup_steps=self.warmup_steps
             ),
@@ -515,6 +517,7 @@ class ConstructConfig(_Config):
     beta: float = 20.0
     samples: int = 500
     seed: int = 0
+    device: str = "cpu"  # where the float64 model is evaluated
 
     def validate(self) -> None:
         _check_grid("qc", self.d_values, self.m_values, self.n)
@@ -547,7 +550,7 @@ def run_construct(
         progress(0, total)
     for d in cfg.d_values:
         for m in cfg.m_values:
-            model = build_histogram_model(d, m, cfg.n, cfg.beta, cfg.seed)
+            model = build_histogram_model(d, m, cfg.n, cfg.beta, cfg.seed).to(cfg.device)
             task = _task("qc", m, cfg.n, "uniform", "uniform")
             result = evaluate_count_model(model, task, cfg.samples, cfg.seed, on_chunk=tick)
             cells.append(

@@ -39,6 +39,10 @@ class CountSweepConfig(ExperimentConfig):
     def seed(self) -> int:
         return self.sweep.seed
 
+    @property
+    def device(self) -> str:
+        return self.sweep.device
+
     def validate(self) -> None:
 
         s = self.sweep

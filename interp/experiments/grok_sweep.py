@@ -85,7 +85,14 @@ class GrokSweepResults(Results):
 
 def sweep_headline(r: Mapping[str, Any]) -> str:
     counts = ", ".join(f"{k} {v}" for k, v in r["label_counts"].items())
-    return f"{r['n_runs']} runs: {counts}"  # no timing: a resumed sweep has the same headline
+    text = f"{r['n_runs']} runs: {counts}"  # no timing: a resumed sweep has the same headline
+    if r["n_runs"] and r["label_counts"].get("no-learn", 0) == r["n_runs"]:
+        # the baseline: a run that never fits its training set shows no phase of anything
+        return (
+            f"Inconclusive: no run fitted its training set ({text}); try more --steps or a "
+            "larger --lr."
+        )
+    return text
 
 
 # ------------------------------------------------------------------------------ saved groups

@@ -121,12 +121,23 @@ def text_verdict(text: Mapping[str, Any]) -> str:
     return f"text (one seed, no interval): lowest perplexity at context {ctx}: " + "; ".join(parts)
 
 
+LEARNED_ERROR = 50.0  # token error % below which an encoding counts as having learned the task
+
+
 def pe_bench_headline(results: Mapping[str, Any]) -> str:
     parts = []
     task = results.get("task")
     if task is not None:
         verdicts = "; ".join(split_verdict(task["table"], s) for s in task["splits"])
         parts.append(f"pe-bench {task['task']}, token error %: {verdicts}.")
+    if task is not None and task["table"] and task["splits"]:
+        first = task["splits"][0]  # the training distribution
+        lowest = min(r[first]["mean"] for r in task["table"])
+        if lowest >= LEARNED_ERROR:  # no ranking of models that all failed means anything
+            parts.append(
+                f"Inconclusive: no encoding learned {task['task']} (lowest {first} token error "
+                f"{lowest:.1f}% >= {LEARNED_ERROR:.0f}%); try more --steps or a larger --lr."
+            )
     text = results.get("text")
     if text is not None:
         parts.append(text_verdict(text) + ".")

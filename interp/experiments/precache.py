@@ -84,7 +84,7 @@ def precache_config(
     lr: float = 3e-3,
     warmup: int = 50,
     eval_every: int = 100,
-    seeds: int = 2,
+    seeds: tuple[int, ...] = (0, 1),
     probe_layer: int = 1,
     tokenizer: str = "bpe",
     probe_horizons: int = 3,
@@ -92,6 +92,7 @@ def precache_config(
     val_fraction: float = 0.1,
     bpe_vocab: int = 1024,
     max_chars: int = 1_000_000,
+    device: str = "cpu",
 ) -> PrecacheConfig:
     """The experiment's config from ``interp precache``'s options (the defaults are the
     command's: ``tests/test_api.py`` checks they agree); raises ConfigError on bad input (the
@@ -103,8 +104,6 @@ def precache_config(
         task = "precache"
     if task is None and task_options:
         raise ConfigError("--task-option needs --task")
-    if isinstance(seeds, bool) or seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     data = DataConfig(
         source="task" if task else "corpus",
         corpus=corpus or "builtin",
@@ -123,10 +122,11 @@ def precache_config(
         batch_size=batch_size,
         eval_every=eval_every,
         checkpoint_every=max(eval_every, steps // 4),
+        device=device,
         optim=OptimConfig(lr=lr, warmup_steps=warmup, weight_decay=0.0),
     )
     myopia = MyopiaConfig(
-        seeds=tuple(range(seeds)),
+        seeds=tuple(seeds),
         probe_layer=probe_layer,
         token_horizons=probe_horizons,
         token_probe_tokens=probe_tokens,
