@@ -26,7 +26,9 @@ def reproduce(
             "(prints its estimated time first)."
         ),
     ] = "cpu",
-    device: Annotated[str, typer.Option(help="Where --scale paper trains: cpu or cuda.")] = "cpu",
+    device: Annotated[
+        str, typer.Option(help="Where to compute, with --scale paper only: cpu or cuda.")
+    ] = "cpu",
     steps_override: Annotated[
         int | None,
         typer.Option(help="Cap every training of --scale paper at N steps (a smoke test)."),

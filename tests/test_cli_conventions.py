@@ -97,9 +97,9 @@ RENAMED = {("grok", "--model"): "--arch", ("collapse", "--tokens"): "--token-ids
 # --seeds list of commands that train one model per seed).
 COMPUTING = ("train", "demo", "precache", "probe", "collapse", "squash", "pe-bench", "grok",
              "grok sweep", "count sweep", "count construct")  # fmt: skip
-# reproduce runs a reproduction's fixed settings (its seeds are part of each claim); its
-# --device would have to reach every reproduction module: not done yet.
-COMPUTING_WITHOUT_DEVICE = {"reproduce"}
+# reproduce runs a reproduction's fixed settings (its seeds are part of each claim, so no
+# --seed); its --device is for --scale paper only (the cpu-scale reproductions refuse another)
+COMPUTING_WITHOUT_SEED = {"reproduce"}
 
 
 def test_an_option_name_has_one_type_and_meaning_across_commands() -> None:
@@ -129,7 +129,11 @@ def test_an_option_name_has_one_type_and_meaning_across_commands() -> None:
     for path in COMPUTING:
         names = {o for p in commands[path].params for o in p.opts}
         assert "--device" in names and names & {"--seed", "--seeds"}, path
-    assert not {"--device"} & {o for p in commands["reproduce"].params for o in p.opts}
+    for path in COMPUTING_WITHOUT_SEED:
+        params = {o: p for p in commands[path].params for o in p.opts}
+        assert "--scale paper" in params["--device"].help and not {"--seed", "--seeds"} & set(
+            params
+        ), path
 
 
 def test_old_spellings_still_work_with_one_deprecation_line(tmp_path) -> None:
