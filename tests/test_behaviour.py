@@ -2,7 +2,9 @@
 ``tests/behaviour/fixture.json`` (recorded by ``python tests/behaviour/record.py``).
 
 On the machine that recorded it (same torch, CPU capability, CPU model, ATEN_CPU_CAPABILITY and
-thread count) the comparison is exact: bit-identical floats, identical strings and hashes.
+thread count) the comparison is exact: bit-identical floats, identical strings and hashes.  A
+machine of another signature may have its own recording, ``behaviour/machines/<slug>.json``
+(``record.py --machine``): its cases are compared exactly there.
 Elsewhere float kernels differ and training trajectories drift, so it is loose (structure,
 verdicts and labels exact, numbers within each case's tolerance, chaotic numbers skipped): see
 ``cases.compare`` and the ``Tolerance`` of each case for the rules and the measured drift behind
@@ -30,11 +32,21 @@ from behaviour.cases import (
 
 FIXTURE_PATH = Path(__file__).parent / "behaviour" / "fixture.json"
 FIXTURE = json.loads(FIXTURE_PATH.read_text())
+MACHINES = Path(__file__).parent / "behaviour" / "machines"
 SHOWN = 25  # differences printed per failing case
 
 
 def exact_mode() -> bool:
     return FIXTURE["machine"] == machine_signature()
+
+
+def own_recording() -> dict | None:
+    """This machine's own recording (``machines/*.json`` of this signature), if any."""
+    for path in sorted(MACHINES.glob("*.json")):
+        recording = json.loads(path.read_text())
+        if recording["machine"] == machine_signature():
+            return recording
+    return None
 
 
 @pytest.fixture(scope="module")
@@ -45,18 +57,24 @@ def model_base(tmp_path_factory) -> Path:
 
 def test_fixture_has_every_case() -> None:
     assert list(FIXTURE["cases"]) == [c.name for c in CASES]
+    for path in sorted(MACHINES.glob("*.json")):  # a machine's own: a subset, in order
+        names = list(json.loads(path.read_text())["cases"])
+        assert names == [c.name for c in CASES if c.name in names], path.name
 
 
 @pytest.mark.parametrize("name", [c.name for c in CASES])
 def test_behaviour_matches_fixture(name: str, tmp_path: Path, model_base: Path) -> None:
     case = CASES_BY_NAME[name]
     ours = run_case(case, tmp_path, model_base)
-    exact = exact_mode()
-    recorded = normalize(FIXTURE["cases"][name])
+    own = None if exact_mode() else own_recording()
+    mine = own is not None and name in own["cases"]
+    exact = exact_mode() or mine
+    recorded = normalize((own if mine else FIXTURE)["cases"][name])
     problems = compare(recorded, normalize(ours), exact=exact, tol=case.tolerance)
-    mode = "exact" if exact else f"loose (recorded on {FIXTURE['machine']})"
+    where = f"behaviour/machines/ ({own['machine']})" if mine else "fixture.json"
+    mode = f"exact against {where}" if exact else f"loose (recorded on {FIXTURE['machine']})"
     assert not problems, (
-        f"{name}: {len(problems)} difference(s) from tests/behaviour/fixture.json, {mode}, "
+        f"{name}: {len(problems)} difference(s), {mode}, "
         f"this machine {machine_signature()}:\n  "
         + "\n  ".join(problems[:SHOWN])
         + (f"\n  ... and {len(problems) - SHOWN} more" if len(problems) > SHOWN else "")

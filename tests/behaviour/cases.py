@@ -301,6 +301,16 @@ def machine_signature() -> dict[str, Any]:
     }
 
 
+def machine_slug() -> str:
+    """A file name for this machine's signature (``machines/<slug>.json``)."""
+    import hashlib
+
+    sig = machine_signature()
+    digest = hashlib.sha256(json.dumps(sig, sort_keys=True).encode()).hexdigest()[:8]
+    model = re.sub(r"[^a-z0-9]+", "-", sig["cpu_model"].lower()).strip("-")[:32]
+    return f"{model}-{sig['cpu_capability'].lower()}-t{sig['threads']}-{digest}"
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
