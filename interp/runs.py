@@ -24,21 +24,40 @@ whose file was moved away meanwhile is detected (inode check) and taken again.
 from __future__ import annotations
 
 import datetime as _dt
-import errno
 import os
 import platform
 import socket
 import stat
 import sys
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from interp.errors import CorruptFileError, InterpError
 from interp.io import fsync_dir, read_json, read_jsonl, truncate_jsonl
+from interp.locks import (  # noqa: F401  (the run locks: importable from here as before)
+    LOCK,
+    LOCK_RETRY_S,
+    HeldRun,
+    RunInUseError,
+    held_runs,
+    holds,
+    in_use_by,
+    lock_run,
+    release_all,
+    release_run,
+)
 from interp.safefs import MARKER, Tree, UnsafePathError, has_marker, is_link, remove_path
+from interp.shapes import (  # noqa: F401  (the saved cells' shapes, as before)
+    RECOMPUTE,
+    ListOf,
+    MapOf,
+    Num,
+    OneOf,
+    ShapeError,
+    check_shape,
+    read_cell,
+)
 from interp.version import __version__
 
 
@@ -76,7 +95,6 @@ def _is_write_debris(path: Path) -> bool:
 
 
 TRASH = ".interp-trash"
-LOCK = ".interp-lock"  # the advisory lock of the process working on a run (see the docstring)
 
 # What interp writes inside a run: checked for planted symbolic links before any work starts.
 RUN_SUBPATHS = (
@@ -112,214 +130,6 @@ def _trash_dir(path: Path) -> Path:
             "run there before deleting it); remove it yourself"
         )
     return trash
-
-
-# --------------------------------------------------------------------------- locks
-LOCK_RETRY_S = 0.3  # a lock held by a mere probe (check_creatable) is released within this
-
-
-class RunInUseError(InterpError):
-    """Another live interp process holds the run directory's lock."""
-
-
-@dataclass
-class HeldRun:
-    """A run directory whose lock this process holds (the work on it is in progress)."""
-
-    path: Path
-    fd: int
-    pid: int  # the process that took it (a forked child does not inherit it)
-    hint: str | None = None  # how the work continues after an interruption (None: the CLI says)
-
-
-_HELD: dict[str, HeldRun] = {}
-_NO_FLOCK = {errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS}
-
-
-def _key(path: Path) -> str:
-    return os.path.abspath(path)
-
-
-def _read_pid(fd: int) -> str:
-    try:
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-    except OSError:
-        return "?"
-    return text if text.isdigit() else "?"
-
-
-def _holder_pid(fd: int) -> str:
-    """The pid in a lock file another process holds; it writes it an instant after taking the
-    lock, so an empty file is read again for up to 0.1 s."""
-    for _ in range(20):
-        if (pid := _read_pid(fd)) != "?":
-            return pid
-        time.sleep(0.005)
-    return "?"
-
-
-def _same_file(fd: int, path: Path) -> bool:
-    try:
-        a, b = os.fstat(fd), os.lstat(path)
-    except OSError:
-        return False
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-
-def _open_lock_file(path: Path, create: bool) -> int:
-    """``path/LOCK`` opened without following a link; a planted link or hard link is refused
-    (the pid written into it must never land in someone else's file)."""
-    target = Tree(path).path(LOCK)  # no link on the way (the run folder itself may be one)
-    flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_CREAT if create else 0)
-    try:
-        fd = os.open(target, flags, 0o644)
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise UnsafePathError(f"refusing to lock through the symbolic link {target}") from None
-        raise
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
-        os.close(fd)
-        raise UnsafePathError(
-            f"refusing to use {target} as interp's lock file: it is not a plain file of its own "
-            "(a hard link?); remove it"
-        )
-    return fd
-
-
-def holds(path: Path) -> bool:
-    """True when this process holds the lock of the run directory ``path``."""
-    held = _HELD.get(_key(path))
-    return held is not None and held.pid == os.getpid() and _same_file(held.fd, path / LOCK)
-
-
-def lock_run(
-    path: Path,
-    *,
-    wait: bool = False,
-    on_wait: Callable[[str], None] | None = None,
-    hint: str | None = None,
-) -> HeldRun:
-    """Hold the advisory lock of the existing folder ``path`` for the life of the work.
-
-    Re-entrant within a process.  Held by another process: :class:`RunInUseError` (one line
-    naming its pid), or with ``wait`` block until it is released (``on_wait`` is told once).
-    Released by :func:`release_run` / :func:`release_all`, or when the process ends."""
-    import fcntl
-
-    path = Path(path)
-    key = _key(path)
-    if holds(path):
-        held = _HELD[key]
-        held.hint = hint if hint is not None else held.hint
-        return held
-    _drop(key)  # a lock this process held on a folder since moved away (--overwrite)
-    deadline = time.monotonic() + LOCK_RETRY_S
-    told = False
-    while True:
-        fd = _open_lock_file(path, create=True)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = _holder_pid(fd)
-            if wait:
-                if on_wait is not None and not told:
-                    on_wait(pid)
-                    told = True
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                except BaseException:
-                    os.close(fd)
-                    raise
-            else:
-                os.close(fd)
-                if time.monotonic() < deadline:
-                    time.sleep(0.01)
-                    continue
-                raise RunInUseError(
-                    f"run directory {path} is in use by another interp process (pid {pid})"
-                ) from None
-        except OSError as e:
-            if e.errno not in _NO_FLOCK:
-                os.close(fd)
-                raise
-            # a file system without flock (some network mounts): work unlocked, as before locks
-        except BaseException:
-            os.close(fd)
-            raise
-        if not _same_file(fd, path / LOCK):  # the folder was replaced while we waited
-            os.close(fd)
-            continue
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        except OSError as e:  # a full disk: the line names the lock file
-            os.close(fd)
-            raise OSError(e.errno, e.strerror, str(path / LOCK)) from None
-        held = HeldRun(path, fd, os.getpid(), hint)
-        _HELD[key] = held
-        return held
-
-
-def in_use_by(path: Path) -> str | None:
-    """The pid (as text) of another process holding ``path``'s lock, else None.  A probe: it
-    takes a shared lock for an instant and writes nothing."""
-    import fcntl
-
-    path = Path(path)
-    if holds(path) or not (path / LOCK).is_file() or is_link(path / LOCK):
-        return None
-    try:
-        fd = os.open(path / LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return _holder_pid(fd)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)  # closing releases the probe's shared lock
-    return None
-
-
-def _drop(key: str) -> None:
-    held = _HELD.pop(key, None)
-    if held is not None and held.pid == os.getpid():
-        try:
-            os.close(held.fd)
-        except OSError:
-            pass
-
-
-def release_run(path: Path) -> None:
-    """Release this process's lock on ``path`` (nothing if it holds none)."""
-    _drop(_key(path))
-
-
-def release_all() -> None:
-    """Release every run lock this process holds (the CLI calls this when a command ends)."""
-    for key in list(_HELD):
-        _drop(key)
-
-
-def held_runs() -> list[HeldRun]:
-    """The run directories this process is working on, oldest first."""
-    return [h for h in _HELD.values() if h.pid == os.getpid()]
-
-
-def _forget_inherited() -> None:  # a forked child: its parent's locks are not its own
-    for held in _HELD.values():
-        try:
-            os.close(held.fd)  # the parent's descriptor stays open: its lock is kept
-        except OSError:
-            pass
-    _HELD.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_inherited)
 
 
 def describe_file(path: Path) -> str:
@@ -573,125 +383,3 @@ class RunDir:
             return logged <= step
 
         truncate_jsonl(self.metrics_path, keep)
-
-
-# --------------------------------------------------------------------------- saved cells
-# Sweeps save each finished cell (a model, a batched group) as one atomic JSON file and skip it
-# on --resume.  A kill never leaves a malformed cell (atomic writes), so one that parses but
-# holds the wrong content was edited or damaged by something else: it is refused with one line
-# naming the file, not silently recomputed (that would hide the damage and destroy the file);
-# deleting it is the one step that recomputes it.
-
-
-class Num:
-    """A finite number in ``[lo, hi]`` (an int or a float, never a bool); ``none``: or null."""
-
-    def __init__(self, lo: float = -float("inf"), hi: float = float("inf"), none: bool = False):
-        self.lo, self.hi, self.none = lo, hi, none
-
-    def __repr__(self) -> str:
-        bounds = (
-            ""
-            if self.lo == -float("inf") and self.hi == float("inf")
-            else f" in [{self.lo:g}, {self.hi:g}]"
-        )
-        return f"a number{bounds}" + (" or null" if self.none else "")
-
-
-class ListOf:
-    def __init__(self, item: Any, length: int | None = None) -> None:
-        self.item, self.length = item, length
-
-
-class MapOf:
-    """A JSON object with any (string) keys, every value of one shape."""
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
-class OneOf:
-    def __init__(self, *values: Any) -> None:
-        self.values = values
-
-
-class ShapeError(ValueError):
-    pass
-
-
-def _describe(spec: Any) -> str:
-    if spec is int:
-        return "an integer"
-    if spec is str:
-        return "a string"
-    if isinstance(spec, OneOf):
-        return "one of " + ", ".join(repr(v) for v in spec.values)
-    if isinstance(spec, ListOf):
-        return "a list" + (f" of {spec.length}" if spec.length is not None else "")
-    if isinstance(spec, dict | MapOf):
-        return "an object"
-    return repr(spec)
-
-
-def check_shape(value: Any, spec: Any, where: str = "") -> None:
-    """Raise :class:`ShapeError` (naming the field) unless ``value`` has the shape ``spec``:
-    ``int``, ``str``, :class:`Num`, :class:`OneOf`, :class:`ListOf`, :class:`MapOf`, or a dict of
-    required keys (other keys are allowed) to their shapes."""
-    field = where or "the file"
-    if spec is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif spec is str:
-        ok = isinstance(value, str)
-    elif isinstance(spec, Num):
-        real = isinstance(value, int | float) and not isinstance(value, bool)
-        ok = (value is None and spec.none) or (
-            real and value == value and spec.lo <= value <= spec.hi  # NaN fails value == value
-        )
-    elif isinstance(spec, OneOf):
-        ok = any(value == v and type(value) is type(v) for v in spec.values)
-    elif isinstance(spec, ListOf):
-        ok = isinstance(value, list) and (spec.length is None or len(value) == spec.length)
-        if ok:
-            for i, item in enumerate(value):
-                check_shape(item, spec.item, f"{where}[{i}]")
-    elif isinstance(spec, MapOf):
-        ok = isinstance(value, dict)
-        if ok:
-            for key, item in value.items():
-                check_shape(item, spec.value, f"{where}.{key}" if where else str(key))
-    elif isinstance(spec, dict):
-        ok = isinstance(value, dict)
-        if ok:
-            for key, sub in spec.items():
-                if key not in value:
-                    raise ShapeError(f"{field} has no {key!r}")
-                check_shape(value[key], sub, f"{where}.{key}" if where else key)
-    else:  # pragma: no cover - a bad spec is a bug
-        raise TypeError(f"unknown shape {spec!r}")
-    if not ok:
-        shown = repr(value)
-        shown = shown if len(shown) <= 40 else shown[:37] + "..."
-        raise ShapeError(f"{field} is {shown}, not {_describe(spec)}")
-
-
-RECOMPUTE = "delete it to recompute it on --resume"
-
-
-def read_cell(
-    path: Path,
-    what: str,
-    spec: Any,
-    check: Callable[[Any], None] | None = None,
-    remedy: str = RECOMPUTE,
-) -> Any:
-    """A saved cell read back and validated: its JSON parses, has the shape ``spec``, and passes
-    ``check`` (which raises :class:`ShapeError`, say, for a cell of another grid point); else
-    one line naming the file and ``remedy`` (:class:`~interp.errors.CorruptFileError`)."""
-    cell = read_json(path, what)
-    try:
-        check_shape(cell, spec)
-        if check is not None:
-            check(cell)
-    except ShapeError as e:
-        raise CorruptFileError(f"{what} {path} is malformed ({e}); {remedy}") from None
-    return cell
