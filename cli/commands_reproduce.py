@@ -8,7 +8,7 @@ import typer
 
 from cli.app import app
 from cli.execute import run_experiment
-from cli.options import Json, Out
+from cli.options import Executor, Json, Out, RayAddress
 from cli.progress import results_console
 
 
@@ -33,6 +33,8 @@ def reproduce(
         int | None,
         typer.Option(help="Cap every training of --scale paper at N steps (a smoke test)."),
     ] = None,
+    executor: Executor = "local",
+    ray_address: RayAddress = None,
     list_: Annotated[bool, typer.Option("--list", help="List the reproductions.")] = False,
     json_: Json = False,
 ) -> None:
@@ -48,4 +50,5 @@ def reproduce(
         return
     config = ReproduceConfig(name=name, quick=quick, scale=scale, device=device,
                              steps=steps_override)  # fmt: skip
-    run_experiment("reproduce", config, out, as_json=json_)
+    run_experiment("reproduce", config, out, as_json=json_,
+                   options={"executor": executor, "ray_address": ray_address})  # fmt: skip

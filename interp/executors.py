@@ -17,7 +17,9 @@ a run's config: it does not change the results, so a run started on one resumes 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, ClassVar, TypeVar
 
 from interp.errors import ConfigError, InterpError
@@ -195,9 +197,33 @@ def _first_line(e: BaseException) -> str:
     return text[0] if text else type(e).__name__
 
 
-def get_executor(name: str = "local", address: str | None = None) -> Executor:
-    """The executor called ``name`` (``--executor``), with ``--ray-address``; one line for an
-    unknown name, a missing extra or an address the local executor cannot use."""
+# what a sweep that names no executor uses: local, unless a caller made of sweeps (``interp
+# reproduce --executor ray``) chose another for the sweeps it runs (:func:`default_executor`)
+_DEFAULT: ContextVar[tuple[str, str | None]] = ContextVar(
+    "interp_executor", default=("local", None)
+)
+
+
+@contextmanager
+def default_executor(name: str | None, address: str | None = None) -> Iterator[None]:
+    """Within the block, sweeps that name no executor use ``name`` (None: leave it)."""
+    if name is None:
+        yield
+        return
+    get_executor(name, address)  # an unknown name or a missing extra: one line, at once
+    token = _DEFAULT.set((name, address))
+    try:
+        yield
+    finally:
+        _DEFAULT.reset(token)
+
+
+def get_executor(name: str | None = None, address: str | None = None) -> Executor:
+    """The executor called ``name`` (``--executor``; None: the default, local unless
+    :func:`default_executor` chose another), with ``--ray-address``; one line for an unknown
+    name, a missing extra or an address the local executor cannot use."""
+    if name is None:
+        name, address = _DEFAULT.get() if address is None else (_DEFAULT.get()[0], address)
     cls = _EXECUTORS.get(name)
     if cls is None:
         raise ConfigError(f"--executor {name!r} is not one of {', '.join(executor_names())}")
@@ -207,7 +233,7 @@ def get_executor(name: str = "local", address: str | None = None) -> Executor:
 def executor_of(options: dict[str, Any] | None) -> Executor:
     """The executor ``execute``'s per-invocation options name (default: local)."""
     options = options or {}
-    return get_executor(options.get("executor") or "local", options.get("ray_address"))
+    return get_executor(options.get("executor"), options.get("ray_address"))
 
 
 __all__ = [
@@ -215,6 +241,7 @@ __all__ = [
     "Executor",
     "LocalExecutor",
     "RayExecutor",
+    "default_executor",
     "executor_names",
     "executor_of",
     "get_executor",

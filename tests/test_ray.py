@@ -26,7 +26,7 @@ from interp.executors import RAY_EXTRA
 
 ROOT = Path(__file__).resolve().parents[1]
 GROK = ["grok", "sweep", "--p", "11", "--weight-decays", "0,1", "--train-fractions", "0.4",
-        "--widths", "8,10,12,14", "--seeds", "2", "--steps", "100", "--log-every", "25",
+        "--widths", "8,10,12,14", "--seeds", "0..1", "--steps", "100", "--log-every", "25",
         "--checkpoint-every", "25", "--no-report"]  # fmt: skip
 COUNT = ["count", "sweep", "--d", "8,16", "--m", "2,3", "--heads", "2", "--n-factor", "2",
          "--steps", "4", "--eval-samples", "20"]  # fmt: skip
@@ -125,4 +125,23 @@ def test_ray_errors_are_one_line(tmp_path, monkeypatch) -> None:
     for args in (GROK, COUNT, ["pe-bench", "--pe", "rope", "--seeds", "0", "--steps", "2"]):
         result = invoke(*args, "--out", out, "--executor", "ray")
         assert_one_line_error(result, re.escape(RAY_EXTRA))
+    assert not out.exists()
+
+
+def test_reproduce_passes_its_executor_to_the_sweeps_inside(tmp_path, monkeypatch) -> None:
+    """``interp reproduce --executor ray``: the sweeps it runs (no executor of their own) get
+    the ray executor; outside the block they are local again; bad choices are one line before
+    anything is written."""
+    from interp.executors import LocalExecutor, RayExecutor, default_executor, get_executor
+
+    with default_executor("ray"):
+        assert isinstance(get_executor(), RayExecutor)
+        assert isinstance(get_executor("local"), LocalExecutor)  # a sweep's own choice wins
+    assert isinstance(get_executor(), LocalExecutor)
+    out = tmp_path / "r"
+    assert_one_line_error(invoke("reproduce", "counting", "--quick", "--executor", "dask",
+                                 "--out", out), "--executor 'dask' is not one of")  # fmt: skip
+    monkeypatch.setitem(sys.modules, "ray", None)
+    assert_one_line_error(invoke("reproduce", "counting", "--quick", "--executor", "ray",
+                                 "--out", out), re.escape(RAY_EXTRA))  # fmt: skip
     assert not out.exists()

@@ -140,7 +140,7 @@ class CountSweep(Experiment[CountSweepConfig, CountSweepResults]):
     ) -> Prepared[CountSweepConfig]:
         """``executor`` / ``ray_address``: where the groups train (:mod:`interp.executors`; a
         per-invocation choice, not in config.json: the cells are the same on each)."""
-        chosen = get_executor(executor or "local", ray_address)
+        chosen = get_executor(executor, ray_address)
         chosen.start()  # connected (or refused) before the run directory is written
         return Prepared(config, None, state={"executor": chosen})
 

@@ -313,7 +313,7 @@ class GrokSweep(Experiment[GrokSweepRun, GrokSweepResults]):
     ) -> Prepared[GrokSweepRun]:
         """``executor`` / ``ray_address``: where the groups train (:mod:`interp.executors`; a
         per-invocation choice, not in config.json: the cells are the same on each)."""
-        chosen = get_executor(executor or "local", ray_address)
+        chosen = get_executor(executor, ray_address)
         # a resumed sweep: every saved group checked now, before hours of training, not after
         saved = saved_groups(config.sweep, run) if run is not None else None
         chosen.start()  # connected (or refused) before the run directory is written

@@ -212,7 +212,7 @@ class PEBench(Experiment[PEBenchConfig, PEBenchResults]):
         that reads only the numbers passes False).  A resumed run's saved cells are all checked
         now, before any training.  ``executor`` / ``ray_address``: where the task cells train
         (:mod:`interp.executors`; per invocation, not in config.json: the cells are the same)."""
-        chosen = get_executor(executor or "local", ray_address)
+        chosen = get_executor(executor, ray_address)
         config = config.resolved()
         bench.check_saved_cells(config, run)
         chosen.start()  # connected (or refused) before the run directory is written

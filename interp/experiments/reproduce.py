@@ -14,6 +14,7 @@ import torch
 
 import interp.reproductions  # noqa: F401  (registers every reproduction and preset)
 from interp.errors import ConfigError
+from interp.executors import default_executor, get_executor
 from interp.experiments.base import (
     Context,
     Experiment,
@@ -106,13 +107,27 @@ class Reproduce(Experiment[ReproduceConfig, ReproduceResults]):
         return NEW_OUT_ONLY
 
     def prepare(
-        self, config: ReproduceConfig, model: Any = None, progress: Progress = SILENT
+        self,
+        config: ReproduceConfig,
+        model: Any = None,
+        progress: Progress = SILENT,
+        executor: str | None = None,
+        ray_address: str | None = None,
     ) -> Prepared[ReproduceConfig]:
-        return Prepared(config, None)  # each part checks its own resources
+        """``executor`` / ``ray_address``: where the sweeps inside it train (a per-invocation
+        choice, as for the sweeps themselves; checked now, started by each sweep)."""
+        if executor is not None:
+            get_executor(executor, ray_address)
+        state = {"executor": executor, "ray_address": ray_address}
+        return Prepared(config, None, state=state)  # each part checks its own resources
 
     def run(self, prepared: Prepared[ReproduceConfig], context: Context) -> ReproduceResults:
 
-        config = prepared.config
+        config, state = prepared.config, prepared.state or {}
+        with default_executor(state.get("executor"), state.get("ray_address")):
+            return self._run(config, context)
+
+    def _run(self, config: ReproduceConfig, context: Context) -> ReproduceResults:
         note = context.progress.note
         guess = None
         if config.scale == "cpu":
