@@ -12,6 +12,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from interp.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
 from interp.errors import ConfigError, InterpError
@@ -73,6 +74,14 @@ def demo_run_dir(job: TrainJob) -> Path:
     keyed = {**job.to_dict(), "data_revision": DATA_REVISION}
     key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:12]
     return cache_root() / "demo" / key
+
+
+def tour_run_dir(config: Any, model_dir: Path) -> Path:
+    """Where ``interp demo`` keeps the tour of ``config`` (a :class:`DemoConfig`) over the
+    default model in ``model_dir``: keyed by both, so another tour or model is another run."""
+    keyed = {"tour": config.to_dict(), "model": model_dir.name}
+    key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:12]
+    return cache_root() / "tour" / key
 
 
 def ensure_demo_model(

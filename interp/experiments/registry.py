@@ -8,6 +8,7 @@ from interp.experiments import (  # noqa: F401  (registration)
     collapse,
     count_construct,
     count_sweep,
+    demo,
     grok,
     grok_sweep,
     pe_bench,

@@ -10,6 +10,7 @@ import importlib
 
 SECTION_MODULES: tuple[str, ...] = (
     "interp.report.claims",  # interp reproduce: paper vs ours
+    "interp.report.tour",  # interp demo: the tour's steps
     "interp.report.probe",  # interp probe heatmaps
     "interp.report.precache",  # interp precache: myopic vs vanilla twins
     "interp.report.collapse",  # interp collapse / squash curves

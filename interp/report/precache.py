@@ -172,4 +172,7 @@ def precache_section(run: RunView) -> Section | None:
         text=intro + "\n\n" + "\n".join(text).strip(),
         table=tuple(rows),
         notes=tuple(notes),
+        verdict=" ".join(
+            f"{label}{results['headline']}" for label, results in sources if results.get("headline")
+        ),
     )
