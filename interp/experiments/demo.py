@@ -53,9 +53,12 @@ from probes.run import ProbeConfig
 # ----------------------------------------------------------------------------- the settings
 # Small and honest: each chosen by timing it on 2 shared CPU cores (see bench/RESULTS.md).
 TOUR_PROBE = ProbeConfig(horizon=3, tokens=20_000, n_boot=200, test_positions=2048)
+# BOS + n ones to 4,096 tokens: the default model's RoPE positions run past its 128 (as
+# ``interp collapse`` does on it: interp.experiments.collapse.DEFAULT_CONTEXT)
 TOUR_COLLAPSE = CollapseConfig(
-    prompt="", formats=("float32", "bfloat16", "float8_e4m3fn"), separator=",", every=3
-)
+    prompt="", formats=("float32", "bfloat16", "float8_e4m3fn"), separator=",", every=3,
+    context=4096,
+)  # fmt: skip
 TOUR_SQUASH = SquashConfig(length=32)
 TOUR_PRECACHE = PrecacheConfig(
     model=ModelConfig(n_layers=2, d_model=64, n_heads=2, d_mlp=256),
