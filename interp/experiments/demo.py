@@ -172,19 +172,24 @@ class DemoResults(Results):
     model_summary: str  # its last validation loss
     steps: list[dict[str, Any]]  # name, kind, title, run, headline, seconds, reused
     seconds: float
+    model_timing: dict[str, float] | None = None  # when the tour trained it
     headline: str = ""
 
     def tables(self) -> list[Table]:
+        def sec(v: float | None) -> str:
+            return "—" if v is None else f"{v:.1f}"
+
         rows = [
-            (
-                s["name"],
-                s["kind"],
-                "reused" if s["reused"] else "ran",
-                "—" if s["seconds"] is None else f"{s['seconds']:.1f}",
-            )
+            (s["name"], s["kind"], "reused" if s["reused"] else "ran", sec(s["seconds"]),
+             sec(s.get("cpu_seconds")))
             for s in self.steps
-        ]
-        return [Table("the tour: each step", ("step", "experiment", "", "seconds"), rows)]
+        ]  # fmt: skip
+        if self.model_timing:
+            rows.insert(0, ("model", "train", "reused" if self.model_reused else "ran",
+                            sec(self.model_timing.get("seconds")),
+                            sec(self.model_timing.get("cpu_seconds"))))  # fmt: skip
+        columns = ("step", "experiment", "", "wall s", "CPU s")
+        return [Table("the tour: each step (when it ran)", columns, rows)]
 
     def lines(self) -> list[str]:
         out = []
@@ -253,8 +258,12 @@ class Demo(Experiment[DemoConfig, DemoResults]):
         assert run is not None
         t_start = time.perf_counter()
         n = len(config.parts) + 1
-        model_path, reused_model = self._model(config, _Step(progress, f"1/{n} model"))
         timings = _read_timings(run)
+        t0, c0 = time.perf_counter(), time.process_time()
+        model_path, reused_model = self._model(config, _Step(progress, f"1/{n} model"))
+        if not reused_model:
+            timings["model"] = _took(t0, c0)
+            run.tree.write_json(TIMINGS, timings)
         steps: list[dict[str, Any]] = []
         for i, name in enumerate(config.parts, start=2):
             part = PARTS[name]
@@ -266,7 +275,7 @@ class Demo(Experiment[DemoConfig, DemoResults]):
                 results = read_json(out / "results.json", what=f"{name} results")
             else:
                 step.note(part.title)
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 exists = out.exists() and not RunDir.is_blank(out)
                 resumable = get_experiment(part.kind).resumable
                 outcome = execute(
@@ -275,7 +284,7 @@ class Demo(Experiment[DemoConfig, DemoResults]):
                     report=False, progress=step,
                 )  # fmt: skip
                 results = outcome.results.to_dict()
-                timings[name] = round(time.perf_counter() - t0, 2)
+                timings[name] = _took(t0, c0)
                 run.tree.write_json(TIMINGS, timings)
             steps.append(
                 {
@@ -284,7 +293,8 @@ class Demo(Experiment[DemoConfig, DemoResults]):
                     "title": part.title,
                     "run": name,
                     "headline": str(results.get("headline") or ""),
-                    "seconds": timings.get(name),
+                    "seconds": timings.get(name, {}).get("seconds"),
+                    "cpu_seconds": timings.get(name, {}).get("cpu_seconds"),
                     "reused": done,
                 }
             )
@@ -295,7 +305,7 @@ class Demo(Experiment[DemoConfig, DemoResults]):
         seconds = time.perf_counter() - t_start
         return DemoResults(
             str(model_path), reused_model, _model_summary(model_path), steps, round(seconds, 2),
-            tour_headline(steps, seconds),
+            timings.get("model"), tour_headline(steps, seconds),
         )  # fmt: skip
 
     def _model(self, config: DemoConfig, progress: Progress) -> tuple[Path, bool]:
@@ -324,16 +334,21 @@ def _model_summary(path: Path) -> str:
     return f"validation loss {val[-1]['loss']:.4f} at step {val[-1].get('step')} ({path})"
 
 
-def _read_timings(run: RunDir) -> dict[str, float]:
+def _took(t0: float, c0: float) -> dict[str, float]:
+    """Wall and CPU seconds since ``t0``/``c0`` (CPU over all threads: on a loaded machine the
+    wall time says the load, the CPU time what the step costs)."""
+    return {
+        "seconds": round(time.perf_counter() - t0, 2),
+        "cpu_seconds": round(time.process_time() - c0, 2),
+    }
+
+
+def _read_timings(run: RunDir) -> dict[str, dict[str, float]]:
     path = run.path / TIMINGS
-    if not path.is_file():
+    data = read_json(path, what="tour timings") if path.is_file() else {}
+    if not isinstance(data, dict):
         return {}
-    data = read_json(path, what="tour timings")
-    return (
-        {k: v for k, v in data.items() if isinstance(v, int | float)}
-        if isinstance(data, dict)
-        else {}
-    )
+    return {k: v for k, v in data.items() if isinstance(v, dict)}
 
 
 TOUR = DemoConfig()  # what ``interp demo`` runs (tests swap in a tiny tour)

@@ -24,7 +24,8 @@ def tour_section(run: RunView) -> Section | None:
             "step": s.get("name"),
             "experiment": s.get("kind"),
             "what": s.get("title"),
-            "seconds": s.get("seconds"),
+            "wall seconds": s.get("seconds"),
+            "CPU seconds": s.get("cpu_seconds"),
             "this time": "reused" if s.get("reused") else "ran",
             "sub-run": s.get("run"),
         }
