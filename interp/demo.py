@@ -90,6 +90,7 @@ def ensure_demo_model(
     on_start: Callable[[int, int], None] | None = None,
     on_step: Callable[[int], None] | None = None,
     on_wait: Callable[[str], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> tuple[RunDir, bool]:
     """Train the default model, or reuse it.  Returns (run, reused).
 
@@ -121,7 +122,10 @@ def ensure_demo_model(
         if run.weights_path.is_file() and run.config_path.is_file():
             return run, True  # trained by the process we waited for
         resume = run.config_path.is_file()  # a previous demo was interrupted: continue it
-        return run_training(path, job, resume=resume, on_start=on_start, on_step=on_step), False
+        trained = run_training(
+            path, job, resume=resume, on_start=on_start, on_step=on_step, on_note=on_note
+        )
+        return trained, False
     finally:
         if out is None and not held_before:
             release_run(path)

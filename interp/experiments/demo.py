@@ -320,6 +320,7 @@ class Demo(Experiment[DemoConfig, DemoResults]):
             on_start=lambda start, total: progress.start(total, start, "training"),
             on_step=lambda done: progress.advance(done),
             on_wait=progress.note,
+            on_note=progress.note,
         )
         return run.path, reused
 
