@@ -107,6 +107,14 @@ class CollapseConfig(_Config):
     # interp model whose positions need no trained table (RoPE, ALiBi, none: ``relative``)
     context: int | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The fields, ``context`` only when set (a sweep inside the model's context stores
+        what it stored before the field existed: its results and resume checks unchanged)."""
+        body = super().to_dict()
+        if body.get("context") is None:
+            body.pop("context", None)
+        return body
+
 
 @dataclass(frozen=True)
 class PairFamily:
