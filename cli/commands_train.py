@@ -11,7 +11,7 @@ import typer
 from cli.app import app
 from cli.execute import run_experiment
 from cli.options import Device, Json, Overwrite, Pe, PeOption, Seed, TaskName
-from cli.progress import console, step_bar
+from cli.progress import console
 from interp.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
 from interp.errors import ConfigError
 
@@ -178,27 +178,29 @@ def report(
 @app.command()
 def demo(
     out: Annotated[
-        Path | None, typer.Option(help="Run directory (default: the shared cache).")
+        Path | None, typer.Option(help="Run directory of the tour (default: the shared cache).")
     ] = None,
     steps: Annotated[
         int | None, typer.Option(help="Override the training steps (a different cache entry).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed (not 0: a different cache entry).")] = 0,
     device: Device = "cpu",
+    overwrite: Overwrite = False,
+    json_: Json = False,
 ) -> None:
-    """Train (or reuse from the cache) the embedded-default model on the built-in corpus; write its report."""
-    from interp.demo import ensure_demo_model
-    from interp.report import build_report
+    """The tour: train (or reuse) the default model, run one small example of every finding
+    (probes, collapse, over-squashing, myopia, counting, CoPE, grokking) and write one report.
+    Each step is cached: the same command continues a stopped tour and reuses a finished one."""
+    from interp.demo import demo_job, demo_run_dir, tour_run_dir
+    from interp.experiments import demo as tour
     from interp.resources import MAX_STEPS, check_limit
+    from interp.runs import RunDir
 
     if steps is not None:
         check_limit(steps, "--steps", MAX_STEPS, "steps")
-    with step_bar("demo model") as (on_start, on_step):
-        run, reused = ensure_demo_model(
-            steps=steps, out=out, on_start=on_start, on_step=on_step, on_wait=console.print,
-            device=device, seed=seed,
-        )  # fmt: skip
-    if reused:
-        console.print(f"reusing the cached default model in {run.path}")
-    _summarise(run)
-    console.print(f"report: {build_report(run.path)}")
+    config = tour.TOUR if steps is None else tour.TOUR.replace(model_steps=steps)
+    config = config.replace(device=device, model_seed=seed)
+    model_dir = demo_run_dir(demo_job(steps, seed))
+    where = out if out is not None else tour_run_dir(config, model_dir)
+    resume = not overwrite and where.is_dir() and not RunDir.is_blank(where)
+    run_experiment("demo", config, where, resume=resume, overwrite=overwrite, as_json=json_)

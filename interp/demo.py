@@ -12,6 +12,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from interp.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
 from interp.errors import ConfigError, InterpError
@@ -76,6 +77,14 @@ def demo_run_dir(job: TrainJob) -> Path:
     return cache_root() / "demo" / key
 
 
+def tour_run_dir(config: Any, model_dir: Path) -> Path:
+    """Where ``interp demo`` keeps the tour of ``config`` (a :class:`DemoConfig`) over the
+    default model in ``model_dir``: keyed by both, so another tour or model is another run."""
+    keyed = {"tour": config.to_dict(), "model": model_dir.name}
+    key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:12]
+    return cache_root() / "tour" / key
+
+
 def ensure_demo_model(
     steps: int | None = None,
     out: Path | None = None,
@@ -84,6 +93,7 @@ def ensure_demo_model(
     on_wait: Callable[[str], None] | None = None,
     device: str = "cpu",
     seed: int = 0,
+    on_note: Callable[[str], None] | None = None,
 ) -> tuple[RunDir, bool]:
     """Train the default model, or reuse it.  Returns (run, reused).
 
@@ -117,7 +127,10 @@ def ensure_demo_model(
         if run.weights_path.is_file() and run.config_path.is_file():
             return run, True  # trained by the process we waited for
         resume = run.config_path.is_file()  # a previous demo was interrupted: continue it
-        return run_training(path, job, resume=resume, on_start=on_start, on_step=on_step), False
+        trained = run_training(
+            path, job, resume=resume, on_start=on_start, on_step=on_step, on_note=on_note
+        )
+        return trained, False
     finally:
         if out is None and not held_before:
             release_run(path)

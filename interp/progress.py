@@ -131,6 +131,53 @@ class Work:
             self.progress.advance(self.percent(), step=f"{name} {shown}")
 
 
+ETA_AT_LEAST = 20.0  # seconds left below which a loop says nothing
+
+
+class Eta:
+    """Says once, early, how long a loop of ``total`` steps will take: its steps after the first
+    ``warm`` ones (allocation, first-call overheads) are timed, and after ``timed`` of them the
+    note ``estimated duration ~4.1 min (600 steps x 0.41 s, timed on the first steps)`` goes to
+    ``progress`` when the loop has at least ``at_least`` seconds left (short loops say nothing:
+    a sweep of many small models would print a line per model).  One mechanism for every
+    trainer (:func:`interp.train.loop.fit` calls it), so every command that trains says it."""
+
+    def __init__(
+        self,
+        progress: Progress,
+        total: int,
+        start: int = 0,
+        what: str = "",
+        warm: int = 1,
+        timed: int = 3,
+        at_least: float | None = None,
+    ) -> None:
+        self.progress, self.total, self.start, self.what = progress, total, start, what
+        self.warm, self.timed = warm, timed
+        self.at_least = ETA_AT_LEAST if at_least is None else at_least
+        self.t0: float | None = None
+        self.said = False
+
+    def step(self, done: int) -> None:
+        if self.said:
+            return
+        import time
+
+        ran = done - self.start
+        if ran == self.warm:
+            self.t0 = time.perf_counter()
+        elif self.t0 is not None and ran == self.warm + self.timed:
+            self.said = True
+            each = (time.perf_counter() - self.t0) / self.timed
+            left = each * (self.total - done)
+            if left >= self.at_least:
+                what = f" for {self.what}" if self.what else ""
+                self.progress.note(
+                    f"estimated duration ~{_seconds(left)}{what} ({self.total - done} more "
+                    f"steps x {_seconds(each)}, timed on the first steps)"
+                )
+
+
 def _seconds(s: float) -> str:
     if s < 1:
         return f"{s:.2f} s"
@@ -141,4 +188,4 @@ def _seconds(s: float) -> str:
     return f"{s / 3600:.1f} h"
 
 
-__all__ = ["SILENT", "Callbacks", "Progress", "Scaled", "Silent", "Work"]
+__all__ = ["SILENT", "Callbacks", "Eta", "Progress", "Scaled", "Silent", "Work"]

@@ -414,3 +414,46 @@ def test_collapse_rule_with_fewer_lengths_than_the_run() -> None:
 
     assert collapse_lengths([8, 16], [True, True], MIN_RUN) == (None, 8)
     assert collapse_lengths([], [], MIN_RUN) == (None, None)
+
+
+def test_the_default_shows_bf16_collapsing_and_fp32_not(tmp_path, monkeypatch):
+    """#17: ``interp collapse --dtype bfloat16`` with no other option, on a stand-in of the
+    default model's configuration (RoPE, LayerNorm, GELU, tied embeddings; small and briefly
+    trained): lengths run past its context (RoPE needs no trained positions), bf16 collapses at
+    the final layer and the float32 baseline, measured beside it, does not."""
+    import json
+
+    import interp.demo
+    from interp.config import DataConfig, OptimConfig, TrainConfig
+    from interp.experiments.collapse import CONTEXT_FACTOR
+
+    model = interp.demo.DEMO_MODEL.replace(n_layers=2, d_model=32, n_heads=2, d_mlp=128, n_ctx=16)
+    train = TrainConfig(steps=2, batch_size=4, eval_every=2, eval_batches=1, checkpoint_every=2,
+                        optim=OptimConfig(lr=1e-3, warmup_steps=1))  # fmt: skip
+    data = DataConfig(source="corpus", corpus="builtin:prose", max_chars=20_000, tokenizer="byte")
+    monkeypatch.setattr(interp.demo, "DEMO_MODEL", model)
+    monkeypatch.setattr(interp.demo, "DEMO_TRAIN", train)
+    monkeypatch.setattr(interp.demo, "DEMO_DATA", data)
+    out = tmp_path / "c"
+    res = _invoke("--dtype", "bfloat16", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["lengths"][-1] > model.n_ctx  # past the trained context
+    assert results["config"]["context"] == CONTEXT_FACTOR * model.n_ctx
+    final = results["summary"]["collapse_length"]
+    assert final["bfloat16"] is not None and final["float32"] is None
+    assert results["headline"].startswith("Collapse at ln_final: bf16 from n = ")
+    assert "fp32 not within" in results["headline"]
+    assert any("past the 16 it was trained on" in n for n in results["notes"])
+    assert any("float32 added" in n for n in results["notes"])
+
+
+def test_context_past_the_model_is_refused_for_learned_positions():
+    from interp.analysis.collapse import validate
+
+    absolute = tiny_model(positional="absolute", n_ctx=16, d_model=16)
+    with pytest.raises(ConfigError, match="past the model's 16 tokens"):
+        validate(absolute, CollapseConfig(prompt="", context=64, formats=("float32",)))
+    rope = tiny_model(positional="rope", n_ctx=16, d_model=16)
+    plan = validate(rope, CollapseConfig(prompt="", context=64, formats=("float32",)))
+    assert plan["lengths"][-1] == 63 - len(plan["family"].prefix)

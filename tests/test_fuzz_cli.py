@@ -438,6 +438,11 @@ def world(tmp_path_factory, request):
         mp.setattr(interp.demo, "DEMO_MODEL", model)
         mp.setattr(interp.demo, "DEMO_TRAIN", train)
         mp.setattr(interp.demo, "DEMO_DATA", data)
+        from helpers import tiny_tour
+
+        import interp.experiments.demo
+
+        mp.setattr(interp.experiments.demo, "TOUR", tiny_tour())  # the tour at test size
         # preflight checks see the address space a case may use: what does not fit is refused
         mp.setattr(interp.resources, "available_memory", lambda: MEMORY_HEADROOM // 2)
         torch.set_num_threads(1)

@@ -103,6 +103,17 @@ class CollapseConfig(_Config):
     seed: int = 0
     batch_tokens: int = 8192  # padded tokens per forward batch
     bos: bool = True  # start with the tokenizer's BOS when it has one
+    # tokens the longest sequence may hold; None: the model's context.  Past it only for an
+    # interp model whose positions need no trained table (RoPE, ALiBi, none: ``relative``)
+    context: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields, ``context`` only when set (a sweep inside the model's context stores
+        what it stored before the field existed: its results and resume checks unchanged)."""
+        body = super().to_dict()
+        if body.get("context") is None:
+            body.pop("context", None)
+        return body
 
 
 @dataclass(frozen=True)
@@ -213,7 +224,7 @@ def build_family(model: Any, cfg: CollapseConfig) -> PairFamily:
 
     elif cfg.family == "digits":
         g = torch.Generator().manual_seed(cfg.seed)
-        pool = torch.randint(0, 10, (max(int(model.cfg.n_ctx), 1),), generator=g).tolist()
+        pool = torch.randint(0, 10, (max(context_of(model, cfg), 1),), generator=g).tolist()
         desc = (f"{prompt!r} + " if prompt else "") + "n-1 random digits + 1 (v* ends in 1 1)"
 
         def content(n: int) -> list[int]:
@@ -619,6 +630,35 @@ def _model_info(model: Any) -> dict[str, Any]:
     }
 
 
+def context_of(model: Any, cfg: CollapseConfig) -> int:
+    """The longest sequence the sweep may run: ``cfg.context``, else the model's context.
+    Past the model's context only where its positions need no trained table (an interp model
+    with a ``relative`` encoding); anything else is refused in one line."""
+    n_ctx = int(model.cfg.n_ctx)
+    if cfg.context is None:
+        return n_ctx
+    if isinstance(cfg.context, bool) or not isinstance(cfg.context, int) or cfg.context < 2:
+        raise ConfigError(f"context must be a whole number of tokens >= 2, not {cfg.context!r}")
+    if cfg.context > n_ctx and not positions_extrapolate(model):
+        raise ConfigError(
+            f"context {cfg.context} is past the model's {n_ctx} tokens, and its positions are "
+            "learned (or unknown) up to there; give at most its context"
+        )
+    return cfg.context
+
+
+def positions_extrapolate(model: Any) -> bool:
+    """Does ``model`` run past its context: an interp model whose positional encoding adds no
+    trained position table (RoPE, ALiBi, none)?"""
+    own = getattr(model, "config", None)
+    if not isinstance(own, ModelConfig) or getattr(model, "pos_embed", None) is not None:
+        return False
+    from interp.models.positional.base import _REGISTRY
+
+    cls = _REGISTRY.get(own.positional)
+    return bool(cls is not None and cls.relative)
+
+
 def _lengths(family: PairFamily, cfg: CollapseConfig, n_ctx: int) -> list[int]:
     if cfg.min_length < 1:
         raise ConfigError(f"lengths start at 1, not {cfg.min_length}")
@@ -655,12 +695,13 @@ def validate(model: Any, cfg: CollapseConfig, device: str | torch.device = "cpu"
     if cfg.batch_tokens < 1:
         raise ConfigError("batch_tokens must be positive")
     family = build_family(model, cfg)
-    lengths = _lengths(family, cfg, int(model.cfg.n_ctx))
+    context = context_of(model, cfg)
+    lengths = _lengths(family, cfg, context)
     sep = separator_id(model, cfg.separator) if cfg.every > 0 else None
     sep_family = family.with_separator(sep, cfg.every) if sep is not None else None
     sep_lengths: list[int] = []
     if sep_family is not None:
-        sep_lengths = [n for n in lengths if sep_family.tokens_needed(n) <= int(model.cfg.n_ctx)]
+        sep_lengths = [n for n in lengths if sep_family.tokens_needed(n) <= context]
         if cfg.every > 1:
             # at a multiple of k, v*_n puts a content token where the pattern puts a separator:
             # not a prefix of any longer sequence, one pass each (k = 3 on GPT-2: 340 passes)

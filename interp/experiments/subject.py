@@ -47,7 +47,9 @@ def default_model_run(progress: Progress = SILENT) -> Path:
         on_start=lambda start, total: progress.start(total, start, "default model"),
         on_step=lambda done: progress.advance(done),
     )
-    run, _ = ensure_demo_model(on_start=bar.on_start, on_step=bar.on_step, on_wait=progress.note)
+    run, _ = ensure_demo_model(
+        on_start=bar.on_start, on_step=bar.on_step, on_wait=progress.note, on_note=progress.note
+    )
     return run.path
 
 

@@ -142,6 +142,7 @@ def counting_section(kind: str, results: Mapping[str, Any]) -> Section | None:
         text=text,
         table=tuple(table),
         notes=tuple(notes),
+        verdict=results.get("headline", ""),
     )
 
 

@@ -260,6 +260,7 @@ def grok_section(run: RunView, results: Mapping[str, Any]) -> Section | None:
         ),
         table=tuple(table),
         notes=(f"Label thresholds: {readable(thresholds)}",) if thresholds else (),
+        verdict=results.get("headline", ""),
     )
 
 

@@ -201,4 +201,5 @@ def pe_bench_section(run: RunView, results: Mapping[str, Any]) -> Section | None
             + "\n".join(text_parts)
         ),
         table=tuple(tables),
+        verdict=results.get("headline", ""),
     )

@@ -187,4 +187,7 @@ def _section(sources: list[tuple[str, dict[str, Any]]]) -> Section | None:
         text=intro + "\n\n" + "\n".join(text).strip(),
         table=tuple(rows),
         notes=tuple(notes),
+        verdict=" ".join(
+            f"{label}{results['headline']}" for label, results in sources if results.get("headline")
+        ),
     )

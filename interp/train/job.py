@@ -129,6 +129,7 @@ def run_training(
     on_step: Callable[[int], None] | None = None,
     on_start: Callable[[int, int], None] | None = None,
     allow_data_change: bool = False,
+    on_note: Callable[[str], None] | None = None,
 ) -> RunDir:
     """Train into run directory ``out`` (new, or resumed from its last checkpoint): the
     ``train`` experiment through :func:`interp.experiments.execute`, without a report.
@@ -140,7 +141,8 @@ def run_training(
     from interp.experiments.train import train_run
 
     outcome = train_run(
-        out, job, resume=resume, overwrite=overwrite, progress=Callbacks(on_start, on_step),
+        out, job, resume=resume, overwrite=overwrite,
+        progress=Callbacks(on_start, on_step, on_note),
         allow_data_change=allow_data_change,
     )  # fmt: skip
     return RunDir(outcome.run_dir)

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from interp import distributed as dist
 from interp.config import TrainConfig
 from interp.errors import ConfigError, NumericalError
-from interp.progress import SILENT, Progress
+from interp.progress import SILENT, Eta, Progress
 from interp.train.grad_modes import grad_mode
 from interp.train.losses import accuracy_counts, masked_mean, per_position_sums, per_token_loss
 from interp.train.optim import Schedule, build_optimizer, schedule
@@ -74,6 +74,7 @@ def fit(
     and, for stacked models, the model's slot (before the optimizer step: weights stay finite).
     """
     progress.start(steps, start)
+    eta = Eta(progress, steps, start, "training")
     for step in range(start, steps):
         rate = lr(step)
         for group in optimizer.param_groups:
@@ -88,6 +89,7 @@ def fit(
         for hook in hooks:
             hook(info)
         progress.advance(step + 1, loss=sum(losses) / len(losses))  # shown beside the bar
+        eta.step(step + 1)
 
 
 def _finite(quantity: str, values: Tensor, step: int) -> list[float]:
