@@ -135,6 +135,8 @@ NO_VERDICT = {
     "train": "trains one model and reports its losses; it claims no finding",
     "reproduce": "each claim is judged pass/fail beside the paper's number (its parts' "
     "headlines are the experiments' above); a reproduction made to fail trains for minutes",
+    "demo": "the tour states its parts' own headlines (each part is an experiment above, with "
+    "its failing run); tests/test_demo.py checks each sentence of a tiny tour",
 }
 
 
