@@ -1,6 +1,7 @@
-"""Ray vs local executor for a 16-run grok sweep (4 groups of 4), side by side in one process.
+"""Ray vs local executor for a 16-run grok sweep (4 groups of 4), side by side in one process;
+then 2 vs 1 torchrun processes (gloo, one thread each) for training and probe statistics.
 
-    python bench/scale_out.py [--steps 1000] [--widths 8,10,12,14]
+    python bench/scale_out.py [--steps 1000] [--widths 8,10,12,14] [--no-ray] [--no-torchrun]
 
 Both sides train the same grid through ``execute`` (the CLI's path) with one thread each (the
 local executor trains one group after another here; the Ray executor sends each group to a task
@@ -16,6 +17,9 @@ import argparse
 import json
 import logging
 import os
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,12 +35,56 @@ def cells(run: Path) -> dict[str, object]:
     return {p.name: json.loads(p.read_text()) for p in sorted((run / "cells").glob("*.json"))}
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _torchrun(nproc: int, *args: object) -> float:
+    """Wall seconds of ``interp ARGS`` under torchrun with ``nproc`` processes (1 thread each)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}",
+           "--master-addr=127.0.0.1", f"--master-port={port}", "-m", "cli.main", *map(str, args)]  # fmt: skip
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(done.stdout + done.stderr)
+    return time.perf_counter() - t0
+
+
+def data_parallel(steps: int) -> None:
+    """2 vs 1 processes: a training run (global batch 32) and the probe statistics of its model
+    (both include each launch's start: imports, process group, the run directory)."""
+    print(f"torchrun (gloo, 1 thread per process), {os.cpu_count()} CPUs")
+    train = ["train", "--corpus", "builtin:prose", "--max-chars", "200000", "--tokenizer", "byte",
+             "--layers", "2", "--d-model", "64", "--heads", "4", "--ctx", "64", "--steps",
+             steps, "--batch-size", "32", "--eval-every", steps, "--checkpoint-every", steps,
+             "--no-report"]  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        times = {n: _torchrun(n, *train, "--out", Path(tmp) / f"t{n}") for n in (1, 2)}
+        print(f"  train {steps} steps: 1 process {times[1]:.1f} s, 2 processes {times[2]:.1f} s: "
+              f"{times[1] / times[2]:.2f}x")  # fmt: skip
+        probe = ["probe", "--model", Path(tmp) / "t1", "--horizon", "2", "--tokens", "60000",
+                 "--probe", "future-lens", "--no-report"]  # fmt: skip
+        times = {n: _torchrun(n, *probe, "--out", Path(tmp) / f"p{n}") for n in (1, 2)}
+        print(f"  probe statistics, 60,000 tokens: 1 process {times[1]:.1f} s, 2 processes "
+              f"{times[2]:.1f} s: {times[1] / times[2]:.2f}x")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--widths", default="8,10,12,14")
     parser.add_argument("--p", type=int, default=23)
+    parser.add_argument("--train-steps", type=int, default=200)
+    parser.add_argument("--no-ray", action="store_true")
+    parser.add_argument("--no-torchrun", action="store_true")
     args = parser.parse_args()
+    if not args.no_torchrun:
+        data_parallel(args.train_steps)
+    if args.no_ray:
+        return
     import ray
 
     torch.set_num_threads(1)
