@@ -88,7 +88,7 @@ def execute(
         if not exp.data_parallel:
             raise ConfigError(
                 f"{exp.kind} runs in one process; launch it without torchrun "
-                "(train and probe run data-parallel)"
+                "(train, probe and precache run data-parallel)"
             )
         if not dist.is_main():
             return _execute_worker(exp, config, out, resume, model, options)

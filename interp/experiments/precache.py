@@ -173,6 +173,10 @@ class Precache(Experiment[PrecacheConfig, PrecacheResults]):
     results_cls = PrecacheResults
     resumable = True
     writes_while_running = True
+    # under torchrun each twin trains data-parallel (its own execute("train"): rank 0 writes);
+    # every rank then evaluates and probes the same twins (the token probes all-reduce), so
+    # the ranks make the same collective calls in the same order
+    data_parallel = True
     description = "vanilla and myopic twins: pre-caching or breadcrumbs"
 
     def estimate(self, config: PrecacheConfig, report: bool = True) -> Estimate:
