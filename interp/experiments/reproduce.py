@@ -118,13 +118,13 @@ class Reproduce(Experiment[ReproduceConfig, ReproduceResults]):
         choice, as for the sweeps themselves; checked now, started by each sweep)."""
         if executor is not None:
             get_executor(executor, ray_address)
-        state = {"executor": executor, "ray_address": ray_address}
+        state = {"sweeps_on": executor, "ray_address": ray_address}  # not "executor": its own
         return Prepared(config, None, state=state)  # each part checks its own resources
 
     def run(self, prepared: Prepared[ReproduceConfig], context: Context) -> ReproduceResults:
 
         config, state = prepared.config, prepared.state or {}
-        with default_executor(state.get("executor"), state.get("ray_address")):
+        with default_executor(state.get("sweeps_on"), state.get("ray_address")):
             return self._run(config, context)
 
     def _run(self, config: ReproduceConfig, context: Context) -> ReproduceResults:
