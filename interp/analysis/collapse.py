@@ -286,37 +286,8 @@ def run_collapse(
             timed["measured_s"] = timed.get("measured_s", 0.0) + time.perf_counter() - t_start
     timing = {"estimated_seconds": work.total_seconds(), "seconds": timed.get("measured_s")}
     info = _model_info(model)
-    notes = list(family.notes)
+    notes = _notes(cfg, plan, family, info, runs)
     final = plan["names"][-1]
-    if info["positions_fade"] is False:
-        notes.append(
-            f"positional encoding {info['positional']!r}: learned absolute positions can keep "
-            "lengths n and n+1 apart, so this model may not collapse at all"
-        )
-    if info["bridge"] and any(m == "emulated" for m in plan["modes"].values()):
-        notes.append(
-            "TransformerBridge model: emulated rounding covers only the hooks the bridge "
-            "exposes; computations inside HF modules between hooks stay float32"
-        )
-    shared: dict[str, list[str]] = {}  # the same pass plan in every format: one note
-    for r in runs:
-        if r["passes"] > 1 and r["method"] != "per-length":
-            shared.setdefault(f"{r['variant']}: {r['how']}", []).append(r["format"])
-    for how, fmts in shared.items():
-        notes.append(f"{how} ({', '.join(fmts)})")
-    sep_lengths = plan["sep_lengths"]
-    if plan["sep_family"] is not None and cfg.every > 1:
-        notes.append(
-            f"the separator sweep measures the lengths that are not multiples of {cfg.every} "
-            "(there v* continues the separated pattern, so one forward pass covers them all)"
-        )
-    if plan["sep_family"] is not None and sep_lengths and sep_lengths[-1] < plan["lengths"][-1]:
-        notes.append(
-            f"the separator sweep stops at n = {sep_lengths[-1]} "
-            "(its sequences are longer and must fit the context)"
-        )
-    if cfg.every > 0 and plan["separator"] is None:
-        notes.append("no separator sweep: the model has no tokenizer and no separator id was given")
     verdict_lines = verdicts(runs, plan["names"])
     plain_final = {
         r["format"]: r["collapse_length"][final] for r in runs if r["variant"] == "plain"
@@ -346,3 +317,46 @@ def run_collapse(
         "notes": notes,
         "timing": timing,
     }
+
+
+def _notes(
+    cfg: CollapseConfig,
+    plan: dict[str, Any],
+    family: PairFamily,
+    info: dict[str, Any],
+    runs: list[dict[str, Any]],
+) -> list[str]:
+    """What a reader of the sweep must know: the family's notes, then the model's and the
+    plan's (positions that may not fade, a bridge's emulation, shared pass plans, the
+    separator sweep's lengths)."""
+    notes = list(family.notes)
+    if info["positions_fade"] is False:
+        notes.append(
+            f"positional encoding {info['positional']!r}: learned absolute positions can keep "
+            "lengths n and n+1 apart, so this model may not collapse at all"
+        )
+    if info["bridge"] and any(m == "emulated" for m in plan["modes"].values()):
+        notes.append(
+            "TransformerBridge model: emulated rounding covers only the hooks the bridge "
+            "exposes; computations inside HF modules between hooks stay float32"
+        )
+    shared: dict[str, list[str]] = {}  # the same pass plan in every format: one note
+    for r in runs:
+        if r["passes"] > 1 and r["method"] != "per-length":
+            shared.setdefault(f"{r['variant']}: {r['how']}", []).append(r["format"])
+    for how, fmts in shared.items():
+        notes.append(f"{how} ({', '.join(fmts)})")
+    sep_lengths = plan["sep_lengths"]
+    if plan["sep_family"] is not None and cfg.every > 1:
+        notes.append(
+            f"the separator sweep measures the lengths that are not multiples of {cfg.every} "
+            "(there v* continues the separated pattern, so one forward pass covers them all)"
+        )
+    if plan["sep_family"] is not None and sep_lengths and sep_lengths[-1] < plan["lengths"][-1]:
+        notes.append(
+            f"the separator sweep stops at n = {sep_lengths[-1]} "
+            "(its sequences are longer and must fit the context)"
+        )
+    if cfg.every > 0 and plan["separator"] is None:
+        notes.append("no separator sweep: the model has no tokenizer and no separator id was given")
+    return notes
