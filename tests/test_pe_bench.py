@@ -73,7 +73,7 @@ def test_bad_config_is_one_line(kwargs: dict, message: str) -> None:
         (["--pe", "rope,bogus"], "unknown positional encoding 'bogus'"),
         (["--task", "nope"], "unknown task 'nope'"),
         (["--cope-option", "p_max=0"], "p_max must be >= 1"),
-        (["--seeds", "a,b"], "--seeds must be comma-separated integers"),
+        (["--seeds", "a,b"], "--seeds: cannot read 'a'"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message) -> None:

@@ -219,11 +219,14 @@ def test_two_analyses_at_once_train_the_default_model_once(tmp_path, monkeypatch
     assert not reused
     monkeypatch.setenv("INTERP_CACHE", str(tmp_path / "shared"))
     gate = tmp_path / "go"
-    pids = [fork_logged(["demo"], tmp_path / f"{i}.log", gate) for i in range(2)]
+    # an analysis without --model (interp demo is now the whole tour; its model is this one)
+    squash = ["squash", "--prompts", "copy-first", "--length", "6", "--no-report", "--out"]
+    pids = [fork_logged([*squash, str(tmp_path / f"sq{i}")], tmp_path / f"{i}.log", gate)
+            for i in range(2)]  # fmt: skip
     gate.touch()
     assert [wait(p) for p in pids] == [0, 0]
     logs = [(tmp_path / f"{i}.log").read_text() for i in range(2)]
-    waited = [i for i, log in enumerate(logs) if "reusing the cached default model" in log]
+    waited = [i for i, log in enumerate(logs) if "waiting for another interp process" in log]
     assert len(waited) == 1, logs
     other = pids[1 - waited[0]]
     assert f"waiting for another interp process (pid {other})" in logs[waited[0]]

@@ -183,8 +183,14 @@ def test_the_grokking_models_declare_that_every_parameter_decays() -> None:
 
     for model in (PairMLP(7), FixedFourierMLP(7), ParityMLP(5), NandaTransformer(7, d_model=16)):
         decayed, kept = decay_split(model)
-        assert kept == [] and [id(p) for p in decayed] == [id(p) for p in model.parameters()]
+        trained = [p for p in model.parameters() if p.requires_grad]
+        assert kept == [] and [id(p) for p in decayed] == [id(p) for p in trained]
         assert len(build_optimizer(model, OptimConfig(weight_decay=0.5)).param_groups) == 1
+    # Nanda's model has no attention biases (#16): held at zero, never trained, never decayed
+    frozen = [(n, p) for n, p in NandaTransformer(7, d_model=16).named_parameters()
+              if not p.requires_grad]  # fmt: skip
+    assert {n.rsplit(".", 1)[1] for n, _ in frozen} == {"b_Q", "b_K", "b_V", "b_O"}
+    assert all(not p.any() for _, p in frozen)
 
 
 def test_weight_decay_skips_biases_norms_and_position_tables() -> None:

@@ -130,13 +130,18 @@ class GrokResults(Results):
         return out
 
 
+def _step(step: int | None) -> str:
+    return "none" if step is None else str(step)
+
+
 def grok_headline(r: Mapping[str, Any], sentence: str = "") -> str:
     """The verdict sentence (:func:`interp.grok.detect.verdict`), then the numbers."""
     train, test = r["final_train_accuracy"], r["final_test_accuracy"]
     accuracy = "n/a" if train is None or test is None else f"{train:.3f}/{test:.3f}"
     return (
         (f"{sentence[0].upper()}{sentence[1:]}. " if sentence else "")
-        + f"memorisation step {r['memorisation_step']}, grokking step {r['grokking_step']}, "
+        + f"memorisation step {_step(r['memorisation_step'])}, "
+        f"grokking step {_step(r['grokking_step'])}, "
         f"label {r['label']}; final train/test accuracy {accuracy}"
     )
 
