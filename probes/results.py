@@ -95,17 +95,7 @@ def probe_results(
         },
     }
     if fits:
-        results["probes"]["future_lens"] = {
-            "description": (
-                "ridge map from h_l(t) to the final residual state at t+k-1 (RMS-normalised), "
-                "decoded through the model's final norm and unembedding; λ per (layer, "
-                "horizon) chosen on validation blocks by squared error"
-            ),
-            "metrics": _table(sums["future_lens"], counts, nb, seed),
-            "lambda_multiplier": [list(fits[layer].lambda_multipliers) for layer in prep.layers],
-            "val_r2": [list(fits[layer].val_r2) for layer in prep.layers],
-            "stored_activation_rows": state.max_rows_held,
-        }
+        results["probes"]["future_lens"] = _future_lens_entry(prep, state, fits, sums, counts)
     if vocab_probe is not None:
         results["probes"]["vocab"] = _vocab_entry(prep, vocab_probe, sums, counts)
     return results
@@ -136,6 +126,27 @@ def _decode_notes(decoder: Decoder, choice: DecodeChoice) -> list[str]:
         f"{check.get('top1_agreement', 0):.1%} and the target's log-probability moved by at "
         f"most {check.get('max_abs_logprob_diff_at_target', 0):.2g} nats"
     ]
+
+
+def _future_lens_entry(
+    prep: Prepared,
+    state: FitState,
+    fits: dict[int, RidgeFit],
+    sums: Mapping[str, np.ndarray],
+    counts: np.ndarray,
+) -> dict[str, Any]:
+    cfg = prep.config
+    return {
+        "description": (
+            "ridge map from h_l(t) to the final residual state at t+k-1 (RMS-normalised), "
+            "decoded through the model's final norm and unembedding; λ per (layer, "
+            "horizon) chosen on validation blocks by squared error"
+        ),
+        "metrics": _table(sums["future_lens"], counts, cfg.n_boot, cfg.seed),
+        "lambda_multiplier": [list(fits[layer].lambda_multipliers) for layer in prep.layers],
+        "val_r2": [list(fits[layer].val_r2) for layer in prep.layers],
+        "stored_activation_rows": state.max_rows_held,
+    }
 
 
 def _vocab_entry(
