@@ -17,6 +17,7 @@ from safetensors.torch import save_file
 
 def main(model_spec: str, out: str) -> None:
     import probes.run as run
+    import probes.statistics as statistics
     from interp import distributed, load_model
 
     torch.set_num_threads(1)
@@ -25,7 +26,7 @@ def main(model_spec: str, out: str) -> None:
     prep = run.prepare(model, config, model_spec)
     tensors: dict[str, torch.Tensor] = {}
     for products, float32_from in (("float64", 512), ("float32", 8)):
-        run.FLOAT32_PRODUCTS_FROM = float32_from
+        statistics.FLOAT32_PRODUCTS_FROM = float32_from
         state = run.collect_statistics(model, prep)
         tensors.update({f"{products}.{k}": v for k, v in _tensors(state).items()})
     if distributed.is_main():

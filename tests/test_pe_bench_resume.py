@@ -61,7 +61,7 @@ def test_interrupted_in_process_resumes_to_the_same_results(tmp_path, monkeypatc
             raise Interrupted
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pe_bench, "_train_model", train_until_third)
+    monkeypatch.setattr("interp.analysis.pe_bench_cells._train_model", train_until_third)
     run = tmp_path / "run"
     with pytest.raises(Interrupted):
         invoke(*BENCH, "--out", run)
@@ -74,7 +74,7 @@ def test_interrupted_in_process_resumes_to_the_same_results(tmp_path, monkeypatc
         calls.append(args[0].positional)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pe_bench, "_train_model", counted)
+    monkeypatch.setattr("interp.analysis.pe_bench_cells._train_model", counted)
     result = invoke(*BENCH, "--out", run, "--resume")
     assert result.exit_code == 0, result.output
     assert len(calls) == N_CELLS - 2 and "rope (seed 1) already done" in result.output
@@ -143,7 +143,7 @@ def test_non_finite_loss_names_encoding_seed_and_step_and_keeps_finished_cells(
         return out
 
     monkeypatch.setattr(loop, "masked_mean", poisoned)
-    monkeypatch.setattr(pe_bench, "_task_cell", tracking)
+    monkeypatch.setattr("interp.analysis.pe_bench_task._task_cell", tracking)
     run = tmp_path / "run"
     args = ["pe-bench", "--task", "flipflop", "-o", "length=4", "--pe", "rope,cope"]
     args += ["--seeds", "0,1", "--steps", "5", "--batch-size", "4", "--layers", "1"]

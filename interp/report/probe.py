@@ -41,10 +41,12 @@ def _cell(value: float | None, lo: float | None, hi: float | None, metric: str) 
     return f"{value:.1%} [{lo:.1%}, {hi:.1%}]" if lo is not None and hi is not None else ""
 
 
-def probe_heatmap(results: Mapping[str, Any], kind: str, metric: str) -> go.Figure:
-    """One heatmap: baselines (top rows) and layers (below) × horizons, for ``kind`` and ``metric``."""
-    horizons: Sequence[int] = results["horizons"]
-    n = len(horizons)
+def _heatmap_rows(
+    results: Mapping[str, Any], kind: str, metric: str
+) -> tuple[list[str], list[list[float | None]], list[list[str]], int]:
+    """The heatmap's rows: labels, values and hover texts (value and 95% interval), the
+    baselines first, then one row per layer; and how many rows are baselines."""
+    n = len(results["horizons"])
     labels: list[str] = []
     z: list[list[float | None]] = []
     hover: list[list[str]] = []
@@ -66,6 +68,13 @@ def probe_heatmap(results: Mapping[str, Any], kind: str, metric: str) -> go.Figu
         labels.append(f"layer {label}")
         z.append(v)
         hover.append([_cell(x, y, w, metric) for x, y, w in zip(v, a, b, strict=True)])
+    return labels, z, hover, n_base
+
+
+def probe_heatmap(results: Mapping[str, Any], kind: str, metric: str) -> go.Figure:
+    """One heatmap: baselines (top rows) and layers (below) × horizons, for ``kind`` and ``metric``."""
+    horizons: Sequence[int] = results["horizons"]
+    labels, z, hover, n_base = _heatmap_rows(results, kind, metric)
     text = [
         [("" if v is None else (f"{v:.2f}" if metric == "ce" else f"{v:.0%}")) for v in row]
         for row in z
