@@ -513,14 +513,14 @@ def test_ctrl_c_of_a_command_without_resume_says_what_to_do_with_its_folder(tmp_
 
 def test_ctrl_c_inside_a_run_of_runs_names_the_command_s_own_run(tmp_path, monkeypatch) -> None:
     """precache trains its twins as runs inside its --out: the line names --out, not a twin."""
-    import interp.analysis.myopia as myopia
+    import interp.analysis.precache_twins as twins
     from interp.runs import RunDir
 
     def interrupted(out, job, config, progress=None, on_step=None):
         RunDir.create(Path(out) / "twins" / "seed0-vanilla", {"kind": "train"})
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(myopia, "run_precache", interrupted)
+    monkeypatch.setattr(twins, "run_precache", interrupted)
     out = tmp_path / "p"
     result = invoke("precache", "--steps", "2", "--seeds", "0,", "--d-model", "16", "--out", out)
     assert result.exit_code == 130

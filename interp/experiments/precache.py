@@ -3,7 +3,7 @@
 A myopic twin gets no gradient into earlier positions; if it is clearly worse than its vanilla
 twin, the vanilla model was computing features for later tokens (*pre-caching*), otherwise
 what it passes forward is mostly computed for the current token anyway (*breadcrumbs*).  The
-comparison is :func:`interp.analysis.myopia.run_precache`; this file is the experiment around
+comparison is :func:`interp.analysis.precache_twins.run_precache`; this file is the experiment around
 it: the config, its checks, the work estimate and the typed results.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from interp.analysis import myopia as _myopia
+from interp.analysis import precache_twins as _twins
 from interp.analysis.myopia import MyopiaConfig
 from interp.config import DataConfig, ModelConfig, OptimConfig, TrainConfig, TrainJob
 from interp.errors import ConfigError
@@ -195,14 +195,14 @@ class Precache(Experiment[PrecacheConfig, PrecacheResults]):
             done[0] += 1
             bar.advance(done[0])
 
-        results = _myopia.run_precache(
+        results = _twins.run_precache(
             context.run.path, config.job, config.myopia, progress=bar.note, on_step=tick
         )
         return results_of(results)
 
 
 def results_of(results: dict[str, Any]) -> PrecacheResults:
-    """Typed results from :func:`interp.analysis.myopia.run_precache`'s dict."""
+    """Typed results from :func:`interp.analysis.precache_twins.run_precache`'s dict."""
     body = {k: v for k, v in results.items() if k != "kind"}
     return PrecacheResults(**body, headline=precache_headline(results))
 
