@@ -287,36 +287,7 @@ def run_collapse(
     timing = {"estimated_seconds": work.total_seconds(), "seconds": timed.get("measured_s")}
     info = _model_info(model)
     notes = _notes(cfg, plan, family, info, runs)
-    final = plan["names"][-1]
-    verdict_lines = verdicts(runs, plan["names"])
-    plain_final = {
-        r["format"]: r["collapse_length"][final] for r in runs if r["variant"] == "plain"
-    }
-    sep_final = {
-        r["format"]: r["collapse_length"][final] for r in runs if r["variant"] == "separator"
-    }
-    return {
-        "kind": "collapse",
-        "config": cfg.to_dict(),
-        "model": info,
-        "family": family.description,
-        "separator": {"token": plan["separator"], "every": cfg.every}
-        if plan["separator"] is not None
-        else None,
-        "layers": plan["names"],
-        "final_layer": final,
-        "lengths": plan["lengths"],
-        "runs": runs,
-        "summary": {
-            "collapse_length": plain_final,
-            "collapse_length_separator": sep_final,
-            "collapsed": [f for f, n in plain_final.items() if n is not None],
-            "not_collapsed": [f for f, n in plain_final.items() if n is None],
-        },
-        "verdicts": verdict_lines,
-        "notes": notes,
-        "timing": timing,
-    }
+    return _results(cfg, plan, family, info, runs, notes, timing)
 
 
 def _notes(
@@ -360,3 +331,46 @@ def _notes(
     if cfg.every > 0 and plan["separator"] is None:
         notes.append("no separator sweep: the model has no tokenizer and no separator id was given")
     return notes
+
+
+def _results(
+    cfg: CollapseConfig,
+    plan: dict[str, Any],
+    family: PairFamily,
+    info: dict[str, Any],
+    runs: list[dict[str, Any]],
+    notes: list[str],
+    timing: dict[str, Any],
+) -> dict[str, Any]:
+    """The sweep's results: the curves of every run, the collapse lengths at the final layer
+    with and without separators, the verdict lines."""
+    final = plan["names"][-1]
+    verdict_lines = verdicts(runs, plan["names"])
+    plain_final = {
+        r["format"]: r["collapse_length"][final] for r in runs if r["variant"] == "plain"
+    }
+    sep_final = {
+        r["format"]: r["collapse_length"][final] for r in runs if r["variant"] == "separator"
+    }
+    return {
+        "kind": "collapse",
+        "config": cfg.to_dict(),
+        "model": info,
+        "family": family.description,
+        "separator": {"token": plan["separator"], "every": cfg.every}
+        if plan["separator"] is not None
+        else None,
+        "layers": plan["names"],
+        "final_layer": final,
+        "lengths": plan["lengths"],
+        "runs": runs,
+        "summary": {
+            "collapse_length": plain_final,
+            "collapse_length_separator": sep_final,
+            "collapsed": [f for f, n in plain_final.items() if n is not None],
+            "not_collapsed": [f for f, n in plain_final.items() if n is None],
+        },
+        "verdicts": verdict_lines,
+        "notes": notes,
+        "timing": timing,
+    }
