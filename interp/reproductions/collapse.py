@@ -160,28 +160,21 @@ def reproduce_collapse(out: Path, quick: bool, progress: ProgressFn) -> list[Cla
     table = [{k: v for k, v in r.items() if k != "results"} for r in rows]
     tree.write_json("measurements.json", table)
 
+    claims = _synthetic_claims(table, seeds)
+    if not quick:
+        claims += _demo_claims(progress)
+    return claims
+
+
+def _synthetic_claims(table: list[dict[str, Any]], seeds: list[int]) -> list[Claim]:
+    """The four claims on the synthetic models, judged on every seed's measurements."""
+
     def each(fmt: str) -> str:
         return (
             "; ".join(fmt.format(**r) for r in table) if len(table) > 1 else fmt.format(**table[0])
         )
 
-    # "falls": at least a 10x drop from n=1 to the largest n, falling in >= 8 of 10 tenths
-    falls = all(
-        r["linf_last"] < 0.1 * r["linf_first"] and r["falls_tenths"] >= 0.8 * r["tenths"]
-        for r in table
-    )
-    sooner = all(_later(r["collapse_fp32"], r["collapse_bf16"]) for r in table)
-    delayed_per_seed = [
-        _later(r["first_bf16_sep"], r["first_bf16_plain"])
-        and r["linf_fp32_sep_at_sep_max"] > r["linf_fp32_plain_at_sep_max"]
-        for r in table
-    ]
-    delayed = all(delayed_per_seed)
-    early = all(
-        s["first_quarter"] > s["last_quarter_excl_last"]
-        for r in table
-        for s in r["shares"].values()
-    )
+    falls, sooner, delayed, delayed_per_seed, early = _judged(table)
     seeds_text = f"seed{'s' if len(seeds) > 1 else ''} {','.join(map(str, seeds))}"
     claims = [
         Claim(
@@ -227,6 +220,27 @@ def reproduce_collapse(out: Path, quick: bool, progress: ProgressFn) -> list[Cla
             early,
         ),
     ]
-    if not quick:
-        claims += _demo_claims(progress)
     return claims
+
+
+def _judged(table: list[dict[str, Any]]) -> tuple[bool, bool, bool, list[bool], bool]:
+    """Each synthetic claim judged on every seed: falls, sooner in bf16, delayed by separators
+    (and per seed), early positions more sensitive."""
+    # "falls": at least a 10x drop from n=1 to the largest n, falling in >= 8 of 10 tenths
+    falls = all(
+        r["linf_last"] < 0.1 * r["linf_first"] and r["falls_tenths"] >= 0.8 * r["tenths"]
+        for r in table
+    )
+    sooner = all(_later(r["collapse_fp32"], r["collapse_bf16"]) for r in table)
+    delayed_per_seed = [
+        _later(r["first_bf16_sep"], r["first_bf16_plain"])
+        and r["linf_fp32_sep_at_sep_max"] > r["linf_fp32_plain_at_sep_max"]
+        for r in table
+    ]
+    delayed = all(delayed_per_seed)
+    early = all(
+        s["first_quarter"] > s["last_quarter_excl_last"]
+        for r in table
+        for s in r["shares"].values()
+    )
+    return falls, sooner, delayed, delayed_per_seed, early
