@@ -237,7 +237,6 @@ def grokking(out_dir: Path, quick: bool, progress: ProgressFn) -> list[Claim]:
         f"modular addition mod 67 (PAIR MLP, 24 neurons), wd 1 and wd 0 together, {steps} steps, lr {lr}"
     )
     mod, models = _pair("modadd", {"p": 67, "seed": 0}, (1.0, 0.0), steps, lr, log)
-    wd1, wd0 = mod
     spec = frequency_power(models[0].E.detach())
     top = sorted(spec.top(5))
     share = spec.top_share(5)
@@ -247,7 +246,6 @@ def grokking(out_dir: Path, quick: bool, progress: ProgressFn) -> list[Claim]:
         f"{p_steps} steps, lr {p_lr}"
     )
     par, _ = _pair("sparse-parity", {"seed": 0}, (0.3, 0.0), p_steps, p_lr, p_log)
-    pwd1, pwd0 = par
     transformer = None
     if not quick:
         progress(
@@ -267,8 +265,20 @@ def grokking(out_dir: Path, quick: bool, progress: ProgressFn) -> list[Claim]:
             "transformer": transformer,
         },
     )
-    delay = wd1["grok_delay"]
     extra = nanda_claims(transformer) if transformer is not None else []
+    return [*_mlp_claims(mod, par, top, share), *extra]
+
+
+def _mlp_claims(
+    mod: tuple[dict[str, Any], dict[str, Any]],
+    par: tuple[dict[str, Any], dict[str, Any]],
+    top: list[int],
+    share: float,
+) -> list[Claim]:
+    """PAIR's MLP claims: modular addition with and without weight decay, its Fourier
+    embedding, its weight norm, and sparse parity."""
+    (wd1, wd0), (pwd1, pwd0) = mod, par
+    delay = wd1["grok_delay"]
     return [
         Claim(
             "with weight decay 1 the MLP memorises first and generalises much later",
@@ -308,7 +318,6 @@ def grokking(out_dir: Path, quick: bool, progress: ProgressFn) -> list[Claim]:
             and pwd1["memorisation_step"] is not None
             and pwd1["grokking_step"] > pwd1["memorisation_step"],
         ),
-        *extra,
     ]
 
 
