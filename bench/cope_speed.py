@@ -7,7 +7,7 @@ Prints one line per context with the median step time (forward + backward + Adam
 each encoding, measured alternately in the same process, and the ratio CoPE / RoPE (target
 <= 1.5x).  CoPE is the public code's definition (one table per layer shared by the heads) with
 p_max the context (the defaults).  ``--unfused`` also times CoPE without its fused,
-query-chunked form (``cope.FUSED = False``: the three separate autograd functions);
+query-chunked form (``cope_kernels.FUSED = False``: the three separate autograd functions);
 ``--per-head`` also times interp's earlier variant (one table per head, ``per_head=true``);
 all alternate in the same process.
 """
@@ -22,7 +22,7 @@ import torch
 
 from interp.config import ModelConfig, OptimConfig
 from interp.models import HookedTransformer
-from interp.models.positional import cope
+from interp.models.positional import cope_kernels
 from interp.train.optim import build_optimizer
 
 
@@ -40,11 +40,11 @@ def step_time(model: HookedTransformer, opt: torch.optim.Optimizer, tokens: torc
 
 
 def timed(models: dict, name: str, tokens: torch.Tensor) -> float:
-    cope.FUSED = name != "unfused"
+    cope_kernels.FUSED = name != "unfused"
     try:
         return step_time(*models[name], tokens)
     finally:
-        cope.FUSED = True
+        cope_kernels.FUSED = True
 
 
 def main() -> None:

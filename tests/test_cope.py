@@ -96,7 +96,7 @@ def test_fused_chunked_bias_equals_the_separate_functions(
 ) -> None:
     """The fused form (query rows in chunks; a ragged last chunk here) gives the values and
     gradients of the three separate autograd functions (``FUSED = False``, the hooked path)."""
-    from interp.models.positional import cope, cope_kernels
+    from interp.models.positional import cope_kernels
 
     monkeypatch.setattr(cope_kernels, "CHUNK_ELEMENTS", 3 * 2 * 2 * 11)  # 3 query rows per chunk
     torch.manual_seed(0)
@@ -113,7 +113,7 @@ def test_fused_chunked_bias_equals_the_separate_functions(
     weights = torch.randn(batch, n_heads, n_pos, n_pos, dtype=dtype)
     results = []
     for fused in (True, False):
-        monkeypatch.setattr(cope, "FUSED", fused)
+        monkeypatch.setattr(cope_kernels, "FUSED", fused)
         scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(d_head)
         out = part.score_bias_with_input(x, q, k, scores)
         grads = torch.autograd.grad((out * weights).sum(), params, allow_unused=True)

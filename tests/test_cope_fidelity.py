@@ -133,7 +133,7 @@ def test_every_option_matches_the_reference_forward_and_gradients(variant: str) 
 def test_fused_path_equals_the_unfused_one(monkeypatch, variant: str, dtype) -> None:
     """Every option through the fused, chunked form (3 query rows a chunk, a ragged last one)
     and through the three separate functions (``FUSED = False``, the hooked path)."""
-    from interp.models.positional import cope, cope_kernels
+    from interp.models.positional import cope_kernels
 
     monkeypatch.setattr(cope_kernels, "CHUNK_ELEMENTS", 3 * 2 * 2 * 11)
     part = part_of(VARIANTS[variant]).to(dtype)
@@ -141,7 +141,7 @@ def test_fused_path_equals_the_unfused_one(monkeypatch, variant: str, dtype) -> 
     leaves = [x, q, k, v, *part.parameters()]
     results = []
     for fused in (True, False):
-        monkeypatch.setattr(cope, "FUSED", fused)
+        monkeypatch.setattr(cope_kernels, "FUSED", fused)
         out = part.score_bias_with_input(x, q, k, scores_of(q, k), v=v)
         grads = torch.autograd.grad((out * weights).sum(), leaves, allow_unused=True)
         results.append((out, grads))

@@ -12,6 +12,8 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+FUSED = True  # False: always the three separate functions (for benchmarks and tests)
+
 
 def causal_mask(n_q: int, n_k: int, device: torch.device) -> Tensor:
     """[query_pos key_pos] bool, True where key j is visible from query i (queries are the last
