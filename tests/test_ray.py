@@ -145,3 +145,18 @@ def test_reproduce_passes_its_executor_to_the_sweeps_inside(tmp_path, monkeypatc
     assert_one_line_error(invoke("reproduce", "counting", "--quick", "--executor", "ray",
                                  "--out", out), re.escape(RAY_EXTRA))  # fmt: skip
     assert not out.exists()
+
+
+def test_pe_bench_text_cells_on_ray_equal_local(ray_cluster, tmp_path) -> None:
+    """pe-bench's text models are Ray tasks too (one per encoding, the byte data rebuilt in
+    the task): the same cells as the local executor's."""
+    args = ["pe-bench", "--task", "none", "--text", "--text-pe", "rope,alibi", "--seeds", "0",
+            "--text-steps", "3", "--batch-size", "4", "--layers", "1", "--d-model", "16",
+            "--heads", "2", "--d-mlp", "16", "--text-ctx", "16", "--text-eval-ctx", "16,32",
+            "--text-max-chars", "20000", "--no-report"]  # fmt: skip
+    local, on_ray = tmp_path / "local", tmp_path / "ray"
+    assert invoke(*args, "--out", local).exit_code == 0
+    result = invoke(*args, "--out", on_ray, "--executor", "ray")
+    assert result.exit_code == 0, result.output
+    assert "2 models as ray tasks" in result.output
+    assert len(cells(local)) == 2 and cells(on_ray) == cells(local)

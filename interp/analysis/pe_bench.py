@@ -72,7 +72,7 @@ def bench_parts(
     executor: Any = None,
 ) -> dict[str, Any]:
     """The task and text parts of the results (those the config asks for; ``executor`` trains
-    the task cells, the text models train here).  With ``run`` each
+    the task cells and the text models).  With ``run`` each
     finished (encoding, seed) model's results are saved in its cell store at once (atomically)
     and a rerun skips them: each cell depends on its seed alone, so a bench killed at any
     moment and run again ends with the same results as an uninterrupted one."""
@@ -83,5 +83,5 @@ def bench_parts(
             cfg, progress, stores, weights and run is not None, executor=executor
         )
     if cfg.text:
-        parts["text"] = run_text_bench(cfg, progress, stores)
+        parts["text"] = run_text_bench(cfg, progress, stores, executor=executor)
     return parts

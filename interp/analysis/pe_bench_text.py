@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import torch
@@ -21,6 +22,7 @@ from interp.analysis.pe_bench_cells import (
 from interp.analysis.pe_bench_config import PEBenchConfig, ProgressFn
 from interp.cells import CellStore
 from interp.errors import ConfigError
+from interp.executors import LocalExecutor
 
 
 def text_data(
@@ -77,7 +79,10 @@ def text_perplexity(
 
 
 def run_text_bench(
-    cfg: PEBenchConfig, progress: ProgressFn, stores: Mapping[str, CellStore] | None = None
+    cfg: PEBenchConfig,
+    progress: ProgressFn,
+    stores: Mapping[str, CellStore] | None = None,
+    executor: Any = None,
 ) -> dict[str, Any]:
     """Byte-level perplexity on held-out prose and code, per evaluation context (one model per
     encoding, seeded with the first seed; finished ones saved in and resumed from ``stores``).
@@ -89,15 +94,29 @@ def run_text_bench(
     seed = cfg.seeds[0]
     train, val, chars = text_data(cfg)
     contexts = sorted(val[TEXT_KINDS[0]])
-    rows = []
+    found: dict[str, dict[str, Any]] = {}
     for pe in cfg.text_encodings:
         cell = _load_cell(stores, "text", pe, seed, (list(TEXT_KINDS), _text_contexts(cfg)))
         if cell is not None:
             progress(f"text: {pe} already done")
-            rows.append(cell)
-            continue
-        progress(f"text: training {pe} (context {cfg.text_ctx}, {cfg.text_steps} steps)")
-        rows.append(_save_cell(stores, "text", _text_cell(cfg, pe, train, val, stores)))
+            found[pe] = cell
+    todo = [pe for pe in cfg.text_encodings if pe not in found]
+    executor = executor or LocalExecutor()
+    if executor.in_process:
+
+        def work(pe: str) -> dict[str, Any]:
+            progress(f"text: training {pe} (context {cfg.text_ctx}, {cfg.text_steps} steps)")
+            return _text_cell(cfg, pe, train, val, stores)
+
+    else:  # a task per encoding, anywhere: it rebuilds the (deterministic) text data
+        work = partial(text_cell_job, cfg)
+        progress(f"text: {len(todo)} models as {executor.name} tasks ({cfg.text_steps} steps)")
+
+    def save(index: int, cell: dict[str, Any]) -> None:
+        found[todo[index]] = _save_cell(stores, "text", cell)
+
+    executor.map(work, todo, save)
+    rows = [found[pe] for pe in cfg.text_encodings]
     return {
         "corpus": "builtin:prose + builtin:code",
         "kinds": list(TEXT_KINDS),
@@ -111,6 +130,13 @@ def run_text_bench(
         "seed": seed,
         "rows": rows,
     }
+
+
+def text_cell_job(cfg: PEBenchConfig, pe: str) -> dict[str, Any]:
+    """One encoding's text cell from the config alone (a Ray task): the byte-level data
+    rebuilt (deterministic), the model trained and measured."""
+    train, val, _ = text_data(cfg)
+    return _text_cell(cfg, pe, train, val, None)
 
 
 def _text_cell(
