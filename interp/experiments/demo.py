@@ -45,7 +45,7 @@ from interp.experiments.precache import PrecacheConfig
 from interp.experiments.squash import SquashRun
 from interp.grok.config import GrokConfig
 from interp.io import read_json
-from interp.progress import SILENT, Progress
+from interp.progress import Progress
 from interp.report.tables import Table
 from interp.runs import RESUMABLE, RunDir
 from probes.run import ProbeConfig
@@ -244,14 +244,7 @@ class Demo(Experiment[DemoConfig, DemoResults]):
     def remedy(self) -> str:
         return RESUMABLE
 
-    def prepare(
-        self,
-        config: DemoConfig,
-        model: Any = None,
-        progress: Progress = SILENT,
-        run: RunDir | None = None,
-    ) -> Prepared[DemoConfig]:
-        return Prepared(config, None)  # each part checks its own resources when it starts
+    # prepare: the default (each part checks its own resources when it starts)
 
     def run(self, prepared: Prepared[DemoConfig], context: Context) -> DemoResults:
         from interp.experiments.execute import execute
