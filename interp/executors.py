@@ -108,6 +108,8 @@ class RayExecutor(Executor):
             import ray  # noqa: F401
         except ImportError:
             raise ConfigError(RAY_EXTRA) from None
+        if address is not None:
+            _check_reachable(address)  # Ray itself retries an unreachable address for minutes
         self.address = address
         self._started = False
 
@@ -173,6 +175,30 @@ class RayExecutor(Executor):
         except Exception:  # pragma: no cover - a cluster that went away: recorded without
             pass
         return out
+
+
+#: seconds one look at a cluster's address may take
+CONNECT_TIMEOUT = 3.0
+
+
+def _check_reachable(address: str) -> None:
+    """One line at once when nothing listens at ``address`` (``HOST:PORT`` or
+    ``ray://HOST:PORT``; ``auto`` and other forms are left to Ray)."""
+    import re
+    import socket
+
+    found = re.fullmatch(r"(?:ray://)?\[?([^\]/]+?)\]?:(\d+)", address.strip())
+    if found is None:
+        return
+    host, port = found[1], int(found[2])
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT):
+            pass
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise ConfigError(
+            f"--ray-address {address}: no Ray cluster answers there ({reason})"
+        ) from None
 
 
 def _result(ref: Any) -> Any:

@@ -160,3 +160,19 @@ def test_pe_bench_text_cells_on_ray_equal_local(ray_cluster, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert "2 models as ray tasks" in result.output
     assert len(cells(local)) == 2 and cells(on_ray) == cells(local)
+
+
+def test_an_address_where_no_cluster_listens_is_one_line_at_once(tmp_path) -> None:
+    """Ray retries an unreachable --ray-address for minutes; interp looks first (3 s at most)
+    and refuses in one line before anything is written, for a sweep and for reproduce."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for args in (GROK, ["reproduce", "counting", "--quick"]):
+        out = tmp_path / args[0]
+        for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+            result = invoke(*args, "--out", out, "--executor", "ray", "--ray-address", address)
+            assert_one_line_error(result, re.escape(f"--ray-address {address}: no Ray cluster"))
+        assert not out.exists()
