@@ -13,7 +13,6 @@ directory (config, checkpoints, metrics, results, report).
 
 from __future__ import annotations
 
-import atexit
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -64,17 +63,7 @@ def setup() -> bool:
         if torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
             torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
         dist.init_process_group(backend=backend())
-        atexit.register(_teardown)
     return True
-
-
-def _teardown() -> None:
-    """Leave the process group at exit: its communication threads are joined, not killed
-    mid-flight (which aborts the process: "terminate called without an active exception")."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
 
 
 def is_distributed() -> bool:
