@@ -14,7 +14,9 @@ directory (config, checkpoints, metrics, results, report).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import pickle
+from collections import deque
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -33,6 +35,10 @@ __all__ = [
     "shard",
     "world_size",
 ]
+
+
+# The last collectives' work handles, each holding its tensors (see :func:`_collective`).
+_HELD: deque[Any] = deque(maxlen=32)
 
 
 def _env_world() -> int:
@@ -88,11 +94,20 @@ def is_main() -> bool:
     return rank() == 0
 
 
-def barrier() -> None:
-    if is_distributed():
-        import torch.distributed as dist
+def _collective(call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """Run the collective ``call(*args, async_op=True, **kwargs)`` and wait for it, keeping its
+    work handle (and so its tensors) referenced from Python afterwards.
 
-        dist.barrier()
+    Why: gloo's worker thread drops its own reference to a finished work a moment after the
+    caller's wait returns.  When that reference is the last one, the work's tensors are freed on
+    the worker thread, which must take the GIL to free their Python objects; if the main thread
+    has meanwhile reached interpreter shutdown (a rank that exits right after its last
+    collective), taking the GIL ends the thread inside a destructor and the process aborts
+    ("terminate called without an active exception", SIGABRT after the work is done).  Held
+    here, the last reference is always Python's, released on the main thread."""
+    work = call(*args, async_op=True, **kwargs)
+    work.wait()
+    _HELD.append(work)
 
 
 def all_reduce_sum(tensors: Sequence[torch.Tensor]) -> None:
@@ -107,7 +122,7 @@ def all_reduce_sum(tensors: Sequence[torch.Tensor]) -> None:
         groups.setdefault((t.dtype, t.device), []).append(t)
     for group in groups.values():
         flat = torch.cat([t.reshape(-1) for t in group])
-        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        _collective(dist.all_reduce, flat, op=dist.ReduceOp.SUM)
         offset = 0
         for t in group:
             t.copy_(flat[offset : offset + t.numel()].view_as(t))
@@ -115,14 +130,32 @@ def all_reduce_sum(tensors: Sequence[torch.Tensor]) -> None:
 
 
 def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """Rank ``src``'s ``obj`` on every rank (``obj`` itself in one process)."""
+    """Rank ``src``'s ``obj`` on every rank (``obj`` itself in one process): pickled by ``src``
+    (the job's own rank; only picklable configs and paths travel), its length then its bytes
+    broadcast as tensors (CPU ones through gloo; CUDA ones where the group is nccl alone)."""
     if not is_distributed():
         return obj
     import torch.distributed as dist
 
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
+    # a process group of nccl alone carries CUDA tensors only
+    on = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    if rank() == src:
+        data = torch.frombuffer(bytearray(pickle.dumps(obj)), dtype=torch.uint8).to(on)
+        size = torch.tensor([data.numel()], dtype=torch.int64, device=on)
+    else:
+        size = torch.zeros(1, dtype=torch.int64, device=on)
+    _collective(dist.broadcast, size, src=src)
+    if rank() != src:
+        data = torch.empty(int(size.item()), dtype=torch.uint8, device=on)
+    _collective(dist.broadcast, data, src=src)
+    return obj if rank() == src else pickle.loads(data.cpu().numpy().tobytes())
+
+
+def barrier() -> None:
+    if is_distributed():
+        import torch.distributed as dist
+
+        _collective(dist.barrier)
 
 
 def shard(n_items: int, chunk: int) -> list[int]:
