@@ -185,7 +185,8 @@ def test_nanda_transformer_is_our_hooked_model_without_layernorm() -> None:
     tokens = build_task("modadd", {"p": 7}).sequences()
     _, cache = model.model.run_with_cache(tokens)
     assert "blocks.0.mlp.hook_post" in cache
-    assert model(tokens).shape == (49, 7) and model.neuron_weights().shape == (7, 512)
+    # Nanda's loss scores the p + 1 outputs ("=" included); the neurons read the p residues
+    assert model(tokens).shape == (49, 8) and model.neuron_weights().shape == (7, 512)
 
 
 def _one_at_a_time(model, data, steps, optim, dtype):
@@ -282,7 +283,7 @@ def test_sparse_parity_defaults_are_the_grokking_recipe_and_modadd_keeps_the_pap
 def test_nanda_transformer_fast_forward_matches_the_hooked_model_and_takes_width() -> None:
     model = NandaTransformer(11, d_model=32, d_mlp=48, seed=1)
     tokens = build_task("modadd", {"p": 11}).sequences()
-    torch.testing.assert_close(model(tokens), model.model(tokens)[:, -1, :11])
+    torch.testing.assert_close(model(tokens), model.model(tokens)[:, -1])  # p + 1 outputs
     cfg = GrokConfig(model="transformer", p=11, d_model=32, width=48)
     assert build_model(cfg).model.cfg.d_mlp == 48
     assert build_model(GrokConfig(model="transformer", p=11)).model.cfg.d_mlp == 512

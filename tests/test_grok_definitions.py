@@ -98,6 +98,28 @@ def test_nanda_parameters_and_init_scales() -> None:
     assert hasattr(old.model.unembed, "b_U") and "model.unembed.b_U" in dict(old.named_parameters())
 
 
+def test_nanda_loss_keeps_the_equals_logit_in_the_softmax() -> None:
+    """Nanda's ``full_loss``: cross-entropy of ``model(data)[:, -1]`` over all d_vocab = p + 1
+    outputs (the ``=`` token's logit included), by hand from the full hooked forward; the
+    Fourier analyses read the p residues' logits (``take_metrics``: ``[:, -1, :-1]``)."""
+    cfg = GrokConfig(model="transformer", p=7, d_model=16, width=32, seed=1).resolved()
+    model, data = build_model(cfg), build_data(cfg)
+    assert model.classes == 8
+    with torch.no_grad():
+        full = model.model(data.x)[:, -1]  # [pair d_vocab], every hook position computed
+        ours = model(data.x)
+    assert full.shape[-1] == 8 and ours.shape == full.shape
+    torch.testing.assert_close(ours, full, rtol=1e-5, atol=1e-6)
+    slow = 0.0
+    for logits, label in zip(full.tolist(), data.y.tolist(), strict=True):
+        slow -= logits[label] - math.log(sum(math.exp(v) for v in logits))
+    slow /= len(data.y)
+    assert float(objective_loss(ours, data.y, cfg.definition.loss)) == pytest.approx(slow, rel=1e-5)
+    old = build_model(GrokConfig(model="transformer", p=7, d_model=16, width=32,
+                                 variant="interp").resolved())  # fmt: skip
+    assert old.classes == 7 and old(data.x).shape[-1] == 7  # interp's earlier one: p classes
+
+
 def test_nanda_warmup_learning_rates() -> None:
     """``LambdaLR(optimizer, lambda step: min(step/10, 1))``: the rate at each step."""
     cfg = GrokConfig(model="transformer", p=7).resolved()

@@ -42,8 +42,8 @@ def fourier_row(model: nn.Module, cfg: Any, data: FullBatchData, all_pairs: bool
     if nanda_keys(model, all_pairs):
         x = data.x.to(cfg.device)
         keys = neuron_key_frequencies(model.neuron_acts(x), cfg.p)
-        with torch.no_grad():
-            logits = model(x)
+        with torch.no_grad():  # the residues' logits (Nanda's take_metrics drops "=")
+            logits = model(x)[:, : cfg.p]
         row |= {"key_frequencies": keys, "key_frequency_rule": KEY_FREQUENCY_RULE}
         row |= restricted_excluded_loss(logits, data.y, data.train, cfg.p, keys)
         row["excluded_loss_rule"] = EXCLUDED_LOSS_RULE

@@ -246,6 +246,7 @@ class NandaTransformer(nn.Module):
         super().__init__()
         v = variant or grok_variant("transformer", None)
         self.p, self.variant = p, v.name
+        self.classes = p + 1 if v.eq_logit else p  # the logits forward returns (the loss's)
         cfg = nanda_config(p, d_model=d_model, d_mlp=d_mlp, unembed_bias=v.unembed_bias)
         self.model = HookedTransformer(cfg, seed=seed)
         if not v.attn_bias:  # Nanda's Attention has no biases: held at zero, never trained
@@ -254,7 +255,9 @@ class NandaTransformer(nn.Module):
                     param.requires_grad_(False)
         TRANSFORMER_INITS[v.init](self.model, seed)
 
-    def forward(self, tokens: Int[Tensor, "example 3"]) -> Float[Tensor, "example p"]:
+    def forward(self, tokens: Int[Tensor, "example 3"]) -> Float[Tensor, "example classes"]:
+        """The logits at ``=`` over the first :attr:`classes` tokens: the p residues, and the
+        ``=`` token too where the variant keeps it in the loss (Nanda's)."""
         m = self.model
         (block,) = m.blocks
         resid = block.hook_resid_pre(m.embed_input(tokens))
@@ -262,7 +265,7 @@ class NandaTransformer(nn.Module):
         last = block.hook_resid_mid(resid[:, -1:])
         last = last + block.hook_mlp_out(block.mlp(block.ln2(last)))
         last = block.hook_resid_post(last)
-        return m.unembed(m.ln_final(last))[:, -1, : self.p]
+        return m.unembed(m.ln_final(last))[:, -1, : self.classes]
 
     @property
     def embedding(self) -> Float[Tensor, "p d_model"]:

@@ -12,7 +12,11 @@ its name.
   W_Q, W_V, W_O only), no unembedding bias, MLP biases b_in / b_out; W_E, W_pos, W_Q, W_K,
   W_V, W_O, W_in, W_out ~ N(0, 1/d_model), W_U ~ N(0, 1/d_vocab); ``LambdaLR(min(step/10,
   1))`` (10-step linear warmup, lr 0 at the first step); the split ``random.seed(seed);
-  random.shuffle(pairs)`` over all p*p pairs, the first ``int(frac * n)`` for training.
+  random.shuffle(pairs)`` over all p*p pairs, the first ``int(frac * n)`` for training; the
+  loss (``full_loss``: ``cross_entropy_high_precision(model(data)[:, -1], labels)``) is over all
+  p + 1 outputs, the ``=`` token's logit included, while ``take_metrics`` analyses
+  ``logits[:, -1, :-1]``.  (``helpers.cross_entropy_high_precision`` casts the logits to float32
+  in the published code, whatever its comment says about float64: so does interp.)
 * ``transformer`` / ``interp``: interp's earlier model: GPT-2 init (std d_model^-0.5, output
   matrices / sqrt(2)), trainable attention and unembedding biases, constant lr, torch split.
 * ``mlp`` / ``pair``: PAIR-code/ai-explorables ``server-side/grokking/MLP_Modular_Addition.ipynb``:
@@ -41,6 +45,9 @@ class GrokVariant:
     attn_bias: bool = True
     unembed_bias: bool = True
     warmup: int = 0  # steps of linear warmup: lr * min(step / warmup, 1)
+    # the "=" token's logit stays in the loss's softmax (the model scores p + 1 classes, as
+    # Nanda's full_loss over d_vocab = p + 1 does); the Fourier analyses read the first p
+    eq_logit: bool = False
     loss: str = "mean"  # interp.train.full_batch.LOSSES
     split: str = "randperm"  # interp.tasks.modadd.SPLITS
     tasks: tuple[str, ...] = ("modadd", "sparse-parity")  # the grok tasks it applies to
@@ -71,8 +78,8 @@ def grok_variant(model: str, name: str | None) -> GrokVariant:
 register_variant(GrokVariant(
     "transformer", "nanda",
     "Nanda et al.'s code: no attention or unembedding biases, N(0, 1/d_model) init "
-    "(W_U 1/d_vocab), 10-step warmup, random.shuffle split",
-    init="nanda", attn_bias=False, unembed_bias=False, warmup=10, split="nanda",
+    "(W_U 1/d_vocab), 10-step warmup, random.shuffle split, the '=' logit in the loss",
+    init="nanda", attn_bias=False, unembed_bias=False, warmup=10, split="nanda", eq_logit=True,
 ))  # fmt: skip
 register_variant(GrokVariant(
     "transformer", "interp",
