@@ -11,8 +11,8 @@ from cli_helpers import assert_one_line_error, invoke
 
 import interp.reproductions  # noqa: F401  (registers the presets)
 from interp import presets
-from interp.experiments.reproduce import ReproduceConfig
 from interp.estimates import transformer_params
+from interp.experiments.reproduce import ReproduceConfig
 from interp.presets import Work, estimate, estimate_seconds, get_preset, preset_names
 
 
@@ -203,6 +203,18 @@ def test_new_presets_print_their_estimate() -> None:
         assert e["text"].startswith(f"{name} at paper scale: {steps:,} optimizer steps")
 
 
+def test_cope_preset_host_memory_on_a_device() -> None:
+    """With --device cuda the host holds no training activations: the count-vars parts (n_ctx
+    ~1,545 for the out-of-distribution split) would otherwise be refused on a 128 GiB host; the
+    CPU estimate is as before."""
+    from interp.experiments.registry import get_experiment
+
+    bench = get_experiment("pe-bench")
+    part = get_preset("cope", "paper").parts()["count-vars-3"]
+    assert bench.estimate(part).memory > 100 * 2**30
+    assert bench.estimate(part.replace(device="cuda")).memory < 2**30
+
+
 def _small_precache() -> Any:
     """The precache preset's code path with tiny twins: the synthetic model at d 16, GPT-2's
     shape at 2 layers and d 32 on a slice of the built-in corpus (byte tokens), small batches."""
@@ -259,7 +271,8 @@ def test_cli_prints_the_new_estimates_and_runs(
     result = invoke("reproduce", name, "--scale", "paper", "--steps-override", "2",
                     "--out", str(out))  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert f"{name} at paper scale: {steps}" in result.output and "GFLOP/s measured" in result.output
+    assert f"{name} at paper scale: {steps}" in result.output
+    assert "GFLOP/s measured" in result.output
     assert (out / "claims.json").is_file()
 
 

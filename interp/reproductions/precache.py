@@ -258,7 +258,10 @@ class PrecachePaper(Preset):
     no warm ``datasets`` cache is read with ``HF_HUB_OFFLINE=1``) the preset refuses in one
     line before anything is written: no fallback, since the built-in corpus is ~1,000 times
     smaller than MS MARCO and GPT-2 124M would memorise it, so the gap measured there would not
-    be the paper's experiment under the paper's name."""
+    be the paper's experiment under the paper's name.
+
+    :meth:`work` counts the training only: loading MS MARCO (~3 GB of text), training the BPE
+    on it and tokenising it (each twin, again for its evaluation) come on top, on the CPU."""
 
     reproduction: ClassVar[str] = "precache"
     source: ClassVar[str] = (
@@ -315,6 +318,7 @@ class PrecachePaper(Preset):
     def run(self, out: Path, progress: ProgressFn, device: str, steps: int | None) -> list[Claim]:
         from interp.experiments import execute
 
+        self.check()  # a library call too: refused before the synthetic twins train
         found: dict[str, dict[str, Any]] = {}
         for part, cfg in self.parts().items():
             n = capped(cfg.train.steps, steps)
