@@ -304,3 +304,17 @@ def test_precache_paper_preset_offline_needs_the_cached_corpus(
     result = invoke("reproduce", "precache", "--scale", "paper", "--out", str(out))
     assert_one_line_error(result, "it is not in the local datasets cache .*HF_HUB_OFFLINE=1")
     assert not out.exists()
+
+
+def test_preset_configs_read_back() -> None:
+    """The new fields round-trip, and are left out of config.json at their defaults (a
+    cpu-scale pe-bench config.json reads as before)."""
+    from interp.analysis.pe_bench import PEBenchConfig
+    from interp.experiments.precache import PrecacheConfig
+
+    for cfg in get_preset("cope", "paper").parts().values():
+        assert PEBenchConfig.from_dict(cfg.to_dict()) == cfg
+        assert cfg.to_dict()["optim"]["lr"] == 7e-5 and cfg.to_dict()["tied_embeddings"]
+    assert not {"optim", "tied_embeddings"} & set(PEBenchConfig().to_dict())
+    for cfg in get_preset("precache", "paper").parts().values():
+        assert PrecacheConfig.from_dict(cfg.to_dict()) == cfg
