@@ -204,7 +204,10 @@ def _paper_synthetic() -> PrecacheConfig:
     (``SYNTH-GPT2-FIN_conv-10_shift-1_p-1_lr-0.001_n_embd-128_n_head-2_n_layer-2_activation_
     function-relu_global_step=58593``: lr 1e-3, d 128, 2 heads, 2 layers, 58,594 steps) and
     src/models/regression_model.py LitGPT2RegModel (AdamW, weight_decay 0.01, warmup 1% of the
-    steps, HF cosine to 0, Huber loss)."""
+    steps, HF cosine to 0, Huber loss).  Their myopic checkpoint at p 1 (``SYNTH-GPT2-MYOPIC-
+    COS_BETA0_..._n_layer-3_..._train_loss=1.24``) has 3 layers; interp's twins share one shape,
+    the vanilla one's 2.  Samples are drawn fresh each step (theirs: a 100M-row dataset of
+    fresh normals, never repeated within the run), and no dropout, as theirs."""
     from interp.analysis.myopia import MyopiaConfig
     from interp.experiments.precache import PrecacheConfig
 
