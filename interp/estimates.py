@@ -247,6 +247,7 @@ def pe_bench_estimate(
     eval_sequences: int,
     n_models: int,
     n_splits: int = 3,
+    on_device: bool = False,
     **model: Any,
 ) -> tuple[int, int]:
     """``(disk, memory)`` bytes of ``interp pe-bench``: models train one after another.
@@ -255,7 +256,9 @@ def pe_bench_estimate(
     encoding's own sizes passed as ``model`` keywords, see :func:`model_sizes`) plus the fixed
     evaluation sets, held for the whole benchmark (``eval_sequences`` per split, inputs, targets
     and mask at up to twice ``n_ctx`` for the longer splits), and one evaluation batch's logits.
-    Disk: every model's weights, a few KiB of results and the report.
+    Disk: every model's weights, a few KiB of results and the report.  ``on_device``: the models
+    train on an accelerator, so the host holds the evaluation sets and one model's weights (a
+    cell's copy), not the training's activations and optimizer state.
     """
     model.pop("batch_size", None)
     kw = {"tied": False, **model}
@@ -266,6 +269,8 @@ def pe_bench_estimate(
                                   **kw)  # fmt: skip
     evaluation = eval_sequences * n_splits * 2 * n_ctx * 24 + batch_size * 2 * n_ctx * F32 * d_vocab
     disk = n_models * (params * F32 + 64 * 2**10) + REPORT_BYTES + 2**20
+    if on_device:
+        return disk, params * F32 + evaluation
     return disk, train_mem + evaluation
 
 

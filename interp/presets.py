@@ -60,6 +60,11 @@ class Preset:
     def work(self) -> Work:
         raise NotImplementedError
 
+    def check(self) -> None:
+        """Refuse in one line (``ConfigError``) what cannot run here, before anything is
+        written (a dataset the preset downloads and this machine cannot reach); the default
+        checks nothing."""
+
     def run(self, out: Path, progress: ProgressFn, device: str, steps: int | None) -> list[Claim]:
         """Train the paper's configuration into ``out`` on ``device``; ``steps`` caps every
         training at that many steps (a smoke test); the claims, the paper's numbers beside ours."""

@@ -47,6 +47,10 @@ class PEBenchConfig(_Config):
     text_eval_blocks: int = 32
     device: str = "cpu"
     variants: Mapping[str, str] | None = None  # resolved when the run starts
+    # a paper's own optimizer (interp reproduce cope --scale paper); None: the bench's AdamW
+    # (warmup min(50, steps / 10), cosine).  Both left out of config.json at their defaults
+    optim: OptimConfig | None = None
+    tied_embeddings: bool = False
 
     resume_free: ClassVar[frozenset[str]] = frozenset()
     resume_resolved: ClassVar[frozenset[str]] = frozenset({"variants"})
@@ -108,6 +112,7 @@ class PEBenchConfig(_Config):
             d_mlp=self.d_mlp,
             positional=pe,
             positional_options=dict(self.positional_options.get(pe, {})),
+            tied_embeddings=self.tied_embeddings,
             **overrides,
         )
 
@@ -121,7 +126,7 @@ class PEBenchConfig(_Config):
             log_every=max(1, steps // 25),
             seed=seed,
             device=self.device,
-            optim=OptimConfig(lr=self.lr, warmup_steps=min(50, steps // 10)),
+            optim=self.optim or OptimConfig(lr=self.lr, warmup_steps=min(50, steps // 10)),
         )
 
     def encoding_labels(self) -> dict[str, str]:
@@ -141,6 +146,9 @@ class PEBenchConfig(_Config):
         """What ``config.json`` holds (beside ``kind`` and ``schema``): ``seed`` (the first
         seed, read by nothing but people), then the fields in order."""
         out = super().to_dict()
+        for name, default in (("optim", None), ("tied_embeddings", False)):
+            if out[name] == default:  # as before the field existed (configs and resumes agree)
+                del out[name]
         return {"seed": self.seed, **out}
 
     def results_dict(self) -> dict[str, Any]:

@@ -156,7 +156,8 @@ class PEBench(Experiment[PEBenchConfig, PEBenchResults]):
 
     def estimate(self, config: PEBenchConfig, report: bool = True) -> Estimate:
         """Memory and disk of the largest model (models train one after another), with the
-        number of models checked against the limit."""
+        number of models checked against the limit.  Memory is the host's: with ``--device
+        cuda`` the training's activations are the device's (not checked here)."""
         from interp.resources import MAX_MODELS, check_limit, model_sizes, pe_bench_estimate
 
         cfg = config
@@ -185,7 +186,8 @@ class PEBench(Experiment[PEBenchConfig, PEBenchResults]):
                                                "extra_activations")}  # fmt: skip
                 part = pe_bench_estimate(m.n_layers, m.d_model, m.d_mlp, m.n_heads, m.d_vocab,
                                          m.n_ctx, cfg.batch_size, cfg.eval_sequences, n_models,
-                                         splits, data_bytes=data_bytes, **extra)  # fmt: skip
+                                         splits, cfg.device != "cpu", data_bytes=data_bytes,
+                                         **extra)  # fmt: skip
                 disk, memory = max(disk, part[0]), max(memory, part[1])
         return Estimate(memory, disk, f"the benchmark of {n_models} models")
 

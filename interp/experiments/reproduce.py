@@ -118,6 +118,8 @@ class Reproduce(Experiment[ReproduceConfig, ReproduceResults]):
         choice, as for the sweeps themselves; checked now, started by each sweep)."""
         if executor is not None:
             get_executor(executor, ray_address)
+        if config.scale != "cpu":
+            get_preset(config.name, config.scale).check()  # before the run directory exists
         state = {"sweeps_on": executor, "ray_address": ray_address}  # not "executor": its own
         return Prepared(config, None, state=state)  # each part checks its own resources
 
