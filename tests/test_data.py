@@ -115,6 +115,35 @@ def test_hf_tokenizer_wrap_save_load(bpe: BPETokenizer, tmp_path: Path) -> None:
     assert loaded.encode(SAMPLES[1]) == tok.encode(SAMPLES[1])
 
 
+def test_hf_tokenizer_encodes_a_document_longer_than_the_context_quietly(
+    bpe: BPETokenizer,
+) -> None:
+    """Documents are encoded whole and cut into blocks afterwards: no "sequence length is longer
+    than the specified maximum" warning from transformers (it printed on every probe of GPT-2)."""
+    import logging
+
+    from transformers import PreTrainedTokenizerFast
+    from transformers.utils import logging as hf_logging
+
+    def fresh() -> PreTrainedTokenizerFast:  # transformers warns once per instance
+        return PreTrainedTokenizerFast(tokenizer_object=bpe.backend, model_max_length=8)
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    hf_logging.get_logger().addHandler(handler)
+    text = " ".join(SAMPLES) * 4
+    try:
+        assert len(HFTokenizer(fresh()).encode(text)) > 8
+        assert len(HFTokenizer(fresh()).encode_batch([text])[0]) > 8
+        ours = [r.getMessage() for r in records]
+        assert len(fresh().encode(text)) > 8  # the raw tokenizer does warn: the check is live
+    finally:
+        hf_logging.get_logger().removeHandler(handler)
+    assert not [m for m in ours if "longer than the specified" in m], ours
+    assert any("longer than the specified" in r.getMessage() for r in records)
+
+
 def test_hf_tokenizer_offline_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     start = time.monotonic()

@@ -190,13 +190,20 @@ class HFTokenizer:
             ) from e
         return cls(tok)
 
+    # whole documents are encoded and then cut into blocks by the caller, so a document longer
+    # than the model's context is expected: ``verbose=False`` drops transformers' warning that
+    # "Token indices sequence length is longer than the specified maximum"
     def encode(self, text: str) -> list[int]:
-        return list(self.hf.encode(text, add_special_tokens=False, split_special_tokens=True))
+        return list(
+            self.hf.encode(text, add_special_tokens=False, split_special_tokens=True, verbose=False)
+        )
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         if not texts:
             return []
-        out = self.hf(list(texts), add_special_tokens=False, split_special_tokens=True)
+        out = self.hf(
+            list(texts), add_special_tokens=False, split_special_tokens=True, verbose=False
+        )
         return [list(ids) for ids in out["input_ids"]]
 
     def decode(self, ids: Sequence[int]) -> str:
