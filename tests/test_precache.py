@@ -279,3 +279,28 @@ def test_a_vanilla_twin_that_did_not_learn_is_inconclusive() -> None:
     assert "did not learn" in v["evidence"][-1] and "--steps" in v["evidence"][-1]
     learned = gap_summary([0.5], [0.52]) | {"zero_baseline": 1.26}
     assert verdict(learned, None)["label"] == "breadcrumbs"  # learned, small gap: a finding
+
+
+def test_an_inconclusive_headline_says_why_and_what_to_try() -> None:
+    """#19: the tour printed "Myopic vs vanilla: inconclusive (myopia gap +0.5156, ...)" with no
+    reason; a large gap the probe does not back, or one with an interval reaching zero, says so
+    in the headline with the option that helps."""
+    from interp.experiments.precache import precache_headline
+
+    big = gap_summary([0.55], [1.07]) | {"zero_baseline": 1.07}
+    weak = {"target": "sin(3x_t)", "layer": 1, "vanilla_r2": 0.074, "myopic_r2": 0.182}
+    v = verdict(big, weak)
+    assert v["label"] == "inconclusive"
+    line = precache_headline({"summary": big, "verdict": v})
+    assert line.startswith("Myopic vs vanilla: inconclusive: the gap is large but the probe")
+    assert "vanilla R² 0.074" in line and "--steps" in line and "+0.5200" in line
+    noisy = gap_summary([0.5, 0.5], [1.0, 0.4]) | {"zero_baseline": 1.07}
+    v = verdict(noisy, None)
+    assert v["label"] == "inconclusive" and "--seeds" in v["evidence"][-1]
+    assert "--seeds" in precache_headline({"summary": noisy, "verdict": v})
+    backed = {**weak, "vanilla_r2": 0.9, "myopic_r2": 0.1}
+    v = verdict(big, backed)
+    assert v["label"] == "pre-caching"
+    assert precache_headline({"summary": big, "verdict": v}).startswith(
+        "Myopic vs vanilla: pre-caching (myopia gap"
+    )

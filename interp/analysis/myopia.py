@@ -172,6 +172,7 @@ def verdict(
     positive = ci[0] > 0 if ci else all(g > 0 for g in summary["gaps"])
     big = rel >= rel_threshold
     probe_backs = None
+    v_r2 = m_r2 = float("nan")
     if probe:
         v_r2, m_r2 = probe["vanilla_r2"], probe["myopic_r2"]
         probe_backs = v_r2 >= 0.5 and v_r2 - m_r2 >= 0.2
@@ -207,11 +208,16 @@ def verdict(
             "the myopic twin is clearly worse"
             + (" and only vanilla encodes the future-only feature" if probe_backs else "")
         )
+    elif probe_backs is False:
+        label = "inconclusive"
+        evidence.append(
+            f"the gap is large but the probe does not back it: vanilla R² {v_r2:.3f} (pre-caching "
+            f"needs >= 0.5, and 0.2 above myopic's {m_r2:.3f}); try more --steps"
+        )
     else:
         label = "inconclusive"
         evidence.append(
-            "the gap is large but not backed by "
-            + ("the probe" if probe_backs is False else "a positive interval over seeds")
+            "the gap is large but its interval over seeds is not above zero; try more --seeds"
         )
     return {"label": label, "evidence": evidence, "rel_threshold": rel_threshold}
 

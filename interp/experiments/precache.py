@@ -160,8 +160,10 @@ def precache_headline(results: dict[str, Any]) -> str:
     s, label = results["summary"], results["verdict"]["label"]
     ci = s.get("gap_ci")
     spread = f", 95% CI [{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else ", one seed (no interval)"
+    # inconclusive: say why and what to try (the verdict's last sentence of evidence)
+    why = f": {results['verdict']['evidence'][-1]}" if label == "inconclusive" else ""
     return (
-        f"Myopic vs vanilla: {label} (myopia gap {s['gap']:+.4f}, "
+        f"Myopic vs vanilla: {label}{why} (myopia gap {s['gap']:+.4f}, "
         f"{100 * s['rel_gap']:+.1f}% of the vanilla loss{spread})."
     )
 
