@@ -279,3 +279,18 @@ def test_a_vanilla_twin_that_did_not_learn_is_inconclusive() -> None:
     assert "did not learn" in v["evidence"][-1] and "--steps" in v["evidence"][-1]
     learned = gap_summary([0.5], [0.52]) | {"zero_baseline": 1.26}
     assert verdict(learned, None)["label"] == "breadcrumbs"  # learned, small gap: a finding
+
+
+def test_default_task_is_the_reproductions_frequency_and_length() -> None:
+    """#19: the command's precache task is sin(3x) over 32 positions (what ``interp reproduce
+    precache`` learns on a CPU) unless -o says otherwise; other tasks and text get nothing."""
+    from interp.experiments.precache import PrecacheConfig, precache_config
+
+    assert PrecacheConfig.default().data.task_options == {"frequency": 3.0, "length": 32}
+    paper = precache_config(task_options={"frequency": 10.0, "length": 64})
+    assert paper.data.task_options == {"frequency": 10.0, "length": 64}
+    assert precache_config(task_options={"window": 3}).data.task_options == {
+        "frequency": 3.0, "length": 32, "window": 3
+    }  # fmt: skip
+    assert precache_config(task="copy").data.task_options == {}
+    assert precache_config(corpus="builtin").data.task_options == {}
