@@ -36,10 +36,20 @@ PE_BENCH_DOC = (
     "Train one model per positional encoding on a task; error in and out of distribution."
 )
 CPU_HELP = (  # one line per paragraph: rich keeps single newlines
-    "On a CPU the defaults (5 encodings x 3 seeds x 500 steps on Flip-Flop with 256 "
-    "instructions, 512 tokens) take hours on 2 cores (one 50-step model took over 9 minutes "
-    "on shared cores); shorter sequences: -o length=32. The default length is the paper's "
-    "Flip-Flop (256); paper-sized training needs far more --steps per model (--device cuda)."
+    "On a CPU the defaults (5 encodings x 3 seeds x 1,000 steps at lr 3e-3, Flip-Flop with 16 "
+    "instructions = 32 tokens, 2 layers, d_model 64) take about 6 minutes (5 min 45 s measured "
+    "on 1 thread of 2 shared cores; threads are set to 1) and every model learns the task: "
+    "validation token error 0.0-12.5% against 50% for guessing. RoPE and ALiBi stay near 0% "
+    "in and out of distribution, the others at 4-18%; the headline claims only the pairs whose "
+    "95% intervals are apart (val: ALiBi below CoPE, absolute and none). At 16 instructions "
+    "ood_sparse has few reads and is easy; longer sequences test more."
+    "\n"
+    "The paper's Flip-Flop is one option away: -o length=256 (512 tokens; RAM's model is "
+    "--layers 4 --d-model 256), with more --steps per model and --device cuda: on this CPU a "
+    "20-step model at length 256 took 56 s (RoPE) and 83 s (CoPE) with its evaluation, so the "
+    "former defaults (500 steps, length 256) took hours. An encoding whose "
+    "validation error stays at 50% or more is named as not learned; if none learned, the "
+    "headline says inconclusive."
 )
 
 
@@ -49,7 +59,10 @@ def pe_bench(
         str | None, typer.Option(help="Registered task (flipflop, selective-copy, count-vars...).")
     ] = "flipflop",
     task_option: Annotated[
-        list[str] | None, typer.Option("--task-option", "-o", help="Task option key=value.")
+        list[str] | None,
+        typer.Option(
+            "--task-option", "-o", help="Task option key=value (flipflop: length=16 unless given)."
+        ),
     ] = None,
     pe: Annotated[
         str, typer.Option(help=f"Comma-separated encodings ({ENCODINGS}).")
@@ -65,9 +78,9 @@ def pe_bench(
         ),
     ] = None,
     seeds: Seeds = "0,1,2",
-    steps: Annotated[int, typer.Option(help="Optimizer steps per model.")] = 500,
+    steps: Annotated[int, typer.Option(help="Optimizer steps per model.")] = 1000,
     batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 32,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-3,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-3,
     layers: Annotated[int, typer.Option(help="Transformer blocks.")] = 2,
     d_model: Annotated[int, typer.Option(help="Residual width.")] = 64,
     heads: Annotated[int, typer.Option(help="Attention heads.")] = 4,
@@ -101,10 +114,12 @@ def pe_bench(
 ) -> None:
     """Train one model per positional encoding on a task; error in and out of distribution."""
     from interp.analysis.pe_bench import PEBenchConfig
+    from interp.analysis.pe_bench_config import TASK_DEFAULTS
 
+    task = None if task in (None, "", "none") else task
     cfg = PEBenchConfig(
-        task=None if task in (None, "", "none") else task,
-        task_options=parse_options(task_option),
+        task=task,
+        task_options={**TASK_DEFAULTS.get(task or "", {}), **parse_options(task_option)},
         encodings=_names(pe),
         positional_options={"cope": parse_options(cope_option)} if cope_option else {},
         seeds=parse_seeds(seeds),

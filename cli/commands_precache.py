@@ -23,11 +23,19 @@ def _twin_limit(n: int) -> None:
 
 PRECACHE_DOC = "Train vanilla and myopic twins and tell pre-caching from breadcrumbs."
 CPU_HELP = (  # one line per paragraph: rich keeps single newlines
-    "On a CPU the defaults (2 seeds x 2 twins x 1,000 steps, d_model 128, the precache task "
-    "at frequency 10) take hours on 2 shared cores (~0.4 twin steps/s measured). The model is "
-    "the paper's size (2 layers, d 128, 2 heads); the paper's result needs far longer "
-    "training: raise --steps (tens of thousands; --device cuda). ``interp reproduce "
-    "precache`` uses -o frequency=3."
+    "On a CPU the defaults (2 seeds x 2 twins x 1,000 steps, 2 layers, d_model 64, the precache "
+    "task at frequency 3 over 32 positions: ``interp reproduce precache``'s synthetic part) take "
+    "2-3 minutes (2 min 8 s and 3 min 7 s measured on 1 thread of 2 shared cores) and show "
+    "pre-caching: vanilla loss 0.13, myopic 1.15 = the predict-zero baseline, sin(3x) read "
+    "from layer 1 with R² 0.85 (vanilla) vs 0.00 (myopic). Threads are set to 1 (small models "
+    "gain nothing from more; on shared cores extra ones only spin: the former d_model 128 twins "
+    "ran 0.6 twin steps/s with 2 threads, 7.7 with 1)."
+    "\n"
+    "The paper's setting is one option away: -o frequency=10 -o length=64 --d-model 128 "
+    "--d-mlp 512 and far longer training (--steps in the tens of thousands; --device cuda): "
+    "d_model 128 with the defaults' other settings reached only vanilla 0.59, probe R² 0.02 "
+    "(inconclusive, 5.5 minutes). A run too short for its twins to learn is called "
+    "inconclusive, not a finding."
 )
 
 
@@ -40,22 +48,27 @@ def precache(
         str | None, typer.Option(help="Synthetic task (default precache unless --corpus).")
     ] = None,
     task_option: Annotated[
-        list[str] | None, typer.Option("--task-option", "-o", help="Task option key=value.")
+        list[str] | None,
+        typer.Option(
+            "--task-option",
+            "-o",
+            help="Task option key=value (the precache task: frequency=3, length=32 unless given).",
+        ),
     ] = None,
     corpus: Annotated[
         str | None, typer.Option(help="Text instead: builtin, builtin:prose, a path, hf:NAME.")
     ] = None,
     layers: Annotated[int, typer.Option(help="Transformer blocks.")] = 2,
-    d_model: Annotated[int, typer.Option(help="Residual width.")] = 128,
+    d_model: Annotated[int, typer.Option(help="Residual width.")] = 64,
     heads: Annotated[int, typer.Option(help="Attention heads.")] = 2,
-    d_mlp: Annotated[int, typer.Option(help="MLP width.")] = 512,
+    d_mlp: Annotated[int, typer.Option(help="MLP width.")] = 256,
     ctx: Annotated[int, typer.Option(help="Context length (text; a task sets its own).")] = 64,
     pe: Pe = "rope",
     steps: Annotated[int, typer.Option(help="Optimizer steps per twin.")] = 1000,
     batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 32,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-3,
-    warmup: Annotated[int, typer.Option(help="Warmup steps.")] = 50,
-    eval_every: Annotated[int, typer.Option(help="Evaluate every N steps.")] = 100,
+    warmup: Annotated[int, typer.Option(help="Warmup steps.")] = 100,
+    eval_every: Annotated[int, typer.Option(help="Evaluate every N steps.")] = 250,
     seeds: CountedSeeds = "0,1",  # a twin pair per seed, for the interval
     probe_layer: Annotated[
         int, typer.Option(help="Probe the state after this many blocks (task only).")

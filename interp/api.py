@@ -189,10 +189,16 @@ def precache(
 ) -> Any:
     """Vanilla and myopic twins (``interp precache``): ``config`` (a ``PrecacheConfig``; default
     the command's defaults, :meth:`PrecacheConfig.default`) with ``options`` set on its parts
-    (``steps``, ``seeds``, ``d_model``, ``task``, ``lr``, ``train.seed``, ...)."""
-    from interp.experiments.precache import PrecacheConfig
+    (``steps``, ``seeds``, ``d_model``, ``task``, ``lr``, ``train.seed``, ...); on the default
+    config ``task`` and ``task_options`` are taken as the command takes them (the precache
+    task's options over :data:`interp.experiments.precache.TASK_DEFAULTS`)."""
+    from interp.experiments.precache import PrecacheConfig, precache_config
 
-    base = PrecacheConfig.default() if config is None else config
+    base = config
+    if config is None:  # the task and its options merged as the command merges them
+        names = ("task", "task_options", "data.task", "data.task_options")
+        task = {k.removeprefix("data."): options.pop(k) for k in names if k in options}
+        base = precache_config(**task)  # PrecacheConfig.default() when no task is named
     if not isinstance(base, PrecacheConfig):
         raise ConfigError(f"precache takes a PrecacheConfig, not a {type(base).__name__}")
     if isinstance(options.get("seeds"), int) and not isinstance(options["seeds"], bool):

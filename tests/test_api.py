@@ -110,3 +110,19 @@ def test_precache_defaults_are_the_commands() -> None:
             assert cli[cli_name].default == param.default, name
             checked += 1
     assert checked >= 15
+
+
+def test_precache_task_options_merge_as_the_command_merges_them(monkeypatch) -> None:
+    """On the default config the precache task's options (frequency 3, length 32) stay under
+    the ones given, as ``interp precache -o`` merges them; another task gets none of them."""
+    import interp.api
+
+    seen = []
+    monkeypatch.setattr(interp.api, "_run", lambda kind, config, *rest: seen.append(config))
+    interp.precache(task_options={"length": 4}, steps=3)
+    interp.precache(task="copy", task_options={"length": 4})
+    interp.precache(steps=3)
+    assert [c.data.task_options for c in seen] == [
+        {"frequency": 3.0, "length": 4}, {"length": 4}, {"frequency": 3.0, "length": 32}
+    ]  # fmt: skip
+    assert seen[0].train.steps == 3 and seen[1].data.task == "copy"

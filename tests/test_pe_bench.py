@@ -236,6 +236,39 @@ def test_headline_claims_a_winner_only_when_the_intervals_separate() -> None:
     assert "lowest mean rope and cope" in split_verdict(tie, "val")
 
 
+def test_headline_names_encodings_that_did_not_learn_in_distribution() -> None:
+    """#17: a model that never learned the task in distribution is no evidence out of it; all
+    failed is inconclusive, some failed names them, none failed adds nothing."""
+    from interp.experiments.pe_bench import pe_bench_headline
+
+    def results(rope: list[float], cope: list[float]) -> dict:
+        rows = [_row("rope", rope), _row("cope", cope)]
+        for row in rows:
+            row["ood"] = row["val"]
+        return {"task": {"task": "flipflop", "splits": ["val", "ood"], "table": rows}}
+
+    some = pe_bench_headline(results([1.0, 2.0, 3.0], [49.0, 52.0, 55.0]))
+    assert "Not learned in distribution (val token error >= 50%): cope;" in some
+    assert "Inconclusive" not in some
+    none = pe_bench_headline(results([51.0, 52.0, 53.0], [60.0, 61.0, 62.0]))
+    assert "Inconclusive: no encoding learned flipflop" in none and "Not learned" not in none
+    both = pe_bench_headline(results([1.0, 2.0, 3.0], [4.0, 5.0, 6.0]))
+    assert "Not learned" not in both and "Inconclusive" not in both
+
+
+def test_cli_default_flipflop_length_unless_given(tmp_path) -> None:
+    """#17: the command's Flip-Flop is 16 instructions (the paper's 256 is -o length=256)."""
+    args = ["pe-bench", "--pe", "rope", "--seeds", "0", "--steps", "1", "--batch-size", "2",
+            "--layers", "1", "--d-model", "8", "--heads", "1", "--d-mlp", "0",
+            "--eval-sequences", "2", "--no-report"]  # fmt: skip
+    assert invoke(*args, "--out", tmp_path / "a").exit_code == 0
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert config["task"] == "flipflop" and config["task_options"] == {"length": 16}
+    assert invoke(*args, "-o", "length=4", "--out", tmp_path / "b").exit_code == 0
+    config = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert config["task_options"] == {"length": 4}
+
+
 def test_config_reads_back_from_its_config_json(tmp_path) -> None:
     from interp.experiments import execute
     from interp.io import read_json

@@ -304,3 +304,18 @@ def test_an_inconclusive_headline_says_why_and_what_to_try() -> None:
     assert precache_headline({"summary": big, "verdict": v}).startswith(
         "Myopic vs vanilla: pre-caching (myopia gap"
     )
+
+
+def test_default_task_is_the_reproductions_frequency_and_length() -> None:
+    """#19: the command's precache task is sin(3x) over 32 positions (what ``interp reproduce
+    precache`` learns on a CPU) unless -o says otherwise; other tasks and text get nothing."""
+    from interp.experiments.precache import PrecacheConfig, precache_config
+
+    assert PrecacheConfig.default().data.task_options == {"frequency": 3.0, "length": 32}
+    paper = precache_config(task_options={"frequency": 10.0, "length": 64})
+    assert paper.data.task_options == {"frequency": 10.0, "length": 64}
+    assert precache_config(task_options={"window": 3}).data.task_options == {
+        "frequency": 3.0, "length": 32, "window": 3
+    }  # fmt: skip
+    assert precache_config(task="copy").data.task_options == {}
+    assert precache_config(corpus="builtin").data.task_options == {}

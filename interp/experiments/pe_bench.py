@@ -33,6 +33,7 @@ from interp.models.positional import build_positional
 from interp.progress import SILENT, Progress
 from interp.report.tables import Table
 from interp.runs import RunDir
+from interp.seed import torch_threads
 
 
 @dataclass
@@ -133,10 +134,17 @@ def pe_bench_headline(results: Mapping[str, Any]) -> str:
     if task is not None and task["table"] and task["splits"]:
         first = task["splits"][0]  # the training distribution
         lowest = min(r[first]["mean"] for r in task["table"])
+        failed = [r["pe"] for r in task["table"] if r[first]["mean"] >= LEARNED_ERROR]
         if lowest >= LEARNED_ERROR:  # no ranking of models that all failed means anything
             parts.append(
                 f"Inconclusive: no encoding learned {task['task']} (lowest {first} token error "
                 f"{lowest:.1f}% >= {LEARNED_ERROR:.0f}%); try more --steps or a larger --lr."
+            )
+        elif failed:  # a model that never learned the task says nothing out of distribution
+            parts.append(
+                f"Not learned in distribution ({first} token error >= {LEARNED_ERROR:.0f}%): "
+                f"{', '.join(failed)}; their out-of-distribution errors are no evidence about "
+                "extrapolation."
             )
     text = results.get("text")
     if text is not None:
@@ -225,8 +233,10 @@ class PEBench(Experiment[PEBenchConfig, PEBenchResults]):
         state = prepared.state or {}
         weights, executor = state.get("weights", True), state.get("executor") or get_executor()
         try:
-            parts = bench.bench_parts(config, context.progress.note, context.run, weights,
-                                      executor=executor)  # fmt: skip
+            with torch_threads(1):  # small models gain nothing from threads (on shared cores
+                # extra ones only spin); a Ray executor's tasks take one thread each as well
+                parts = bench.bench_parts(config, context.progress.note, context.run, weights,
+                                          executor=executor)  # fmt: skip
         finally:
             executor.close()
         results = PEBenchResults(config.results_dict(), parts.get("task"), parts.get("text"))

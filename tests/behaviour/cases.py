@@ -267,12 +267,14 @@ CASES: list[Case] = [
     Case("grok-sweep", "grok sweep --p 11 --weight-decays 0,1 --train-fractions 0.4,0.6 "
          "--widths 8 --seeds 1 --steps 60 --log-every 20 --no-report --out {out}"),
     # positional encodings
+    # (--lr 0.001: the command's default when recorded; it became 3e-3)
     Case("pe-bench", f"pe-bench --task flipflop -o length=4 --pe rope,cope --seeds 0 --steps 10 "
-         f"--batch-size 8 {TINY} --eval-sequences 16 --out {{out}}"),
+         f"--batch-size 8 --lr 0.001 {TINY} --eval-sequences 16 --out {{out}}"),
     # pre-caching twins
     # (atol 1e-5: after 10 steps the probe R² and the myopia gaps are ~1e-4, and move by 3e-7)
-    Case("precache", "precache -o length=8 -o window=3 --steps 10 --eval-every 5 --layers 2 "
-         "--d-model 16 --heads 2 --d-mlp 32 --warmup 1 --seeds 2 --out {out}",
+    # (-o frequency=10: the task's own frequency, as recorded; the command's default became 3)
+    Case("precache", "precache -o length=8 -o window=3 -o frequency=10 --steps 10 --eval-every 5 "
+         "--layers 2 --d-model 16 --heads 2 --d-mlp 32 --warmup 1 --seeds 2 --out {out}",
          Tolerance(atol=1e-5)),
     # analyses of the shared text run
     Case("probe", "probe --model {model} --horizon 2 --tokens 3000 --probe both --top-k 16 "
