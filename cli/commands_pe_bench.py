@@ -114,12 +114,12 @@ def pe_bench(
 ) -> None:
     """Train one model per positional encoding on a task; error in and out of distribution."""
     from interp.analysis.pe_bench import PEBenchConfig
-    from interp.analysis.pe_bench_config import TASK_DEFAULTS
+    from interp.tasks.defaults import command_task_options
 
     task = None if task in (None, "", "none") else task
     cfg = PEBenchConfig(
         task=task,
-        task_options={**TASK_DEFAULTS.get(task or "", {}), **parse_options(task_option)},
+        task_options=command_task_options("pe-bench", task, parse_options(task_option)),
         encodings=_names(pe),
         positional_options={"cope": parse_options(cope_option)} if cope_option else {},
         seeds=parse_seeds(seeds),

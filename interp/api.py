@@ -190,8 +190,8 @@ def precache(
     """Vanilla and myopic twins (``interp precache``): ``config`` (a ``PrecacheConfig``; default
     the command's defaults, :meth:`PrecacheConfig.default`) with ``options`` set on its parts
     (``steps``, ``seeds``, ``d_model``, ``task``, ``lr``, ``train.seed``, ...); on the default
-    config ``task`` and ``task_options`` are taken as the command takes them (the precache
-    task's options over :data:`interp.experiments.precache.TASK_DEFAULTS`)."""
+    config ``task`` and ``task_options`` are taken as the command takes them (the
+    task's options over :func:`interp.tasks.defaults.command_task_options`)."""
     from interp.experiments.precache import PrecacheConfig, precache_config
 
     base = config

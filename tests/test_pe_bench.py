@@ -322,3 +322,31 @@ def test_a_run_of_the_earlier_layout_resumes(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert "rope (seed 0) already done" in result.output
     assert json.loads((out / "results.json").read_text()) == done
+
+
+def test_command_task_options_is_one_table_for_every_command() -> None:
+    """precache and pe-bench take their CPU task options from one table, under the ones given."""
+    from interp.tasks import task_names
+    from interp.tasks.defaults import COMMAND_TASK_OPTIONS, command_task_options
+
+    assert command_task_options("pe-bench", "flipflop") == {"length": 16}
+    assert command_task_options("pe-bench", "flipflop", {"length": 64}) == {"length": 64}
+    assert command_task_options("precache", "precache", {"length": 8}) == {
+        "frequency": 3.0, "length": 8}  # fmt: skip
+    assert command_task_options("pe-bench", "copy", {"length": 5}) == {"length": 5}
+    assert command_task_options("pe-bench", None) == {}
+    for _, task in COMMAND_TASK_OPTIONS:  # every entry names a registered task
+        assert task in task_names()
+
+
+@pytest.mark.parametrize(
+    ("d_model", "env", "expected"),
+    [(64, {}, 1), (256, {}, 1), (768, {}, None), (64, {"OMP_NUM_THREADS": "2"}, None),
+     (64, {"OMP_NUM_THREADS": " "}, 1)],
+)  # fmt: skip
+def test_small_model_threads(d_model: int, env: dict[str, str], expected: int | None) -> None:
+    """Small models train on one thread; wide ones, or an OMP_NUM_THREADS the user set, keep
+    torch's count (precache's and pe-bench's training)."""
+    from interp.seed import small_model_threads
+
+    assert small_model_threads(d_model, env) == expected

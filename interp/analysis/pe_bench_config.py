@@ -15,10 +15,6 @@ from interp.models.positional import build_positional, positional_names
 
 ProgressFn = Callable[[str], None]
 
-# ``interp pe-bench``'s options of a task, under the ones given (the config itself takes its
-# ``task_options`` as they are): Flip-Flop at 16 instructions, where every encoding learns the
-# task within the command's default steps on a CPU; the paper's 256 is -o length=256
-TASK_DEFAULTS: dict[str, dict[str, Any]] = {"flipflop": {"length": 16}}
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from interp.models.positional import build_positional
 from interp.progress import SILENT, Progress
 from interp.report.tables import Table
 from interp.runs import RunDir
-from interp.seed import torch_threads
+from interp.seed import small_model_threads, torch_threads
 
 
 @dataclass
@@ -233,8 +233,8 @@ class PEBench(Experiment[PEBenchConfig, PEBenchResults]):
         state = prepared.state or {}
         weights, executor = state.get("weights", True), state.get("executor") or get_executor()
         try:
-            with torch_threads(1):  # small models gain nothing from threads (on shared cores
-                # extra ones only spin); a Ray executor's tasks take one thread each as well
+            # one thread for small models (a Ray executor's tasks take one thread each as well)
+            with torch_threads(small_model_threads(config.d_model)):
                 parts = bench.bench_parts(config, context.progress.note, context.run, weights,
                                           executor=executor)  # fmt: skip
         finally:

@@ -27,13 +27,10 @@ from interp.experiments.base import (
 )
 from interp.models import check_model_config
 from interp.resources import MAX_MODELS, MAX_SAMPLES, MAX_STEPS, check_limit, train_job_estimate
-from interp.seed import torch_threads
+from interp.seed import small_model_threads, torch_threads
 from interp.tasks import build_task
+from interp.tasks.defaults import command_task_options
 
-# the command's options of its default task, under the ones given: sin(3x) over 32 positions is
-# what ``interp reproduce precache`` learns on a CPU (the paper's sin(10x) is -o frequency=10,
-# and -o length=64 the task's own length); see the command's help for the measured time
-TASK_DEFAULTS: dict[str, dict[str, Any]] = {"precache": {"frequency": 3.0, "length": 32}}
 
 
 @dataclass(frozen=True)
@@ -102,8 +99,8 @@ def precache_config(
 ) -> PrecacheConfig:
     """The experiment's config from ``interp precache``'s options (the defaults are the
     command's: ``tests/test_api.py`` checks they agree); raises ConfigError on bad input (the
-    config's own checks run in ``execute``).  The precache task gets :data:`TASK_DEFAULTS`
-    under the ``task_options`` given."""
+    config's own checks run in ``execute``).  A task's options are
+    :func:`interp.tasks.defaults.command_task_options` under the ``task_options`` given."""
     task_options = dict(task_options or {})
     if corpus is not None and task is not None:
         raise ConfigError("give either --task or --corpus, not both")
@@ -112,7 +109,7 @@ def precache_config(
     if task is None and task_options:
         raise ConfigError("--task-option needs --task")
     if task is not None:
-        task_options = {**TASK_DEFAULTS.get(task, {}), **task_options}
+        task_options = command_task_options("precache", task, task_options)
     data = DataConfig(
         source="task" if task else "corpus",
         corpus=corpus or "builtin",
@@ -206,8 +203,7 @@ class Precache(Experiment[PrecacheConfig, PrecacheResults]):
             done[0] += 1
             bar.advance(done[0])
 
-        with torch_threads(1):  # small models gain nothing from threads; on shared cores
-            # extra ones only spin (the default's twins: 0.6 vs 7.7 steps/s, 2 threads vs 1)
+        with torch_threads(small_model_threads(config.job.model.d_model)):  # one for small twins
             results = _twins.run_precache(
                 context.run.path, config.job, config.myopia, progress=bar.note, on_step=tick
             )
@@ -221,7 +217,6 @@ def results_of(results: dict[str, Any]) -> PrecacheResults:
 
 
 __all__ = [
-    "TASK_DEFAULTS",
     "Precache",
     "PrecacheConfig",
     "PrecacheResults",
