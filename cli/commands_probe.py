@@ -50,8 +50,13 @@ def probe(
     ] = 256,
     max_memory: Annotated[int, typer.Option(help="Vocabulary probe memory budget in MiB.")] = 4096,
     test_positions: Annotated[
-        int, typer.Option(help="Test positions scored, drawn when there are more (0 = all).")
-    ] = 4096,
+        int | None,
+        typer.Option(
+            help="Test positions scored, drawn when there are more (0 = all; default 4096, "
+            "fewer down to 1024 where decoding them would exceed ~4 TFLOP: GPT-2 small at "
+            "--horizon 3 scores 1328)."
+        ),
+    ] = None,
     decode_dtype: Annotated[
         str,
         typer.Option(

@@ -32,7 +32,9 @@ class ProbeConfig(_Config):
     vocab_epochs: int = 4
     max_memory_mb: int = 4096  # vocabulary probe budget
     n_boot: int = 1000
-    test_positions: int = 4096  # test positions scored (drawn when there are more); 0 = all
+    # test positions scored (drawn when there are more); 0 = all; None = auto: 4096, fewer where
+    # decoding them for every future-lens cell would exceed DECODE_BUDGET_FLOP (probes.prepare)
+    test_positions: int | None = None
     decode_dtype: str = "auto"  # auto | float32 | bfloat16 (see probes.decode)
 
     def validate(self) -> None:
@@ -51,7 +53,10 @@ class ProbeConfig(_Config):
         need(self.top_k >= 0, f"top-k must be >= 0, got {self.top_k}")
         need(self.vocab_epochs >= 1, f"vocab epochs must be >= 1, got {self.vocab_epochs}")
         need(self.max_memory_mb >= 1, "max memory must be positive")
-        need(self.test_positions >= 0, f"test positions must be >= 0, got {self.test_positions}")
+        need(
+            self.test_positions is None or self.test_positions >= 0,
+            f"test positions must be >= 0, got {self.test_positions}",
+        )
         need(
             self.decode_dtype in DTYPES,
             f"unknown decode dtype {self.decode_dtype!r}; choose from {', '.join(DTYPES)}",

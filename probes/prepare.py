@@ -95,7 +95,7 @@ def prepare(model: Any, config: ProbeConfig, model_spec: str) -> Prepared:
             "like GPT-2's, which spends a token on every space of code's indentation; "
             "--dataset builtin for code and prose"
         )
-    _draw_test_positions(prepared)
+    _draw_test_positions(model, prepared)
     if "vocab" in config.kinds:
         prepared.vocab_memory = _vocab_memory(model, prepared)
     if blocks.shape[0] * seq_len < config.tokens:
@@ -154,20 +154,54 @@ def _held_out_blocks(
     return blocks, note, prose_default
 
 
-def _draw_test_positions(prepared: Prepared) -> None:
-    """The test positions scored (all, or ``test_positions`` drawn), with a note when drawn."""
+# ``test_positions=None`` (auto): at most this many test positions ...
+AUTO_TEST_POSITIONS = 4096
+AUTO_TEST_POSITIONS_MIN = 1024
+# ... and fewer, down to the minimum, where decoding them through the unembedding for every
+# future-lens cell (layers x horizons) would cost more than this many floating-point operations:
+# GPT-2 small (vocabulary 50257, d_model 768) at horizon 3 decodes 39 cells, 3.0 GFLOP a
+# position, so 4096 positions were ~8 min of a 2-core CPU's float32 (25 GFLOP/s measured)
+DECODE_BUDGET_FLOP = 4e12
+
+
+def auto_test_positions(d_vocab: int, d_model: int, cells: int) -> int:
+    """Test positions scored by default: :data:`AUTO_TEST_POSITIONS`, or as many as the decode
+    budget allows for ``cells`` full-vocabulary decodes a position (never below the minimum)."""
+    per_position = 2.0 * d_vocab * d_model * max(1, cells)
+    affordable = int(DECODE_BUDGET_FLOP // per_position)
+    return max(AUTO_TEST_POSITIONS_MIN, min(AUTO_TEST_POSITIONS, affordable))
+
+
+def _test_limit(model: Any, prepared: Prepared) -> tuple[int, str]:
+    """The test-position limit in force and where it came from (for the note)."""
     config = prepared.config
+    if config.test_positions is not None:
+        return config.test_positions, "--test-positions"
+    if "future_lens" not in config.kinds:
+        return AUTO_TEST_POSITIONS, "--test-positions auto"
+    d_vocab, cells = int(model.cfg.d_vocab), len(prepared.layers) * config.horizon
+    limit = auto_test_positions(d_vocab, prepared.d_model, cells)
+    if limit == AUTO_TEST_POSITIONS:
+        return limit, "--test-positions auto"
+    gflop = 2 * d_vocab * prepared.d_model * cells / 1e9
+    return limit, (
+        f"--test-positions auto: {cells} future-lens cells over a {d_vocab}-token vocabulary "
+        f"cost {gflop:.1f} GFLOP a position to decode, so {limit} fit the "
+        f"{DECODE_BUDGET_FLOP / 1e12:.0f} TFLOP budget"
+    )
+
+
+def _draw_test_positions(model: Any, prepared: Prepared) -> None:
+    """The test positions scored (all, or a limit drawn), with a note when drawn."""
+    limit, why = _test_limit(model, prepared)
     prepared.test_mask = select_test_positions(
-        int(prepared.split.test.numel()),
-        prepared.probe_positions,
-        config.test_positions,
-        config.seed,
+        int(prepared.split.test.numel()), prepared.probe_positions, limit, prepared.config.seed
     )
     if prepared.test_mask is not None:
         prepared.notes.append(
             f"metrics (probes and baselines alike) average over {prepared.test_scored} test "
             f"positions drawn uniformly from the {prepared.test_total} of the test blocks "
-            "(--test-positions; 0 scores every one)"
+            f"({why}; 0 scores every one)"
         )
 
 

@@ -220,3 +220,21 @@ def test_split_and_layer_parsing() -> None:
         parse_layers("x")
     with pytest.raises(InterpError, match="horizon"):
         ProbeConfig(horizon=0).validate()  # configs are inert: checked when used
+
+
+def test_auto_test_positions_follow_the_decode_budget() -> None:
+    """The default (auto) scores 4096 test positions, fewer (never below 1024) where decoding
+    them for every future-lens cell would pass the FLOP budget: GPT-2 small at horizon 3."""
+    from probes.prepare import (
+        AUTO_TEST_POSITIONS,
+        AUTO_TEST_POSITIONS_MIN,
+        DECODE_BUDGET_FLOP,
+        auto_test_positions,
+    )
+
+    assert auto_test_positions(2048, 128, 20) == AUTO_TEST_POSITIONS  # the demo model, k <= 4
+    gpt2 = auto_test_positions(50257, 768, 13 * 3)
+    assert gpt2 == int(DECODE_BUDGET_FLOP // (2.0 * 50257 * 768 * 39)) == 1328
+    assert auto_test_positions(50257, 768, 13 * 40) == AUTO_TEST_POSITIONS_MIN
+    sizes = [auto_test_positions(50257, 768, c) for c in range(1, 60)]
+    assert sizes == sorted(sizes, reverse=True)  # more cells, never more positions
