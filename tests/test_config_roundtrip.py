@@ -35,3 +35,22 @@ def test_every_config_reads_back_from_its_config_json(kind: str) -> None:
     written = json.loads(dumps_json(run_config(kind, config)))
     assert written["kind"] == kind
     assert exp.config_cls.from_dict(written) == config
+
+
+def test_grok_configs_with_and_without_the_variant_fields_read_back() -> None:
+    """The grok config's per-variant fields (variant, d_embed, seed: ``None`` until resolved)
+    round-trip unresolved and resolved; a config.json written before variants (no ``variant``,
+    d_embed 32, seed 0) reads back as interp's MLP, unchanged."""
+    from interp.experiments.grok import GrokRun
+    from interp.grok.config import GrokConfig
+
+    for cfg in (GrokConfig(), GrokConfig().resolved(),
+                GrokConfig(variant="interp", d_embed=32, seed=0),
+                GrokConfig(variant="pair", d_embed=64, seed=7).resolved()):  # fmt: skip
+        written = json.loads(dumps_json(run_config("grok", GrokRun(cfg))))
+        assert GrokRun.from_dict(written) == GrokRun(cfg)
+    old = GrokConfig(variant="interp", d_embed=32, seed=0).resolved().to_dict()
+    del old["variant"]
+    back = GrokConfig.from_dict(old)
+    assert (back.variant, back.d_embed, back.seed) == ("interp", 32, 0)
+    assert back == back.resolved() == GrokConfig(variant="interp").resolved()

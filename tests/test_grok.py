@@ -410,3 +410,47 @@ def test_the_verdict_never_claims_grokking_a_run_did_not_earn() -> None:
     # PAIR's loss rule may say "grok" on a run still rising; the verdict sentence does not
     assert summarise_run(steps, [1.0] + [1e-7] * 10, [5.0] * 10 + [1e-4],
                          fitted, rising, rule)["label"] == "grok"  # fmt: skip
+
+
+def test_a_memorise_run_still_gaining_test_accuracy_is_labelled_still_rising() -> None:
+    """#19: the label agrees with the verdict's "still rising" (synthetic curves): PAIR's loss
+    rule says memorise (test loss never below 0.1), test accuracy gains > 0.02 in the last
+    tenth -> still-rising; the same losses with flat accuracy stay memorise."""
+    from interp.grok.detect import LABELS, RISING, still_rising, verdict
+
+    rule, steps = LabelRule(), list(range(0, 1001, 100))
+    train_loss, test_loss = [1.0] + [1e-6] * 10, [5.0] * 11  # memorised, never generalised
+    fitted = [0.2] + [1.0] * 10
+    rising = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.846]
+    flat = [0.0, 0.1, 0.14, 0.146, 0.146, 0.146, 0.146, 0.146, 0.146, 0.146, 0.146]
+    barely = [*flat[:-1], 0.146 + RISING]  # a gain of exactly RISING is not "rising"
+    assert "still-rising" in LABELS and label_run(train_loss, test_loss, rule) == "memorise"
+    for curve, label, sentence in ((rising, "still-rising", "still rising"),
+                                   (flat, "memorise", "memorised, not generalised"),
+                                   (barely, "memorise", "memorised, not generalised")):  # fmt: skip
+        s = summarise_run(steps, train_loss, test_loss, fitted, curve, rule)
+        assert s["label"] == label and still_rising(steps, fitted, curve) == (label != "memorise")
+        assert verdict(steps, fitted, curve, rule).startswith(sentence)
+    # only memorise becomes still-rising: a rising no-learn or grok run keeps its label
+    assert summarise_run(steps, [1.0] * 11, test_loss, fitted, rising, rule)["label"] == "no-learn"
+    ok = [5.0] * 10 + [1e-4]
+    assert summarise_run(steps, train_loss, ok, fitted, rising, rule)["label"] == "grok"
+
+
+def test_every_label_has_a_colour_a_count_and_a_phase_diagram_cell() -> None:
+    from interp.experiments.grok_sweep import label_counts, sweep_headline
+    from interp.grok.detect import LABELS, PAIR_LABELS
+    from interp.report.grok import LABEL_COLORS, phase_figure
+
+    assert tuple(LABEL_COLORS) == LABELS
+    runs = [{"width": 8, "weight_decay": float(i), "train_fraction": 0.4, "label": label}
+            for i, label in enumerate(LABELS)]  # fmt: skip
+    fig = phase_figure(runs, "train_fraction", 8)
+    heat = fig.data[0]
+    assert [row[0] for row in heat.z] == list(range(len(LABELS)))  # each its own colour band
+    assert list(heat.colorbar.ticktext) == list(LABELS)
+    counts = label_counts(runs)
+    assert counts == dict.fromkeys(LABELS, 1)
+    assert "still-rising 1" in sweep_headline({"n_runs": len(runs), "label_counts": counts})
+    # a sweep without a still-rising run counts PAIR's four labels, as results.json always had
+    assert list(label_counts(runs[:2])) == list(PAIR_LABELS)

@@ -34,7 +34,8 @@ def test_pair_loss_is_averaged_over_classes_too() -> None:
     assert float(objective_loss(logits, y, "mean")) == pytest.approx(slow * 7, rel=1e-6)
     cfg = GrokConfig(model="mlp", variant="pair").resolved()
     assert cfg.definition.loss == "class_mean"
-    assert GrokConfig(model="mlp").resolved().definition.loss == "mean"
+    assert GrokConfig(model="mlp", variant="interp").resolved().definition.loss == "mean"
+    assert GrokConfig(task="sparse-parity").resolved().definition.loss == "mean"
 
 
 def test_pair_split_is_numpys_permutation_over_ordered_pairs() -> None:
@@ -159,3 +160,26 @@ def test_old_config_without_variant_reads_back_as_interps_earlier_model() -> Non
     del body["variant"]
     assert GrokConfig.from_dict(body).variant == "interp"
     assert GrokConfig.from_dict({**body, "variant": "nanda"}).variant == "nanda"
+
+
+def test_the_default_modadd_mlp_is_pairs_notebook_setting() -> None:
+    """#19: ``interp grok --task modadd`` (no options) is PAIR's MLP at its notebook's setting
+    (embed 500, seed 165), which groks on a CPU; sparse parity and the transformer keep theirs;
+    ``variant="interp"`` gives the earlier default (d_embed 32, seed 0) back."""
+    from interp.grok.variants import default_variant
+
+    cfg = GrokConfig(task="modadd").resolved()
+    assert (cfg.model, cfg.variant, cfg.d_embed, cfg.seed) == ("mlp", "pair", 500, 165)
+    assert (cfg.width, cfg.train_fraction, cfg.pairs) == (24, 0.4, "ordered")
+    assert (cfg.lr, cfg.weight_decay, cfg.steps) == (1e-3, 1.0, 50_000)
+    assert GrokConfig().definition.name == "pair" and GrokConfig().split_seed == 165
+    old = GrokConfig(task="modadd", variant="interp").resolved()
+    assert (old.variant, old.d_embed, old.seed) == ("interp", 32, 0)
+    assert GrokConfig(variant="pair", d_embed=64, seed=3).resolved().d_embed == 64
+    parity = GrokConfig(task="sparse-parity").resolved()
+    assert (parity.variant, parity.d_embed, parity.seed) == ("interp", 32, 0)
+    nanda = GrokConfig(model="transformer").resolved()
+    assert (nanda.variant, nanda.seed) == ("nanda", 0)
+    assert default_variant("mlp") == "interp" and default_variant("mlp", "modadd") == "pair"
+    GrokConfig().validate()
+    GrokConfig(task="sparse-parity").validate()  # the default variant there applies to it

@@ -241,3 +241,32 @@ def test_sweep_defaults_are_per_task_and_recorded_in_config_json(tmp_path) -> No
                   "--out", one, "--no-report").exit_code == 0  # fmt: skip
     grok = read_json(one / "config.json")["grok"]
     assert (grok["width"], grok["lr"], grok["weight_decay"]) == (256, 1e-2, 0.3)
+
+
+def test_a_run_made_with_the_old_defaults_resumes_with_variant_interp_only(tmp_path) -> None:
+    """#19: modadd's MLP default became PAIR's variant (d_embed 500, seed 165).  A run made with
+    the earlier default (interp's MLP, d_embed 32, seed 0; its config.json written before
+    variants existed names none) resumes from its saved config with ``--variant interp``; the
+    new defaults are refused in one line that says so."""
+    import json
+
+    out = tmp_path / "old"
+    opts = ["--p", "7", "--steps", "20", "--log-every", "10", "--checkpoint-every", "10",
+            "--no-report"]  # fmt: skip
+    assert invoke("grok", *opts, "--variant", "interp", "--out", out).exit_code == 0
+    config = read_json(out / "config.json")
+    assert {k: config["grok"][k] for k in ("variant", "d_embed", "seed")} == {
+        "variant": "interp", "d_embed": 32, "seed": 0}  # fmt: skip
+    del config["grok"]["variant"]  # as a config.json from before variants
+    (out / "config.json").write_text(json.dumps(config))
+    (out / "results.json").unlink()
+    _one_line_error(invoke("grok", *opts, "--out", out, "--resume"), "add --variant interp")
+    _one_line_error(
+        invoke("grok", *opts, "--variant", "pair", "--out", out, "--resume"), "--variant interp"
+    )
+    result = invoke("grok", *opts, "--variant", "interp", "--out", out, "--resume")
+    assert result.exit_code == 0, result.output
+    assert read_json(out / "results.json")["final_train_accuracy"] is not None
+    # another option that contradicts the saved config still names it
+    _one_line_error(invoke("grok", *opts, "--variant", "interp", "--d-embed", "64", "--out", out,
+                           "--resume"), "d_embed")  # fmt: skip

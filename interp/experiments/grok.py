@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from interp.errors import ConfigError
 from interp.experiments.base import (
     Context,
     Estimate,
@@ -71,7 +72,7 @@ class GrokRun(ExperimentConfig):
 
     @property
     def seed(self) -> int:
-        return self.grok.seed
+        return self.grok.init_seed
 
     @property
     def device(self) -> str:
@@ -248,6 +249,17 @@ class Grok(Experiment[GrokRun, GrokResults]):
     description = "one model trained full batch: memorisation, grokking, Fourier structure"
 
     def check_resume(self, stored: GrokRun, asked: GrokRun) -> GrokRun:
+        """The stored config, if the request resolves to it (the base check).  A run made with
+        another variant (say interp's MLP, the modadd default before PAIR's) is refused in one
+        line naming the ``--variant`` that continues it: the defaults that follow from the
+        variant (d_embed, seed) then match too."""
+        old, new = stored.grok.variant, asked.grok.resolved().variant
+        if old is not None and old != new:
+            default = " (the default)" if asked.grok.variant is None else ""
+            raise ConfigError(
+                f"--resume: the run was started with --variant {old} (its config.json) but this "
+                f"asks for {new}{default}; add --variant {old} to continue it (or use a new --out)"
+            )
         return super().check_resume(stored, asked.resolved())
 
     def estimate(self, config: GrokRun, report: bool = True) -> Estimate:

@@ -1,6 +1,7 @@
 """``grok-sweep``: a weight decay x train size x width x seed grid of small MLPs, trained many
 at a time (one batched training per width), each run labelled no-learn / memorise / grok /
-generalise (PAIR's phase diagrams; :mod:`interp.grok.detect`).
+generalise (PAIR's phase diagrams; :mod:`interp.grok.detect`), or still-rising (a memorise run
+whose test accuracy was still climbing when training stopped).
 
 SWEEP/config.json               {"kind": "grok-sweep", "schema", "sweep": GrokSweepConfig}
 SWEEP/cells/group_XXX.json      one finished group (:class:`interp.cells.CellStore`;
@@ -12,7 +13,7 @@ SWEEP/results.json, SWEEP/report.html
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -34,7 +35,7 @@ from interp.experiments.base import (
 )
 from interp.experiments.grok import build_model
 from interp.grok.config import GrokSweepConfig
-from interp.grok.detect import LABELS, summarise_run
+from interp.grok.detect import LABELS, PAIR_LABELS, summarise_run
 from interp.progress import SILENT, Callbacks, Progress, Scaled
 from interp.resources import MAX_STEPS, check_limit
 from interp.runs import ListOf, Num, OneOf, RunDir
@@ -81,6 +82,13 @@ class GrokSweepResults(Results):
 
     def lines(self) -> list[str]:
         return [f"{self.runs_per_second:.2f} runs/s"]
+
+
+def label_counts(runs: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Runs per label, in :data:`~interp.grok.detect.LABELS` order: PAIR's four always (as
+    results.json had them), ``still-rising`` where a run has it."""
+    counts = {label: sum(r["label"] == label for r in runs) for label in LABELS}
+    return {k: v for k, v in counts.items() if k in PAIR_LABELS or v}
 
 
 def sweep_headline(r: Mapping[str, Any]) -> str:
@@ -279,7 +287,7 @@ def run_groups(
         "seconds": seconds,
         "runs_per_second": len(runs) / max(seconds, 1e-9),
         "thresholds": cfg.rule.to_dict(),
-        "label_counts": {label: sum(r["label"] == label for r in runs) for label in LABELS},
+        "label_counts": label_counts(runs),
         "steps": steps,
         "runs": runs,
     }

@@ -39,12 +39,16 @@ def _check_task_and_model(task: str, model: str) -> None:
 
 @dataclass(frozen=True)
 class GrokConfig(_Config):
-    """One grokking run.  ``None`` fields take the task's and model's defaults (``resolved``)."""
+    """One grokking run.  ``None`` fields take the task's, model's and variant's defaults
+    (``resolved``): modular addition's MLP is PAIR's notebook (variant pair, d_embed 500,
+    seed 165), which groks on a CPU in ~15 minutes; ``variant="interp", d_embed=32, seed=0`` is
+    the earlier default (it memorises without generalising at these settings)."""
 
     task: str = "modadd"
     model: str = "mlp"
-    # the model's definition (interp.grok.variants): nanda (transformer), interp (mlp; pair is
-    # PAIR's notebook); None takes the model's default
+    # the model's definition (interp.grok.variants): nanda (transformer), pair (PAIR's notebook:
+    # the mlp on modadd) or interp (interp's earlier ones; the mlp on sparse-parity); None takes
+    # the model's default for the task (variants.default_variant)
     variant: str | None = None
     p: int = 67
     pairs: str | None = None  # ordered (a <= b, PAIR) for MLPs, all (Nanda) for the transformer
@@ -54,7 +58,7 @@ class GrokConfig(_Config):
     n_train: int = 1200
     n_test: int = 2000
     width: int | None = None  # 24 (PAIR mod-add), 5 (fixed), 512 (transformer), 256 (parity)
-    d_embed: int = 32
+    d_embed: int | None = None  # the variant's: 500 (pair, PAIR's embed_size), 32 (interp)
     frequency: int = 1  # the fixed model's embedding frequency
     d_model: int = 128
     weight_decay: float | None = None  # 1.0 (mod-add), 0.3 (parity)
@@ -65,7 +69,7 @@ class GrokConfig(_Config):
     log_every: int = 100
     checkpoint_every: int = 10_000
     top_k: int = 5  # frequencies counted in the "top-k share"
-    seed: int = 0
+    seed: int | None = None  # the variant's: 165 (pair, PAIR's notebook), 0 (the others)
     data_seed: int | None = None  # which examples are training examples (default: seed)
     device: str = "cpu"
 
@@ -79,7 +83,7 @@ class GrokConfig(_Config):
 
     def validate(self) -> None:
         _check_task_and_model(self.task, self.model)
-        v = grok_variant(self.model, self.variant)
+        v = self.definition
         _check(self.task in v.tasks, f"variant {v.name} of the {self.model} is for "
                                      f"{', '.join(v.tasks)}, not {self.task}")  # fmt: skip
         r = self.resolved()
@@ -89,10 +93,10 @@ class GrokConfig(_Config):
             f"steps must be >= 1, got {self.steps!r}",
         )
         for name in ("log_every", "checkpoint_every", "d_embed", "d_model", "top_k"):
-            value = getattr(self, name)
+            value = getattr(r, name)
             _check(isinstance(value, int) and value >= 1, f"{name} must be >= 1, got {value!r}")
         _check(self.width is None or self.width >= 1, f"width must be >= 1, got {self.width}")
-        _check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        _check(isinstance(r.seed, int) and r.seed >= 0, f"seed must be >= 0, got {r.seed!r}")
         self.task_object()  # p < 2, a train fraction outside (0, 1), k > n_bits: ConfigError
 
     @property
@@ -104,9 +108,12 @@ class GrokConfig(_Config):
         """The config with every ``None`` default filled in (what config.json records)."""
         spec, transformer = self.spec, self.model == "transformer"
         filled = {k: v for k, v in spec.defaults.items() if getattr(self, k) is None}
+        v = self.definition
         return self.replace(
             **filled,
-            variant=grok_variant(self.model, self.variant).name,
+            variant=v.name,
+            d_embed=self.d_embed if self.d_embed is not None else v.d_embed,
+            seed=self.seed if self.seed is not None else v.seed,
             pairs=self.pairs or ("all" if transformer else "ordered"),
             train_fraction=(
                 self.train_fraction
@@ -121,12 +128,18 @@ class GrokConfig(_Config):
 
     @property
     def definition(self) -> GrokVariant:
-        """The model's definition (:mod:`interp.grok.variants`)."""
-        return grok_variant(self.model, self.variant)
+        """The model's definition (:mod:`interp.grok.variants`): ``variant``, or the model's
+        default for the task."""
+        return grok_variant(self.model, self.variant, self.task)
+
+    @property
+    def init_seed(self) -> int:
+        """``seed``, or the variant's where it is ``None``."""
+        return self.seed if self.seed is not None else self.definition.seed
 
     @property
     def split_seed(self) -> int:
-        return self.seed if self.data_seed is None else self.data_seed
+        return self.init_seed if self.data_seed is None else self.data_seed
 
     @property
     def optim(self) -> Optim:
@@ -154,7 +167,7 @@ class GrokSweepConfig(_Config):
     train_sizes: tuple[int, ...] = (600, 1200)  # sparse-parity
     widths: tuple[int, ...] | None = None
     seeds: tuple[int, ...] = (0, 1, 2, 3)
-    d_embed: int = 32
+    d_embed: int = 32  # the sweeps train interp's MLP (variant interp), unchanged
     lr: float | None = None
     steps: int | None = None
     log_every: int | None = None
@@ -209,6 +222,7 @@ class GrokSweepConfig(_Config):
         return GrokConfig(
             task=self.task,
             model="mlp",
+            variant="interp",  # the sweeps' MLP (not the single run's modadd default, PAIR's)
             p=self.p,
             n_bits=self.n_bits,
             k=self.k,

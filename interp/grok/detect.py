@@ -7,7 +7,10 @@
   ``memorise``  elif min test loss > ``generalise_loss``;
   ``grok``      elif max over logged steps of test loss / train loss >= ``grok_ratio``
                 (the train set was fitted long before the test set);
-  ``generalise`` otherwise.
+  ``generalise`` otherwise;
+* then (interp's, not PAIR's) a ``memorise`` run whose test accuracy still gained more than
+  :data:`RISING` over the last tenth of the logged steps is ``still-rising``: training stopped
+  before it could tell memorised from grokking (the verdict's "still rising"; try more steps).
 
 PAIR's loss thresholds are 1e-5 / 1e-5 / 5e4.  With cross-entropy and weight decay they mislabel
 our runs (measured, p = 67, lr 3e-3: a wd-1 run at 100% test accuracy had min test loss 1.1e-5
@@ -24,7 +27,9 @@ from typing import Any
 
 from interp.config import _Config
 
-LABELS = ("no-learn", "memorise", "grok", "generalise")
+LABELS = ("no-learn", "memorise", "still-rising", "grok", "generalise")
+PAIR_LABELS = ("no-learn", "memorise", "grok", "generalise")  # PAIR's rule's own (label_run)
+RISING = 0.02  # a test-accuracy gain over the last tenth of the logged steps that is "rising"
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,45 @@ def label_run(
     return "generalise"
 
 
+def last_tenth_gain(
+    steps: Sequence[int], train_acc: Sequence[float | None], test_acc: Sequence[float | None]
+) -> tuple[float, int] | None:
+    """``(gain, window)``: how much test accuracy rose over the last tenth of the logged steps
+    (from the first logged step at or after ``last - (last - first) / 10`` to the last), and
+    that window in steps; ``None`` if nothing was logged."""
+    logged = [(s, b) for s, a, b in zip(steps, train_acc, test_acc, strict=True)
+              if a is not None and b is not None]  # fmt: skip
+    if not logged:
+        return None
+    first, last = logged[0][0], logged[-1][0]
+    since = next(i for i, (s, _) in enumerate(logged) if s >= last - (last - first) / 10)
+    return logged[-1][1] - logged[since][1], last - logged[since][0]
+
+
+def still_rising(
+    steps: Sequence[int], train_acc: Sequence[float | None], test_acc: Sequence[float | None]
+) -> bool:
+    """Test accuracy gained more than :data:`RISING` over the last tenth of training."""
+    gain = last_tenth_gain(steps, train_acc, test_acc)
+    return gain is not None and gain[0] > RISING
+
+
+def run_label(
+    steps: Sequence[int],
+    train_loss: Sequence[float | None],
+    test_loss: Sequence[float | None],
+    train_acc: Sequence[float | None],
+    test_acc: Sequence[float | None],
+    rule: LabelRule,
+) -> str:
+    """PAIR's label (:func:`label_run`), with ``memorise`` made ``still-rising`` where test
+    accuracy is still climbing at the end (:func:`still_rising`)."""
+    label = label_run(train_loss, test_loss, rule)
+    if label == "memorise" and still_rising(steps, train_acc, test_acc):
+        return "still-rising"
+    return label
+
+
 def summarise_run(
     steps: Sequence[int],
     train_loss: Sequence[float | None],
@@ -87,16 +131,13 @@ def summarise_run(
         "memorisation_step": mem,
         "grokking_step": grok,
         "grok_delay": grok - mem if grok is not None and mem is not None else None,
-        "label": label_run(train_loss, test_loss, rule),
+        "label": run_label(steps, train_loss, test_loss, train_acc, test_acc, rule),
         "min_train_loss": min((a for a, _ in finite), default=None),
         "min_test_loss": min((b for _, b in finite), default=None),
         "max_test_train_ratio": max((b / max(a, 1e-30) for a, b in finite), default=None),
         "final_train_accuracy": train_acc[-1] if train_acc else None,
         "final_test_accuracy": test_acc[-1] if test_acc else None,
     }
-
-
-RISING = 0.02  # a test-accuracy gain over the last tenth of the logged steps that is "rising"
 
 
 def verdict(
@@ -124,10 +165,8 @@ def verdict(
         if grok > mem:
             return f"grokked: memorised at step {mem}, test accuracy >= {rule.grok_acc} at {grok}"
         return f"generalised without a delay: train and test fitted by step {grok}"
-    since = next(i for i, (s, _, _) in enumerate(logged) if s >= last - (last - logged[0][0]) / 10)
-    gain = final_test - logged[since][2]
-    window = last - logged[since][0]
-    if gain > RISING:
+    gain, window = last_tenth_gain(steps, train_acc, test_acc) or (0.0, 0)
+    if gain > RISING:  # the label's still-rising (run_label) where the loss rule says memorise
         return (
             f"still rising: test accuracy {final_test:.3f}, +{gain:.3f} over the last {window} "
             "steps; try more --steps"

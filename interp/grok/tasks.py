@@ -189,7 +189,8 @@ class SparseParity(GrokTask):
         return FullBatchData(torch.cat([x_train, x_test]), torch.cat([y_train, y_test]), train)
 
     def build_model(self, cfg: GrokConfig) -> nn.Module:
-        return ParityMLP(cfg.n_bits, cfg.resolved().width, seed=cfg.seed)
+        c = cfg.resolved()
+        return ParityMLP(c.n_bits, c.width, seed=c.seed)
 
     def sweep_data(self, configs: Sequence[GrokConfig]) -> tuple[torch.Tensor, ...]:
         # every run reads a prefix of the largest training set (and the same test set)

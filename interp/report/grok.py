@@ -8,13 +8,15 @@ from typing import Any
 import plotly.graph_objects as go
 
 from interp.errors import ConfigError
+from interp.grok.detect import RISING
 from interp.report import figures
 from interp.report.html import Section, readable
 from interp.report.sections import RunView, register_results_section
 
-LABEL_COLORS = {
+LABEL_COLORS = {  # every label of interp.grok.detect.LABELS, in its order (the phase diagram's)
     "no-learn": "#9ca3af",
     "memorise": "#dc2626",
+    "still-rising": "#f59e0b",
     "grok": "#7c3aed",
     "generalise": "#16a34a",
 }
@@ -356,6 +358,7 @@ def grok_sweep_section(run: RunView, results: Mapping[str, Any]) -> Section | No
         table=tuple(table),
         notes=(
             "Label thresholds (PAIR's rule on the logged cross-entropy): "
-            f"{readable(results.get('thresholds'))}",
+            f"{readable(results.get('thresholds'))}; still-rising: a memorise run whose test "
+            f"accuracy still gained more than {RISING} over the last tenth of training.",
         ),
     )

@@ -101,6 +101,11 @@ def _fmt(step: int | None) -> str:
 NANDA_CPU = {"p": 53, "train_fraction": 0.5, "lr": 3e-3, "weight_decay": 1.0, "steps": 1_500}
 
 
+# the CPU reproduction's modular-addition MLP: interp's variant, embedding 32, seed 0 (explicit:
+# ``interp grok``'s modadd default became PAIR's variant, d_embed 500, seed 165)
+MODADD_CPU = {"p": 67, "variant": "interp", "d_embed": 32, "seed": 0}
+
+
 SETTINGS = ("p", "train_fraction", "lr", "weight_decay", "steps", "d_model", "width", "seed")
 
 
@@ -236,7 +241,8 @@ def grokking(out_dir: Path, quick: bool, progress: ProgressFn) -> list[Claim]:
     progress(
         f"modular addition mod 67 (PAIR MLP, 24 neurons), wd 1 and wd 0 together, {steps} steps, lr {lr}"
     )
-    mod, models = _pair("modadd", {"p": 67, "seed": 0}, (1.0, 0.0), steps, lr, log)
+    # interp's CPU MLP at its recorded setting (not the single run's default, PAIR's variant)
+    mod, models = _pair("modadd", MODADD_CPU, (1.0, 0.0), steps, lr, log)
     spec = frequency_power(models[0].E.detach())
     top = sorted(spec.top(5))
     share = spec.top_share(5)
@@ -245,7 +251,8 @@ def grokking(out_dir: Path, quick: bool, progress: ProgressFn) -> list[Claim]:
         "sparse parity (30 bits, k = 3, 1,200 training sequences, width 256), wd 0.3 and wd 0, "
         f"{p_steps} steps, lr {p_lr}"
     )
-    par, _ = _pair("sparse-parity", {"seed": 0}, (0.3, 0.0), p_steps, p_lr, p_log)
+    par, _ = _pair("sparse-parity", {"variant": "interp", "seed": 0}, (0.3, 0.0), p_steps, p_lr,
+                   p_log)  # fmt: skip
     transformer = None
     if not quick:
         progress(

@@ -259,8 +259,9 @@ CASES: list[Case] = [
          "--out {out}", Tolerance(unstable=(_lstsq("results.json/cells/*/loss"),))),
     # grokking: 150 modadd steps, not more: at 300 the MLP enters the phase where drift grows
     # (2.6% on the Fourier circles under ATEN_CPU_CAPABILITY=default; 1e-5 at 150)
-    Case("grok-modadd", "grok --p 11 --steps 150 --log-every 25 --checkpoint-every 75 --seed 0 "
-         "--no-report --out {out}"),
+    # (--variant interp --d-embed 32: the defaults when recorded; modadd's became PAIR's MLP)
+    Case("grok-modadd", "grok --p 11 --variant interp --d-embed 32 --steps 150 --log-every 25 "
+         "--checkpoint-every 75 --seed 0 --no-report --out {out}"),
     Case("grok-sparse-parity", "grok --task sparse-parity --n-bits 8 --k 3 --n-train 200 "
          "--width 32 --steps 100 --log-every 25 --checkpoint-every 50 --seed 0 --no-report "
          "--out {out}"),
