@@ -72,3 +72,15 @@ def test_many_evaluations_are_drawn_as_a_line_not_a_band_of_markers() -> None:
     assert val.mode == "lines"
     few = figures.loss_curves(rows[:20])
     assert next(t for t in few.data if t.name == "val").mode == "lines+markers"
+
+
+@pytest.mark.parametrize("n", range(1, 31))
+def test_ema_of_every_short_curve_is_finite_and_within_its_range(n: int) -> None:
+    """A curve of 5-9 points once gave a negative smoothing weight and divided by zero (the
+    training section of a 4-step grok run failed)."""
+    from interp.report.figures import ema
+
+    values = [float((i * 7) % 5) for i in range(n)]
+    smooth = ema(values)
+    assert len(smooth) == n
+    assert all(min(values) - 1e-9 <= v <= max(values) + 1e-9 for v in smooth)

@@ -127,7 +127,7 @@ def ema(values: Sequence[float], smoothing: float | None = None) -> list[float]:
     if n == 0:
         return []
     if smoothing is None:
-        smoothing = 0.0 if n < 5 else min(0.98, 1.0 - 10.0 / n)
+        smoothing = max(0.0, min(0.98, 1.0 - 10.0 / n))  # none up to 10 points
     out: list[float] = []
     acc = 0.0
     weight = 0.0
