@@ -50,7 +50,7 @@ Executor = Annotated[
     str,
     typer.Option(
         help="Where the sweep's groups train: local (this process, batched) or ray (one Ray "
-        "task each; pip install -e '.[ray]'). The cells are the same on each."
+        "task each; needs the optional ray extra). The cells are the same on each."
     ),
 ]
 RayAddress = Annotated[
