@@ -128,7 +128,7 @@ def test_threshold_interpolation_and_fit() -> None:
     [
         ({"m_values": (1, 4)}, "m must be >= 2"),
         ({"n": 0}, "n must be"),
-        ({"d_values": (6,)}, "not divisible"),
+        ({"d_values": (6,), "n_heads": 4}, "not divisible"),
         ({"d_values": ()}, "empty"),
         ({"m_values": ()}, "empty"),
         ({"task": "copy"}, "counting task"),

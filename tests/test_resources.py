@@ -100,7 +100,9 @@ def test_train_disk_refusal_and_estimate_line(tmp_path, monkeypatch) -> None:
 def test_count_sweep_beyond_memory_is_refused(tmp_path, monkeypatch) -> None:
     out = tmp_path / "sweep"
     monkeypatch.setattr(resources, "available_memory", lambda: 2**20)
-    result = runner.invoke(app, ["count", "sweep", "--d", "8", "--m", "4", "--out", str(out)])
+    args = ["count", "sweep", "--d", "8", "--m", "4", "--heads", "4", "--n-factor", "10",
+            "--batch-size", "16", "--out", str(out)]  # fmt: skip
+    result = runner.invoke(app, args)  # the former defaults' model and batch, given
     _refused(result, r"the sweep of 1 models needs ~.* of memory, only 1.0 MiB available")
     assert not out.exists()
 

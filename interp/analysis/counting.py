@@ -1,8 +1,8 @@
 """When can a transformer count?  Sweeps over (d, m), the threshold m_thr(d), and the histogram
 construction of Yehudai et al. 2024 (arXiv 2407.15160) as hand-set weights of our hooked model.
 
-Sweep: for every embedding width d and vocabulary size m, train a small model (2 layers, 4
-heads by default) on ``qc`` or ``mfc`` (``interp.tasks.counting``), measure held-out accuracy
+Sweep: for every embedding width d and vocabulary size m, train a small model (2 layers, 1
+head by default) on ``qc`` or ``mfc`` (``interp.tasks.counting``), measure held-out accuracy
 at the answer position, and estimate m_thr(d) = the m where accuracy falls through 80%
 (linear interpolation between the last grid point at or above the threshold and the first one
 below it).  m_thr is then fitted linearly against d.  Each finished cell is saved atomically

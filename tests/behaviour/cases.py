@@ -253,8 +253,9 @@ CASES: list[Case] = [
          "--steps 20 --eval-every 10 --checkpoint-every 20 --warmup 2 --seed 2 --no-report "
          "--out {out}"),
     # counting
+    # the former defaults' batch 16, lr 1e-3, warmup 50 given, so the recording stays as it was
     Case("count-sweep", "count sweep --d 8 --m 2,3 --heads 2 --n-factor 2 --steps 20 "
-         "--eval-samples 40 --seed 0 --out {out}"),
+         "--batch-size 16 --lr 0.001 --warmup 50 --eval-samples 40 --seed 0 --out {out}"),
     Case("count-construct", "count construct --d 6 --m 3,6,12 --n 20 --samples 100 --seed 0 "
          "--out {out}", Tolerance(unstable=(_lstsq("results.json/cells/*/loss"),))),
     # grokking: 150 modadd steps, not more: at 300 the MLP enters the phase where drift grows
