@@ -16,7 +16,6 @@ from interp.models.positional import build_positional, positional_names
 ProgressFn = Callable[[str], None]
 
 
-
 @dataclass(frozen=True)
 class PEBenchConfig(_Config):
     """``interp pe-bench``: the task, the encodings, the seeds and the model and training sizes

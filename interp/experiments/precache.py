@@ -32,7 +32,6 @@ from interp.tasks import build_task
 from interp.tasks.defaults import command_task_options
 
 
-
 @dataclass(frozen=True)
 class PrecacheConfig(ExperimentConfig):
     """The twins' training job (``model``, ``train``, ``data``) and what is compared."""
