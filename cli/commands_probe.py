@@ -53,8 +53,8 @@ def probe(
         int | None,
         typer.Option(
             help="Test positions scored, drawn when there are more (0 = all; default 4096, "
-            "fewer down to 1024 where decoding them would exceed ~4 TFLOP: GPT-2 small at "
-            "--horizon 3 scores 1328)."
+            "fewer down to 1024 where decoding them would exceed ~3 TFLOP: GPT-2 small at "
+            "--horizon 3 scores 1024)."
         ),
     ] = None,
     decode_dtype: Annotated[

@@ -160,8 +160,9 @@ AUTO_TEST_POSITIONS_MIN = 1024
 # ... and fewer, down to the minimum, where decoding them through the unembedding for every
 # future-lens cell (layers x horizons) would cost more than this many floating-point operations:
 # GPT-2 small (vocabulary 50257, d_model 768) at horizon 3 decodes 39 cells, 3.0 GFLOP a
-# position, so 4096 positions were ~8 min of a 2-core CPU's float32 (25 GFLOP/s measured)
-DECODE_BUDGET_FLOP = 4e12
+# position, so 4096 positions were ~8 min of a 2-core CPU's float32 (25 GFLOP/s measured); at
+# 4 TFLOP (1328 positions) the whole probe took 5 min 10 s on 2 idle cores, at 3 (1024) less
+DECODE_BUDGET_FLOP = 3e12
 
 
 def auto_test_positions(d_vocab: int, d_model: int, cells: int) -> int:
