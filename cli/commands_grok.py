@@ -24,7 +24,7 @@ from cli.options import (
 )
 from cli.parsing import float_list, int_list
 from interp.grok.tasks import grok_model_names, grok_task_names
-from interp.grok.variants import default_variant, variant_names
+from interp.grok.variants import variant_names
 
 TASKS = " or ".join(grok_task_names())  # the help lists the registered tasks and models
 MODELS = ", ".join(grok_model_names())
@@ -33,7 +33,6 @@ GROK_OPTIONS = ("task", "model", "variant", "p", "pairs", "train_fraction", "n_b
                 "checkpoint_every", "seed", "device")  # fmt: skip
 Task = Annotated[str, typer.Option(help=f"{TASKS}.")]
 VARIANTS = "; ".join(f"{m}: {' or '.join(variant_names(m))}" for m in grok_model_names())
-assert default_variant("mlp", "modadd") == "pair"  # what --variant's help says
 
 grok_app = typer.Typer(
     invoke_without_command=True,

@@ -113,7 +113,7 @@ class GrokConfig(_Config):
             **filled,
             variant=v.name,
             d_embed=self.d_embed if self.d_embed is not None else v.d_embed,
-            seed=self.seed if self.seed is not None else v.seed,
+            seed=self.init_seed,
             pairs=self.pairs or ("all" if transformer else "ordered"),
             train_fraction=(
                 self.train_fraction

@@ -46,6 +46,12 @@ class LabelRule(_Config):
         return cls(learn_loss=1e-5, generalise_loss=1e-5)
 
 
+def complete_rows(*columns: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The rows of ``columns`` (zipped, equal lengths) where no value is ``None``: the logged
+    steps of curves that are only evaluated every so often."""
+    return [row for row in zip(*columns, strict=True) if all(v is not None for v in row)]
+
+
 def first_step_at_least(
     steps: Sequence[int], values: Sequence[float | None], threshold: float
 ) -> int | None:
@@ -58,11 +64,7 @@ def first_step_at_least(
 def label_run(
     train_loss: Sequence[float | None], test_loss: Sequence[float | None], rule: LabelRule
 ) -> str:
-    pairs = [
-        (a, b)
-        for a, b in zip(train_loss, test_loss, strict=True)
-        if a is not None and b is not None
-    ]
+    pairs = complete_rows(train_loss, test_loss)
     if not pairs or min(a for a, _ in pairs) > rule.learn_loss:
         return "no-learn"
     if min(b for _, b in pairs) > rule.generalise_loss:
@@ -78,13 +80,12 @@ def last_tenth_gain(
     """``(gain, window)``: how much test accuracy rose over the last tenth of the logged steps
     (from the first logged step at or after ``last - (last - first) / 10`` to the last), and
     that window in steps; ``None`` if nothing was logged."""
-    logged = [(s, b) for s, a, b in zip(steps, train_acc, test_acc, strict=True)
-              if a is not None and b is not None]  # fmt: skip
+    logged = complete_rows(steps, train_acc, test_acc)
     if not logged:
         return None
     first, last = logged[0][0], logged[-1][0]
-    since = next(i for i, (s, _) in enumerate(logged) if s >= last - (last - first) / 10)
-    return logged[-1][1] - logged[since][1], last - logged[since][0]
+    since = next(i for i, (s, _, _) in enumerate(logged) if s >= last - (last - first) / 10)
+    return logged[-1][2] - logged[since][2], last - logged[since][0]
 
 
 def still_rising(
@@ -122,11 +123,7 @@ def summarise_run(
     """The steps, the label and the extremes that decided it, for one run."""
     mem = first_step_at_least(steps, train_acc, rule.memorise_acc)
     grok = first_step_at_least(steps, test_acc, rule.grok_acc)
-    finite = [
-        (a, b)
-        for a, b in zip(train_loss, test_loss, strict=True)
-        if a is not None and b is not None
-    ]
+    finite = complete_rows(train_loss, test_loss)
     return {
         "memorisation_step": mem,
         "grokking_step": grok,
@@ -149,8 +146,7 @@ def verdict(
     """One sentence a run has earned: grokked only if test accuracy reached ``grok_acc`` after
     the training set was fitted; "still rising" while the last tenth of training still gains
     more than :data:`RISING`; "inconclusive" if the training set was never fitted."""
-    logged = [(s, a, b) for s, a, b in zip(steps, train_acc, test_acc, strict=True)
-              if a is not None and b is not None]  # fmt: skip
+    logged = complete_rows(steps, train_acc, test_acc)
     if not logged:
         return "inconclusive: nothing was logged"
     last, final_train, final_test = logged[-1]
