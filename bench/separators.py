@@ -78,9 +78,11 @@ def main() -> None:
     print(f"bf16 collapse (the rule) later with separators: {sum(rule)} of {n}")
     print(f"fp32 distance at the longest length larger with separators: {sum(fp32)} of {n} "
           f"(median ratio separated/plain {ratio:.1f}x)")  # fmt: skip
-    print("the reproduction's per-seed test (first at resolution and fp32): "
-          f"{sum(a and b for a, b in zip(first, fp32, strict=True))} of {n}; "
-          f"with the rule instead: {sum(a and b for a, b in zip(rule, fp32, strict=True))} of {n}")
+    print(
+        "the reproduction's per-seed test (first at resolution and fp32): "
+        f"{sum(a and b for a, b in zip(first, fp32, strict=True))} of {n}; "
+        f"with the rule instead: {sum(a and b for a, b in zip(rule, fp32, strict=True))} of {n}"
+    )
 
 
 if __name__ == "__main__":

@@ -87,6 +87,28 @@ def test_counting_paper_preset_runs_two_steps(tmp_path: Path) -> None:
     assert (tmp_path / "sweep" / "results.json").is_file()
 
 
+def test_counting_paper_preset_trains_on_the_device_it_is_given(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """--scale paper --device cuda reaches the count sweep (it once refused any device but the
+    CPU, though the sweep's batched trainer takes one)."""
+    import interp.experiments as experiments
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def execute(kind: str, config: Any, out: Path, **kw: Any) -> Any:
+        seen["kind"], seen["device"], seen["steps"] = kind, config.sweep.device, config.sweep.steps
+        raise Stop
+
+    monkeypatch.setattr(experiments, "execute", execute)
+    with pytest.raises(Stop):
+        get_preset("counting", "paper").run(tmp_path, lambda text: None, "cuda:0", 2)
+    assert seen == {"kind": "count-sweep", "device": "cuda:0", "steps": 2}
+
+
 def test_cli_prints_the_estimate_and_runs(tmp_path: Path, monkeypatch: Any) -> None:
     monkeypatch.setitem(presets._PRESETS, ("grokking", "paper"), _small_grokking())
     out = tmp_path / "run"

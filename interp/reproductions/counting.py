@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from interp.analysis.counting import ConstructConfig, SweepConfig, run_construct
-from interp.errors import ConfigError
 from interp.experiments.count_sweep import CountSweepConfig
 from interp.presets import Preset, Work, capped, register_preset, train_flops
 from interp.reproduce import Claim, ProgressFn, register_reproduction
@@ -181,10 +180,7 @@ class CountingPaper(Preset):
     def run(self, out: Path, progress: ProgressFn, device: str, steps: int | None) -> list[Claim]:
         from interp.experiments import execute
 
-        if device != "cpu":
-            raise ConfigError("count sweep trains on the CPU only; run counting's paper preset "
-                              "with --device cpu")  # fmt: skip
-        s = self.sweep.replace(steps=capped(self.sweep.steps, steps))
+        s = self.sweep.replace(steps=capped(self.sweep.steps, steps), device=device)
         progress(f"training {len(s.d_values) * len(s.m_values)} models ({PAPER_SETUP})")
         outcome = execute("count-sweep", CountSweepConfig(s), Path(out) / "sweep", resume=True)
         results = outcome.results.to_dict()
