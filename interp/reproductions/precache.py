@@ -16,6 +16,12 @@ directory inside the reproduction's output:
 
 Quick mode (smoke test, < 2 min on 2 cores; about 20-50 s measured): small models, one seed,
 few steps; its claims are reported but are not expected to reach the paper's separation.
+
+"Myopic better at the first positions, worse later" fails here (full mode: gap +0.022 in the
+first quarter, +0.069 in the last).  The closest CPU setting tried (bench/RESULTS.md, "Myopic
+vs vanilla by position on text": BPE tokens, 64-token blocks, 1,600 steps of 32, 4 seeds) has
+myopic worse in the last quarter in every seed (+0.04 to +0.15) and better at the first 3
+positions in every seed (-0.07 to -0.14), but better over the first quarter in only 1 of 4.
 """
 
 from __future__ import annotations
