@@ -317,6 +317,10 @@ def test_nanda_reproduction_pipeline_and_claims_are_computed_from_the_run() -> N
     assert [c.passed for c in nanda_claims(fake)] == [True, True, True, True]
     late = {**fake, "restricted_loss": [4.0, 3.0, 2.0, 1.0, 0.05], "excluded_loss": [1.0] * 5}
     assert [c.passed for c in nanda_claims(late)] == [True, True, False, False]
+    # a model mid-cleanup: neurons on many frequencies is not "a handful", whatever the
+    # embedding's top-5 share
+    many = {**fake, "key_frequencies": list(range(1, 10))}
+    assert [c.passed for c in nanda_claims(many)] == [True, False, True, True]
 
 
 # --------------------------------------------------------------------------- Nanda's definitions
