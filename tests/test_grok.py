@@ -321,6 +321,21 @@ def test_nanda_reproduction_pipeline_and_claims_are_computed_from_the_run() -> N
     # embedding's top-5 share
     many = {**fake, "key_frequencies": list(range(1, 10))}
     assert [c.passed for c in nanda_claims(many)] == [True, False, True, True]
+    # the excluded loss is judged while the train loss is low: at the memorisation step itself
+    # the train loss can still be 0.3, and the excluded loss with it (it fell from there, then
+    # rose 5x by grokking)
+    early = {
+        **fake,
+        "train_loss": [4.0, 0.3, 0.01, 0.01, 0.01],
+        "excluded_loss": [4.0, 0.3, 0.02, 0.05, 0.1],
+    }
+    claims = nanda_claims(early)
+    assert (
+        claims[3].passed is True
+        and "0.020 at its lowest while memorised (step 20" in claims[3].ours
+    )
+    never_low = {**early, "train_loss": [4.0, 0.3, 0.2, 0.2, 0.2]}
+    assert nanda_claims(never_low)[3].passed is False
 
 
 # --------------------------------------------------------------------------- Nanda's definitions
