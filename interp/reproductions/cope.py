@@ -17,6 +17,12 @@ before CoPE followed the public code (one table per head) and with RoPE as the c
 baseline (test error %, absolute / RoPE / CoPE; out of distribution = programs twice as long):
 1 variable 0.26 / 0.0 / 0.0 (OOD 60.7 / 38.0 / 4.8); 3 variables 6.8 / 7.0 / 6.6 (OOD
 62.2 / 46.5 / 30.2); 5 variables 7.8 / 7.1 / 7.0 (OOD 63.0 / 34.6 / 29.9).
+Measured in full mode with the public code's definitions (CoPE as RAM has it, RAM's learned
+relative encoding ``rel``; 2026-12-02, 3 seeds; absolute / relative / CoPE): 1 variable
+0.3 / 0.4 / 0.0 (OOD 60.7 / 21.5 / 5.9); 3 variables 6.8 / 6.7 / 7.1 (OOD 62.2 / 35.4 / 30.3);
+5 variables 7.7 / 6.8 / 7.2 (OOD 63.0 / 30.3 / 29.0).  In distribution the three do not
+separate at this size (3 variables: 95% intervals CoPE [2.2, 12.0], relative [4.7, 8.7]), so
+the 3- and 5-variable claims fail on the means; out of distribution CoPE is lowest at all three.
 
 Flip-Flop with the public code's CoPE (bench/RESULTS.md, "CoPE vs RoPE on Flip-Flop"; the
 full-mode model, one seed, token error % val / ood_dense / ood_sparse): 32 instructions RoPE
